@@ -1,0 +1,238 @@
+"""What every command shares: the common options, building the config, and error handling.
+
+Every command accepts ``--config``, ``--set``, ``--profile``, ``--debug`` and ``--no-progress``
+after its name, plus the flags of the stages before it; those flags are turned into config
+overrides here, so a flag and ``--set`` go through the same validation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from rewts.config import Config, load_config
+from rewts.errors import RewtsError
+
+#: stderr console for messages, errors and progress; stdout stays for tables and data
+err_console = Console(stderr=True, highlight=False)
+out_console = Console(highlight=False)
+
+ConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="YAML config (default: configs/hybrid/rewts_llm_rl.yaml if present, else the packaged defaults).",
+        show_default=False,
+    ),
+]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="Override any config key: --set rewts.gamma=0.99 (repeatable).",
+        show_default=False,
+    ),
+]
+ProfileOpt = Annotated[
+    str | None,
+    typer.Option("--profile", help="Apply a named profile from the config (e.g. quick)."),
+]
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")]
+NoProgressOpt = Annotated[
+    bool, typer.Option("--no-progress", help="Plain log lines instead of a live progress display.")
+]
+
+# Flags of the data stage, accepted by every stage after it.
+TickersOpt = Annotated[
+    str | None,
+    typer.Option("--tickers", help="Comma-separated tickers, e.g. AAPL,MSFT.", show_default=False),
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Folder of SYMBOL.csv files (sets data.csv_dir).", show_default=False
+    ),
+]
+SourceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--source", help="Data source: auto, csv, yahoo or synthetic.", show_default=False
+    ),
+]
+StartOpt = Annotated[
+    str | None, typer.Option("--start", help="First date (data.start_date).", show_default=False)
+]
+EndOpt = Annotated[
+    str | None, typer.Option("--end", help="Last date (data.end_date).", show_default=False)
+]
+
+# Flags of the strategy stage, accepted by every stage after it.
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        help="LLM provider: auto, heuristic, openai, deepseek, gemini, local.",
+        show_default=False,
+    ),
+]
+ModelOpt = Annotated[
+    str | None, typer.Option("--model", help="Model name (llm.model).", show_default=False)
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url", help="API base URL (a simulator or a local server).", show_default=False
+    ),
+]
+WorkersOpt = Annotated[
+    str | None,
+    typer.Option("--workers", help="Concurrent requests: a number or auto.", show_default=False),
+]
+RpsOpt = Annotated[
+    float | None, typer.Option("--rps", help="Max requests per second.", show_default=False)
+]
+RpmOpt = Annotated[
+    float | None, typer.Option("--rpm", help="Max requests per minute.", show_default=False)
+]
+CacheOpt = Annotated[
+    Path | None, typer.Option("--cache", help="Strategy cache (SQLite) path.", show_default=False)
+]
+OnFailureOpt = Annotated[
+    str | None,
+    typer.Option("--on-failure", help="neutral, heuristic, skip or error.", show_default=False),
+]
+NoNewsOpt = Annotated[
+    bool, typer.Option("--no-news", help="Skip the news analyst (skip_news_processing).")
+]
+
+
+def split_list(value: str | None) -> list[str] | None:
+    """Comma-separated command-line list to a Python list (None stays None)."""
+    if value is None:
+        return None
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _nested(dotted: str, value: Any) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    node = tree
+    keys = dotted.split(".")
+    for key in keys[:-1]:
+        node = node.setdefault(key, {})
+    node[keys[-1]] = value
+    return tree
+
+
+@dataclass
+class CommonArgs:
+    """The options every command takes, gathered once."""
+
+    config: Path | None = None
+    sets: list[str] = field(default_factory=list)
+    profile: str | None = None
+    debug: bool = False
+    no_progress: bool = False
+
+    def load(self, flags: dict[str, Any] | None = None) -> Config:
+        """Build the validated config; ``flags`` maps dotted keys to values (None = not given)."""
+        overrides = [
+            _nested(key, value) for key, value in (flags or {}).items() if value is not None
+        ]
+        return load_config(self.config, profile=self.profile, overrides=overrides, sets=self.sets)
+
+    @property
+    def show_progress(self) -> bool:
+        return not self.no_progress and sys.stderr.isatty()
+
+
+def common(
+    config: Path | None, sets: list[str] | None, profile: str | None, debug: bool, no_progress: bool
+) -> CommonArgs:
+    return CommonArgs(
+        config=config, sets=list(sets or []), profile=profile, debug=debug, no_progress=no_progress
+    )
+
+
+def data_flags(
+    tickers: str | None,
+    data_dir: Path | None,
+    source: str | None,
+    start: str | None = None,
+    end: str | None = None,
+) -> dict[str, Any]:
+    """Config overrides from the data-stage flags."""
+    flags: dict[str, Any] = {
+        "tickers": split_list(tickers),
+        "data.csv_dir": str(data_dir) if data_dir is not None else None,
+        "data.source": source,
+        "data.start_date": start,
+        "data.end_date": end,
+    }
+    if data_dir is not None and source is None:
+        flags["data.source"] = "csv"
+    return flags
+
+
+def llm_flags(
+    provider: str | None = None,
+    model: str | None = None,
+    base_url: str | None = None,
+    workers: str | None = None,
+    rps: float | None = None,
+    rpm: float | None = None,
+    cache: Path | None = None,
+    on_failure: str | None = None,
+    no_news: bool = False,
+) -> dict[str, Any]:
+    """Config overrides from the strategy-stage flags."""
+    parsed_workers: Any = workers
+    if workers is not None and workers.strip().isdigit():
+        parsed_workers = int(workers)
+    return {
+        "llm.provider": provider,
+        "llm.model": model,
+        "llm.base_url": base_url,
+        "parallel_workers": parsed_workers,
+        "max_requests_per_second": rps,
+        "llm.rate_limits.rpm": rpm,
+        "llm.cache_path": str(cache) if cache is not None else None,
+        "llm.on_failure": on_failure,
+        "skip_news_processing": True if no_news else None,
+    }
+
+
+@contextlib.contextmanager
+def user_errors(debug: bool) -> Iterator[None]:
+    """Turn a :class:`RewtsError` into one clear line and its exit code.
+
+    With ``--debug`` (or ``REWTS_DEBUG=1``) the traceback is shown as well. Errors that are not
+    ``RewtsError`` are bugs and always keep their traceback.
+    """
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        yield
+    except RewtsError as exc:
+        if debug or os.environ.get("REWTS_DEBUG") == "1":
+            err_console.print_exception()
+        err_console.print(
+            f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
+        )
+        raise typer.Exit(code=exc.exit_code) from None
+    except KeyboardInterrupt:
+        err_console.print(
+            "[yellow]interrupted[/]: everything finished so far is kept; rerun to resume."
+        )
+        raise typer.Exit(code=130) from None

@@ -1,0 +1,199 @@
+"""Loading a :class:`Config` from YAML, the environment and command-line overrides.
+
+Order of precedence (later wins): packaged defaults < YAML file < ``--profile`` < ``--set``
+and dedicated CLI flags. Everything goes through the same pydantic validation, so an override
+on the command line gets the same clear error as a bad key in the file.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from collections.abc import Iterable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from rewts.config.models import Config
+from rewts.errors import ConfigError
+
+#: the seed's config path, relative to the working directory
+DEFAULT_CONFIG_PATH = Path("configs/hybrid/rewts_llm_rl.yaml")
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def packaged_default_text() -> str:
+    """The shipped default config (same file as ``configs/hybrid/rewts_llm_rl.yaml``)."""
+    return resources.files("rewts.config").joinpath("default.yaml").read_text(encoding="utf-8")
+
+
+def interpolate_env(value: Any, env: Mapping[str, str] | None = None) -> Any:
+    """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree.
+
+    An unset variable without a default becomes ``None`` when it is the whole value (so an
+    optional key such as ``gemini_api_key: ${GEMINI_API_KEY}`` simply stays unset), and an
+    empty string inside a longer text.
+    """
+    env = os.environ if env is None else env
+    if isinstance(value, dict):
+        return {k: interpolate_env(v, env) for k, v in value.items()}
+    if isinstance(value, list):
+        return [interpolate_env(v, env) for v in value]
+    if not isinstance(value, str):
+        return value
+    whole = _VAR.fullmatch(value.strip())
+    if whole:
+        name, default = whole.group(1), whole.group(2)
+        resolved = env.get(name, default)
+        return resolved if resolved not in (None, "") else (default or None)
+    return _VAR.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    try:
+        tree = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{origin}: malformed YAML{where}: {problem}") from exc
+    if tree is None:
+        return {}
+    if not isinstance(tree, dict):
+        raise ConfigError(
+            f"{origin}: the top level must be a mapping of keys, got {type(tree).__name__}"
+        )
+    return tree
+
+
+def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """Return ``base`` with ``override`` merged in; nested mappings merge, the rest replaces."""
+    merged = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def parse_set_option(item: str) -> dict[str, Any]:
+    """Turn ``a.b.c=value`` into ``{"a": {"b": {"c": value}}}``; the value is parsed as YAML.
+
+    Comma-separated values become lists for keys that hold lists (``tickers=AAPL,MSFT``); the
+    model validation decides, so ``--set tickers=AAPL`` also works.
+    """
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE, for example llm.temperature=0")
+    path, raw = item.split("=", 1)
+    keys = [k for k in path.strip().split(".")]
+    if not all(keys):
+        raise ConfigError(f"--set {item!r}: empty key in path {path!r}")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and "," in value and not value.startswith(("http://", "https://")):
+        value = [v.strip() for v in value.split(",") if v.strip()]
+    tree: dict[str, Any] = {keys[-1]: value}
+    for key in reversed(keys[:-1]):
+        tree = {key: tree}
+    return tree
+
+
+_SECRET_HINT = ("api_key", "secret", "token", "password")
+
+
+def _locate(tree: Any, loc: tuple[Any, ...]) -> tuple[list[str], Any, bool]:
+    """Follow a pydantic error location into the user's tree.
+
+    Returns the key path that exists in the tree, the value found there, and whether the whole
+    location was found (pydantic adds union-branch tags such as ``literal['auto']`` that are
+    not keys).
+    """
+    path: list[str] = []
+    node = tree
+    for part in loc:
+        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            node = node[part]
+        else:
+            return path, node, False
+        path.append(str(part))
+    return path, node, True
+
+
+def format_validation_error(exc: ValidationError, tree: dict[str, Any], origin: str) -> str:
+    """One readable line per bad key: key path, the value given, and what is allowed."""
+    problems: dict[str, list[str]] = {}
+    for err in exc.errors():
+        path, value, found = _locate(tree, tuple(err["loc"]))
+        if err["type"] == "missing" and not found:
+            path = [*path, str(err["loc"][len(path)])]
+        key_path = ".".join(path) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            head = key_path
+            msg = "unknown key (check the spelling; the default config lists every key)"
+        elif any(h in key_path for h in _SECRET_HINT):
+            head = f"{key_path} = <hidden>"
+        elif err["type"] == "missing" or isinstance(value, dict):
+            head = key_path
+        else:
+            head = f"{key_path} = {value!r}"
+        msgs = problems.setdefault(head, [])
+        if msg not in msgs:
+            msgs.append(msg)
+    lines = [f"{head}: {' or '.join(msgs)}" for head, msgs in problems.items()]
+    if len(lines) == 1:
+        return f"invalid configuration ({origin}): {lines[0]}"
+    return f"invalid configuration ({origin}):\n  " + "\n  ".join(lines)
+
+
+def load_config(
+    path: Path | str | None = None,
+    *,
+    profile: str | None = None,
+    overrides: Iterable[Mapping[str, Any]] = (),
+    sets: Iterable[str] = (),
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Load and validate the experiment configuration.
+
+    ``path=None`` uses ``configs/hybrid/rewts_llm_rl.yaml`` when it exists in the working
+    directory and the packaged defaults otherwise, so every command works from any folder.
+    ``overrides`` are nested dicts (from dedicated CLI flags); ``sets`` are ``a.b=value`` strings.
+    """
+    sets = list(sets)
+    if path is None and DEFAULT_CONFIG_PATH.is_file():
+        path = DEFAULT_CONFIG_PATH
+    if path is None:
+        origin, text = "packaged defaults", packaged_default_text()
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(
+                f"config file not found: {path} (pass --config PATH or omit it to use the defaults)"
+            )
+        origin, text = str(path), path.read_text(encoding="utf-8")
+
+    tree = interpolate_env(_read_yaml(text, origin), env)
+    if profile is not None:
+        profiles = tree.get("profiles") or {}
+        if profile not in profiles:
+            known = ", ".join(sorted(profiles)) or "none defined"
+            raise ConfigError(f"unknown profile {profile!r} in {origin} (known: {known})")
+        tree = deep_merge(tree, profiles[profile] or {})
+    for override in overrides:
+        tree = deep_merge(tree, override)
+    for item in sets:
+        tree = deep_merge(tree, interpolate_env(parse_set_option(item), env))
+    try:
+        return Config.model_validate(tree)
+    except ValidationError as exc:
+        where = f"{origin} with overrides" if sets or overrides else origin
+        raise ConfigError(format_validation_error(exc, tree, where)) from exc

@@ -1,0 +1,255 @@
+"""Validated configuration models.
+
+One small pydantic model per section of ``configs/hybrid/rewts_llm_rl.yaml``. Every model
+forbids unknown keys, so a typo is an error that names the key instead of a silently ignored
+setting. The seed's keys are accepted as written (``llm.llm_model``, ``rewts.*``,
+``trading_env.*``, ``parallel_workers``, ``max_requests_per_second``, ...).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+Ticker = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9.\-\^]+$")]
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, populate_by_name=True)
+
+
+class DataConfig(Section):
+    """Where market data comes from and which period it covers."""
+
+    start_date: dt.date = dt.date(2012, 1, 1)
+    end_date: dt.date = dt.date(2020, 12, 31)
+    #: ``auto`` tries the CSV folder, then Yahoo Finance, then the synthetic generator
+    source: Literal["auto", "csv", "yahoo", "synthetic"] = "auto"
+    #: folder with one ``SYMBOL.csv`` per symbol (the format of ../shared/data or Yahoo's)
+    csv_dir: Path | None = None
+    #: market context joined to every ticker by date; keys are feature prefixes
+    market_symbols: dict[str, str] = Field(
+        default_factory=lambda: {"sp500": "GSPC", "vix": "VIX", "tnx": "TNX"}
+    )
+    #: dated headlines (CSV/JSON/Parquet) for the news analyst; optional
+    news_path: Path | None = None
+    #: where the processed Parquet dataset and its manifest are written
+    processed_dir: Path = Path("data/processed")
+    #: trading days of history needed before the first strategy period (the 200-day SMA)
+    warmup_days: PositiveInt = 200
+    #: seed of the synthetic generator
+    synthetic_seed: int = 7
+
+    @model_validator(mode="after")
+    def _dates_ordered(self) -> DataConfig:
+        if self.end_date <= self.start_date:
+            raise ValueError(
+                f"end_date ({self.end_date}) must be after start_date ({self.start_date})"
+            )
+        return self
+
+
+class RateLimitsConfig(Section):
+    """Optional provider limits on top of ``max_requests_per_second``; the strictest applies."""
+
+    rpm: PositiveFloat | None = None
+    tpm: PositiveFloat | None = None
+    rpd: PositiveInt | None = None
+    #: requests that may be sent at once after an idle spell
+    burst: PositiveInt = 1
+
+
+class RetryConfig(Section):
+    """Exponential backoff with full jitter (the seed's 2 s, x2, 3 retries; 30 s cap)."""
+
+    initial_s: PositiveFloat = 2.0
+    multiplier: float = Field(2.0, ge=1.0)
+    max_s: PositiveFloat = 30.0
+    max_retries: int = Field(3, ge=0, le=50)
+
+
+class ModelPrice(Section):
+    """USD per million tokens, for the cost estimate in the summary."""
+
+    input_per_m: float = Field(ge=0)
+    output_per_m: float = Field(ge=0)
+
+
+def _default_prices() -> dict[str, ModelPrice]:
+    return {
+        "gemini-2.5-flash": ModelPrice(input_per_m=0.30, output_per_m=2.50),
+        "gemini-2.5-flash-lite": ModelPrice(input_per_m=0.10, output_per_m=0.40),
+        "deepseek-chat": ModelPrice(input_per_m=0.27, output_per_m=1.10),
+        "gpt-4o-mini": ModelPrice(input_per_m=0.15, output_per_m=0.60),
+    }
+
+
+Provider = Literal["auto", "heuristic", "openai", "deepseek", "gemini", "local"]
+FailurePolicy = Literal["neutral", "heuristic", "skip", "error"]
+
+
+class LLMConfig(Section):
+    """The strategist/analyst language model and how it is called."""
+
+    #: ``auto`` picks the first provider whose API key is set, else ``heuristic`` (not an LLM)
+    provider: Provider = "auto"
+    model: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("model", "llm_model"),
+        description="model name; None means the provider's default",
+    )
+    base_url: str | None = None
+    #: environment variable that holds the key; None means the provider's default variable
+    api_key_env: str | None = None
+    #: seed compatibility: keys written in the config (better: leave them in the environment)
+    gemini_api_key: SecretStr | None = None
+    deepseek_api_key: SecretStr | None = None
+    openai_api_key: SecretStr | None = None
+    #: seed compatibility (Gemini on Vertex); unused by the public Gemini API
+    project_id: str | None = None
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    seed: int | None = 49
+    max_output_tokens: PositiveInt = 512
+    prompt_version: str = "v1"
+    timeout_s: PositiveFloat = 60.0
+    on_failure: FailurePolicy = "neutral"
+    cache_path: Path = Path("cache/strategies.sqlite")
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    #: in-context memory: period m's prompt includes period m-1's strategy and outcome
+    reflection: bool = False
+    #: submit all cache misses as one batch job where the provider has a batch API
+    batch: bool = False
+    #: ask for token log-probabilities (entropy-adjusted strength) where supported
+    logprobs: bool = True
+    #: replace company names and tickers in prompts (against memorization)
+    anonymize: bool = False
+    prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+
+
+class RewtsConfig(Section):
+    """ReWTS chunking and the Double DQN hyper-parameters (the seed's keys)."""
+
+    chunk_length: PositiveInt = 400
+    lookback_length: PositiveInt = 200
+    forecast_horizon: PositiveInt = 1
+    episodes_per_chunk: PositiveInt = 100
+    gamma: float = Field(0.995, ge=0.0, le=1.0)
+    epsilon_start: float = Field(1.0, ge=0.0, le=1.0)
+    epsilon_min: float = Field(0.05, ge=0.0, le=1.0)
+    epsilon_decay: float = Field(0.998, gt=0.0, le=1.0)
+    learning_rate: PositiveFloat = 5e-4
+    batch_size: PositiveInt = 128
+    buffer_size: PositiveInt = 50_000
+    target_update_freq: PositiveInt = 20
+    hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [256, 256, 128], min_length=1)
+    #: feed the LLM feature tau to the agent; False is the RL-only baseline
+    llm_guidance: bool = True
+    #: ensemble signal: the chunk model's position, or its greedy action's Q-value
+    ensemble_signal: Literal["position", "q_value"] = "position"
+
+    @model_validator(mode="after")
+    def _epsilons_ordered(self) -> RewtsConfig:
+        if self.epsilon_min > self.epsilon_start:
+            raise ValueError(
+                f"epsilon_min ({self.epsilon_min}) must not exceed "
+                f"epsilon_start ({self.epsilon_start})"
+            )
+        return self
+
+
+class TradingEnvConfig(Section):
+    """Rules of the trading environment (the seed's keys plus the action set and reward)."""
+
+    initial_balance: PositiveFloat = 10_000.0
+    transaction_cost: float = Field(0.0015, ge=0.0, lt=0.1)
+    max_position: float = Field(0.95, gt=0.0, le=1.0)
+    max_drawdown_limit: float | None = Field(0.15, gt=0.0, le=1.0)
+    actions: Literal["long_short", "short_flat_long"] = "long_short"
+    reward: Literal["return", "risk_adjusted"] = "return"
+    #: trading days of price/volume history in the observation
+    window: PositiveInt = 30
+
+
+class SplitConfig(Section):
+    """Train/test split by date (the paper's: train 2012-2017, test 2018-01-02..2019-12-31)."""
+
+    train_start: dt.date = dt.date(2012, 1, 1)
+    train_end: dt.date = dt.date(2017, 12, 31)
+    test_start: dt.date = dt.date(2018, 1, 2)
+    test_end: dt.date = dt.date(2019, 12, 31)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SplitConfig:
+        if not (self.train_start < self.train_end < self.test_start <= self.test_end):
+            raise ValueError(
+                "dates must satisfy train_start < train_end < test_start <= test_end, got "
+                f"{self.train_start}, {self.train_end}, {self.test_start}, {self.test_end}"
+            )
+        return self
+
+
+class BacktestConfig(Section):
+    """How agents are compared on the held-out period."""
+
+    runs: PositiveInt = 5
+    risk_free_rate: float = Field(0.0, ge=-0.1, le=0.5)
+    periods_per_year: PositiveInt = 252
+    output_dir: Path = Path("results")
+
+
+class RayConfig(Section):
+    address: str | None = None
+    num_cpus_per_task: PositiveFloat = 1.0
+    num_gpus_per_task: float = Field(0.0, ge=0.0)
+    shared_path: Path | None = None
+
+
+class Config(Section):
+    """The whole experiment, as loaded from YAML and command-line overrides."""
+
+    tickers: list[Ticker] = Field(
+        default_factory=lambda: ["AAPL", "AMZN", "GOOGL", "META", "MSFT", "TSLA"], min_length=1
+    )
+    data: DataConfig = Field(default_factory=DataConfig)
+    llm: LLMConfig = Field(default_factory=LLMConfig)
+    rewts: RewtsConfig = Field(default_factory=RewtsConfig)
+    trading_env: TradingEnvConfig = Field(default_factory=TradingEnvConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    #: trading days per strategy period (the seed's 20: one strategy a month)
+    strategy_frequency: PositiveInt = 20
+    #: concurrent LLM requests: a number (1 = sequential) or ``auto`` (Little's law)
+    parallel_workers: PositiveInt | Literal["auto"] = "auto"
+    max_requests_per_second: PositiveFloat = 8.0
+    skip_news_processing: bool = False
+    #: master seed of everything random outside the LLM
+    seed: int = 0
+    executor: Literal["local", "process", "ray"] = "process"
+    ray: RayConfig = Field(default_factory=RayConfig)
+    #: named override sets, applied with ``--profile NAME``
+    profiles: dict[str, dict] = Field(default_factory=dict)
+
+    @field_validator("tickers")
+    @classmethod
+    def _unique_upper(cls, tickers: list[str]) -> list[str]:
+        upper = [t.upper() for t in tickers]
+        dupes = sorted({t for t in upper if upper.count(t) > 1})
+        if dupes:
+            raise ValueError(f"duplicate tickers: {', '.join(dupes)}")
+        return upper
