@@ -129,6 +129,8 @@ class LLMConfig(Section):
     timeout_s: PositiveFloat = 60.0
     on_failure: FailurePolicy = "neutral"
     cache_path: Path = Path("cache/strategies.sqlite")
+    #: per-ticker strategies (Parquet) with provenance columns
+    output_dir: Path = Path("data/strategies")
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     #: in-context memory: period m's prompt includes period m-1's strategy and outcome
@@ -160,6 +162,8 @@ class RewtsConfig(Section):
     hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [256, 256, 128], min_length=1)
     #: feed the LLM feature tau to the agent; False is the RL-only baseline
     llm_guidance: bool = True
+    #: where each chunk agent's checkpoint (weights, config, data hash, metrics) is written
+    checkpoint_dir: Path = Path("checkpoints")
     #: ensemble signal: the chunk model's position, or its greedy action's Q-value
     ensemble_signal: Literal["position", "q_value"] = "position"
 
