@@ -1,0 +1,324 @@
+"""The strategy cache: SQLite in WAL mode, exact keys, one short transaction per answer.
+
+Why SQLite: it is crash-safe (a committed answer survives ``kill -9``), shared safely by threads
+and processes (each writer its own connection, ``busy_timeout`` instead of failing on a lock),
+and queryable for ``rewts cache stats|export|prune``; a JSON file rewritten on every insert is
+none of these. The key is a SHA-256 of everything that determines the answer (see
+:func:`cache_key`), so two periods with different inputs can never share an entry.
+
+The file is created with user-only permissions (0600) and never holds an API key: only the
+request messages, the raw answer, the parsed strategy and usage figures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rewts.errors import ConfigError
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS strategies (
+    key            TEXT PRIMARY KEY,
+    provider       TEXT NOT NULL,
+    model          TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    ticker         TEXT,
+    period         INTEGER,
+    settings       TEXT NOT NULL,
+    messages       TEXT NOT NULL,
+    response_text  TEXT NOT NULL,
+    strategy_json  TEXT NOT NULL,
+    entropy        REAL,
+    tokens_in      INTEGER NOT NULL DEFAULT 0,
+    tokens_out     INTEGER NOT NULL DEFAULT 0,
+    latency_s      REAL,
+    created_at     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS strategies_prompt ON strategies(prompt_version);
+CREATE INDEX IF NOT EXISTS strategies_created ON strategies(created_at);
+CREATE TABLE IF NOT EXISTS daily_usage (
+    day      TEXT NOT NULL,
+    scope    TEXT NOT NULL,
+    requests INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, scope)
+);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def cache_key(
+    provider: str,
+    model: str,
+    prompt_version: str,
+    messages: Sequence[Mapping[str, str]],
+    settings: Mapping[str, Any],
+) -> str:
+    """SHA-256 of everything that determines an answer; exact, never rounded."""
+    payload = json.dumps(
+        {
+            "provider": provider,
+            "model": model,
+            "prompt_version": prompt_version,
+            "messages": [dict(m) for m in messages],
+            "settings": dict(settings),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    """One cached answer."""
+
+    key: str
+    provider: str
+    model: str
+    prompt_version: str
+    ticker: str | None
+    period: int | None
+    settings: str
+    messages: str
+    response_text: str
+    strategy_json: str
+    entropy: float | None
+    tokens_in: int
+    tokens_out: int
+    latency_s: float | None
+    created_at: str
+
+
+_COLUMNS = [f for f in CacheEntry.__dataclass_fields__]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
+
+
+class StrategyCache:
+    """Thread- and process-safe SQLite cache. Each thread gets its own connection."""
+
+    def __init__(self, path: str | os.PathLike[str], *, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        self.busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._create_file()
+        conn = self._conn()
+        with conn:
+            conn.executescript(_SCHEMA)
+            conn.execute(
+                "INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def _create_file(self) -> None:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # create with 0600 before SQLite opens it; its -wal/-shm files inherit the mode
+            fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+            os.close(fd)
+        except OSError as exc:
+            raise ConfigError(
+                f"llm.cache_path = {self.path}: cannot create the cache file ({exc.strerror})"
+            ) from None
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                conn = sqlite3.connect(
+                    self.path,
+                    timeout=self.busy_timeout_s,
+                    isolation_level=None,
+                    check_same_thread=False,
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                # WAL + NORMAL: a commit survives a killed process (not a power cut), fast
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            except sqlite3.DatabaseError as exc:
+                raise ConfigError(
+                    f"llm.cache_path = {self.path}: not a usable SQLite cache ({exc}); "
+                    "move it away or run `rewts cache clear`"
+                ) from None
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this object opened (in any thread)."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    def __enter__(self) -> StrategyCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ entries
+
+    def get(self, key: str) -> CacheEntry | None:
+        row = (
+            self._conn()
+            .execute(f"SELECT {', '.join(_COLUMNS)} FROM strategies WHERE key = ?", (key,))
+            .fetchone()
+        )
+        return CacheEntry(*row) if row else None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
+        """Entries for the keys present (one query per 500 keys)."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, CacheEntry] = {}
+        conn = self._conn()
+        for i in range(0, len(keys), 500):
+            part = keys[i : i + 500]
+            marks = ",".join("?" * len(part))
+            for row in conn.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM strategies WHERE key IN ({marks})", part
+            ):
+                found[row[0]] = CacheEntry(*row)
+        return found
+
+    def put(
+        self,
+        key: str,
+        *,
+        provider: str,
+        model: str,
+        prompt_version: str,
+        settings: Mapping[str, Any],
+        messages: Sequence[Mapping[str, str]],
+        response_text: str,
+        strategy_json: str,
+        entropy: float | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        latency_s: float | None = None,
+        ticker: str | None = None,
+        period: int | None = None,
+    ) -> None:
+        """Store one answer in its own short transaction (committed before returning)."""
+        conn = self._conn()
+        conn.execute(
+            "INSERT OR REPLACE INTO strategies VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                key,
+                provider,
+                model,
+                prompt_version,
+                ticker,
+                period,
+                json.dumps(dict(settings), sort_keys=True),
+                json.dumps([dict(m) for m in messages], ensure_ascii=False),
+                response_text,
+                strategy_json,
+                entropy,
+                int(tokens_in),
+                int(tokens_out),
+                latency_s,
+                _now(),
+            ),
+        )
+
+    def entries(self) -> list[CacheEntry]:
+        rows = self._conn().execute(
+            f"SELECT {', '.join(_COLUMNS)} FROM strategies ORDER BY created_at, key"
+        )
+        return [CacheEntry(*row) for row in rows]
+
+    def __len__(self) -> int:
+        return int(self._conn().execute("SELECT COUNT(*) FROM strategies").fetchone()[0])
+
+    def stats(self) -> dict[str, Any]:
+        conn = self._conn()
+        total, tin, tout, first, last = conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(tokens_in),0), COALESCE(SUM(tokens_out),0), "
+            "MIN(created_at), MAX(created_at) FROM strategies"
+        ).fetchone()
+        by = conn.execute(
+            "SELECT provider, model, prompt_version, COUNT(*) FROM strategies "
+            "GROUP BY provider, model, prompt_version ORDER BY 4 DESC"
+        ).fetchall()
+        size = sum(
+            p.stat().st_size
+            for p in (self.path, Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))
+            if p.exists()
+        )
+        return {
+            "path": str(self.path),
+            "entries": int(total),
+            "tokens_in": int(tin),
+            "tokens_out": int(tout),
+            "oldest": first,
+            "newest": last,
+            "size_bytes": size,
+            "by_model": [
+                {"provider": p, "model": m, "prompt_version": v, "entries": n} for p, m, v, n in by
+            ],
+        }
+
+    def clear(self) -> int:
+        conn = self._conn()
+        n = len(self)
+        conn.execute("DELETE FROM strategies")
+        conn.execute("VACUUM")
+        return n
+
+    def prune(
+        self, *, older_than: dt.timedelta | None = None, prompt_version: str | None = None
+    ) -> int:
+        """Delete entries older than ``older_than`` and/or of one ``prompt_version``."""
+        if older_than is None and prompt_version is None:
+            raise ConfigError("cache prune needs --older-than DAYS and/or --prompt-version V")
+        where, params = [], []
+        if older_than is not None:
+            cutoff = (dt.datetime.now(dt.UTC) - older_than).isoformat(timespec="milliseconds")
+            where.append("created_at < ?")
+            params.append(cutoff)
+        if prompt_version is not None:
+            where.append("prompt_version = ?")
+            params.append(prompt_version)
+        cur = self._conn().execute(f"DELETE FROM strategies WHERE {' AND '.join(where)}", params)
+        return int(cur.rowcount)
+
+    def integrity_ok(self) -> bool:
+        return self._conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    # ------------------------------------------------------------- daily usage
+
+    def daily_requests(self, day: str, scope: str) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT requests FROM daily_usage WHERE day = ? AND scope = ?", (day, scope))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def add_daily_requests(self, day: str, scope: str, n: int = 1) -> None:
+        self._conn().execute(
+            "INSERT INTO daily_usage(day, scope, requests) VALUES (?, ?, ?) "
+            "ON CONFLICT(day, scope) DO UPDATE SET requests = requests + excluded.requests",
+            (day, scope, n),
+        )

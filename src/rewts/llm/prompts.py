@@ -1,0 +1,146 @@
+"""The strategist prompt: our own wording, versioned, rendered deterministically.
+
+Two rules make the cache exact and the experiment honest:
+
+* **No look-ahead.** :func:`snapshot_inputs` is the only place that touches the data; it slices
+  the frame to the rows up to ``period.inputs_end`` (the last trading day *before* the period the
+  strategy will guide) and reads nothing after it.
+* **Deterministic rendering.** Floats are formatted to a fixed number of significant digits,
+  keys are sorted, and the shared instructions (with the JSON schema) come first, identical
+  for every call, so providers' prefix caching applies and equal inputs give equal bytes.
+
+Changing any wording means a new ``prompt_version``; old cache entries are then simply not hit.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pandas as pd
+
+from rewts.data.timeline import StrategyPeriod
+from rewts.llm.schemas import STRATEGY_JSON_SCHEMA
+
+#: prompt versions this module can render
+PROMPT_VERSIONS = ("v1",)
+
+#: snapshot fields read from the last input row, when the column exists
+_LAST_ROW_FIELDS = (
+    "close",
+    "return_1d",
+    "return_5d",
+    "sma_20",
+    "sma_50",
+    "sma_100",
+    "sma_200",
+    "sma_20_slope",
+    "sma_50_slope",
+    "sma_100_slope",
+    "sma_200_slope",
+    "rsi_14",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "atr_14",
+    "hv_20",
+    "beta_60",
+    "sp500_close",
+    "sp500_slope",
+    "vix_close",
+    "vix_slope",
+    "tnx_close",
+)
+
+_SIG_DIGITS = 6
+
+SYSTEM_V1 = """You are the Strategist of a systematic trading desk. Once per strategy period \
+(about one trading month) you read a structured snapshot of one stock and its market context, \
+computed only from data available before the period starts, and decide the position for the \
+whole period: LONG (direction 1) or SHORT (direction 0).
+
+How to decide:
+- Trend: price against its 20/50/100/200-day moving averages and the slopes of those averages.
+- Momentum: RSI(14), MACD against its signal line, and recent returns (1, 5 and 20 days).
+- Risk: ATR(14), 20-day historical volatility and beta to the S&P 500.
+- Market context: S&P 500 level and slope, VIX level and slope, the 10-year Treasury yield.
+Weigh the evidence; when signals conflict, say so and lower your confidence.
+
+Answer with one JSON object and nothing else, matching this JSON schema:
+{schema}
+
+Fields:
+- direction: 1 for LONG, 0 for SHORT.
+- confidence: 1.0 (low) to 3.0 (high), how strongly the evidence supports the direction.
+- explanation: two to four sentences citing the numbers that drove the decision.
+- key_features: up to 5 snapshot fields that mattered most, each with its impact on the \
+decision (positive, negative or neutral) and a weight between 0 and 1."""
+
+
+def _stable(value: Any) -> Any:
+    """A JSON-ready value with a fixed number of significant digits (None for NaN/inf)."""
+    if value is None:
+        return None
+    number = float(value)
+    if not math.isfinite(number):
+        return None
+    rounded = float(f"{number:.{_SIG_DIGITS}g}")
+    return 0.0 if rounded == 0.0 else rounded
+
+
+def snapshot_inputs(frame: pd.DataFrame, period: StrategyPeriod) -> dict[str, Any]:
+    """The strategist's inputs for ``period``: built only from rows up to ``period.inputs_end``.
+
+    ``frame`` must share the timeline's calendar (the timeline was cut from its index); the
+    check below makes a misaligned frame an error instead of silent look-ahead.
+    """
+    past = frame.iloc[: period.inputs_end_pos + 1]
+    if len(past) == 0 or past.index[-1] != period.inputs_end:
+        raise ValueError(
+            f"frame is not aligned with the timeline: row {period.inputs_end_pos} is not "
+            f"{period.inputs_end.date()}"
+        )
+    last = past.iloc[-1]
+    snap: dict[str, Any] = {
+        name: _stable(last[name]) for name in _LAST_ROW_FIELDS if name in past.columns
+    }
+    close = past["close"].to_numpy(dtype=float)
+    if len(close) > 20:
+        snap["return_20d"] = _stable(close[-1] / close[-21] - 1.0)
+    if "volume" in past.columns and len(past) >= 20:
+        volume = past["volume"].to_numpy(dtype=float)
+        mean20 = volume[-20:].mean()
+        if mean20 > 0:
+            snap["volume_vs_20d_avg"] = _stable(volume[-1] / mean20)
+    return snap
+
+
+def system_message(prompt_version: str) -> str:
+    """The shared instructions, identical for every call of a prompt version."""
+    if prompt_version != "v1":
+        raise ValueError(
+            f"llm.prompt_version = {prompt_version!r}: unknown (known: {', '.join(PROMPT_VERSIONS)})"
+        )
+    schema = json.dumps(STRATEGY_JSON_SCHEMA, sort_keys=True, separators=(",", ":"))
+    return SYSTEM_V1.replace("{schema}", schema)
+
+
+def render_messages(
+    ticker: str,
+    period: StrategyPeriod,
+    snapshot: dict[str, Any],
+    *,
+    prompt_version: str = "v1",
+    system: str | None = None,
+) -> tuple[dict[str, str], ...]:
+    """Chat messages for one strategist call (shared system message first, then the inputs)."""
+    system = system if system is not None else system_message(prompt_version)
+    body = json.dumps(snapshot, sort_keys=True, separators=(", ", ": "), allow_nan=False)
+    user = (
+        f"Ticker: {ticker}\n"
+        f"Data up to and including: {period.inputs_end.date().isoformat()}\n"
+        f"Snapshot (JSON): {body}\n"
+        "Decide the position for the strategy period."
+    )
+    return ({"role": "system", "content": system}, {"role": "user", "content": user})

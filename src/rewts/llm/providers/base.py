@@ -1,0 +1,160 @@
+"""The provider interface and its small error taxonomy.
+
+The engine talks to every API through :class:`Provider`. Each adapter translates its SDK's
+exceptions into the :class:`ProviderError` classes below at the boundary, so the engine's
+retry policy is written once: ``retryable`` errors go back through the limiter after a
+backoff, ``fatal`` ones abort the run, :class:`QuotaExhausted` stops it cleanly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token, its log-probability and the top alternatives (token, logprob)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """What one call asks for. ``context`` is never sent: it carries the structured inputs
+    (the snapshot) for offline providers and is excluded from the cache key."""
+
+    messages: tuple[Mapping[str, str], ...]
+    model: str
+    temperature: float = 0.0
+    seed: int | None = None
+    max_tokens: int = 512
+    #: (name, JSON schema) for structured output; None asks for free text
+    json_schema: tuple[str, Mapping[str, Any]] | None = None
+    logprobs: bool = False
+    context: Mapping[str, Any] | None = field(default=None, compare=False)
+
+    def settings(self) -> dict[str, Any]:
+        """Generation settings that change the answer (part of the cache key and provenance)."""
+        return {
+            "temperature": self.temperature,
+            "seed": self.seed,
+            "max_tokens": self.max_tokens,
+            "logprobs": self.logprobs,
+        }
+
+
+@dataclass(slots=True)
+class Response:
+    """A provider's answer: the raw text (parsed by the caller), usage and log-probabilities."""
+
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    logprobs: list[TokenLogprob] | None = None
+    finish_reason: str | None = None
+    #: the provider's response as plain data (for debugging; never contains the key)
+    raw: Any = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """An LLM API (or an offline stand-in) behind one async call.
+
+    ``local`` providers (the heuristic) cost nothing: the engine bypasses rate limits and cache
+    for them. ``identity`` names the endpoint for cache keys (provider, base URL).
+    """
+
+    name: str
+    model: str
+    local: bool
+
+    @property
+    def identity(self) -> str: ...
+
+    async def generate(self, request: Request) -> Response: ...
+
+    async def aclose(self) -> None: ...
+
+
+# ----------------------------------------------------------------------- errors
+
+
+class ProviderError(Exception):
+    """Base of the taxonomy. ``status`` is the HTTP status where there was one."""
+
+    retryable: bool = False
+    fatal: bool = False
+
+    def __init__(self, message: str = "", *, status: int | None = None) -> None:
+        super().__init__(message or type(self).__name__)
+        self.status = status
+
+
+class RateLimited(ProviderError):
+    """429 (per-minute limits); ``retry_after`` seconds when the server said how long."""
+
+    retryable = True
+
+    def __init__(
+        self, message: str = "", *, retry_after: float | None = None, status: int | None = 429
+    ) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class QuotaExhausted(ProviderError):
+    """The daily (or billing) quota is used up: stop cleanly, resume later."""
+
+
+class ServerError(ProviderError):
+    """5xx or another transient server-side failure."""
+
+    retryable = True
+
+
+class Timeout(ProviderError):
+    """The client-side timeout fired."""
+
+    retryable = True
+
+
+class ConnectionFailed(ProviderError):
+    """Refused, reset or dropped connection."""
+
+    retryable = True
+
+
+class InvalidOutput(ProviderError):
+    """The answer is not valid JSON in the requested schema, or was truncated."""
+
+    retryable = True
+
+
+class AuthFailed(ProviderError):
+    """401/403: the key is missing or rejected. ``env_var`` names what to fix."""
+
+    fatal = True
+
+    def __init__(self, message: str = "", *, env_var: str | None = None, status: int | None = None):
+        super().__init__(message, status=status)
+        self.env_var = env_var
+
+
+class NotFound(ProviderError):
+    """404: usually the model name."""
+
+    fatal = True
+
+    def __init__(self, message: str = "", *, model: str | None = None, status: int | None = 404):
+        super().__init__(message, status=status)
+        self.model = model
+
+
+class BadRequest(ProviderError):
+    """400/422: the request itself is wrong (a setting the model does not support)."""
+
+    fatal = True
