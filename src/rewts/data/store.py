@@ -1,0 +1,116 @@
+"""The processed dataset on disk: one Parquet file per ticker plus ``manifest.json``.
+
+Two hashes make staleness explicit:
+
+* the **inputs hash** covers everything that determines the processed data (source, tickers,
+  dates, market symbols, warm-up, the synthetic seed, the CSV files' SHA-256, the feature code
+  version); a stored dataset is reused only when it matches;
+* the **content hash** covers the processed frames themselves (index, column names, values),
+  so later stages can record exactly which data they were built from, and a file changed on
+  disk is detected on load.
+
+Every file is written to a temporary name and moved into place with ``os.replace``; the
+manifest is written last, so a crash leaves either the old dataset or a detectably stale one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MANIFEST = "manifest.json"
+STORE_VERSION = 1
+
+
+def inputs_hash(inputs: Mapping[str, Any]) -> str:
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def content_hash(frames: Mapping[str, pd.DataFrame]) -> str:
+    """SHA-256 over every frame's ticker, columns, dates and float64 values (order-stable)."""
+    digest = hashlib.sha256()
+    for ticker in sorted(frames):
+        frame = frames[ticker]
+        digest.update(f"\x1e{ticker}\x1f{','.join(map(str, frame.columns))}\x1f".encode())
+        index = pd.DatetimeIndex(frame.index).as_unit("ns").asi8
+        digest.update(np.ascontiguousarray(index, dtype="<i8").tobytes())
+        values = np.ascontiguousarray(frame.to_numpy(dtype=np.float64), dtype="<f8")
+        digest.update(values.tobytes())
+    return digest.hexdigest()
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        frame.to_parquet(tmp, engine="pyarrow", index=True)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def parquet_name(ticker: str) -> str:
+    return f"{ticker.lstrip('^')}.parquet"
+
+
+def write_store(folder: Path, frames: Mapping[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
+    """Write every frame, then the manifest; remove Parquet files of tickers no longer listed."""
+    folder.mkdir(parents=True, exist_ok=True)
+    old = read_manifest(folder)
+    for ticker, frame in frames.items():
+        _atomic_write_parquet(folder / parquet_name(ticker), frame)
+    text = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
+    _atomic_write_bytes(folder / MANIFEST, text.encode("utf-8"))
+    if old:
+        for ticker in set(old.get("tickers", {})) - set(frames):
+            (folder / parquet_name(ticker)).unlink(missing_ok=True)
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return manifest if isinstance(manifest, dict) else None
+
+
+def read_store(
+    folder: Path, expected_inputs_hash: str
+) -> tuple[dict[str, pd.DataFrame], dict[str, Any]] | str:
+    """The stored frames and manifest when they match ``expected_inputs_hash``, else the reason
+    they cannot be used (a string, for the reporter)."""
+    manifest = read_manifest(folder)
+    if manifest is None:
+        return f"no processed dataset in {folder}"
+    if manifest.get("store_version") != STORE_VERSION:
+        return "the stored dataset was written by another version"
+    if manifest.get("inputs_hash") != expected_inputs_hash:
+        return "inputs changed since the stored dataset was built"
+    frames: dict[str, pd.DataFrame] = {}
+    for ticker in manifest.get("tickers", {}):
+        path = folder / parquet_name(ticker)
+        try:
+            frame = pd.read_parquet(path, engine="pyarrow")
+        except (OSError, ValueError) as exc:
+            return f"{path} cannot be read ({exc.__class__.__name__})"
+        frame.index = pd.DatetimeIndex(frame.index, name="date").as_unit("ns")
+        frames[ticker] = frame
+    if content_hash(frames) != manifest.get("content_hash"):
+        return "the stored files changed on disk (content hash mismatch)"
+    return frames, manifest
