@@ -59,3 +59,67 @@ class FakeDataset:
 
 def fake_dataset(tickers=("AAA", "BBB"), n: int = 300) -> FakeDataset:
     return FakeDataset({t: synthetic_frame(n, seed=i) for i, t in enumerate(tickers)})
+
+
+# ------------------------------------------------------------------ fake provider
+
+import asyncio  # noqa: E402
+import json  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+from rewts.llm.providers.base import Request, Response  # noqa: E402
+
+ANSWER = json.dumps(
+    {
+        "direction": 1,
+        "confidence": 2.0,
+        "explanation": "fake",
+        "key_features": [{"feature": "rsi_14", "impact": "positive", "weight": 0.5}],
+    }
+)
+
+
+class FakeProvider:
+    """A provider in the engine's own interface: sleeps ``latency`` (virtual time in tests),
+    then answers; ``script(n, request)`` may raise a ProviderError for call number ``n``."""
+
+    name = "fake"
+    model = "fake-model"
+    local = False
+    identity = "fake@test"
+
+    def __init__(
+        self,
+        latency: float | Callable[[int], float] = 0.0,
+        script: Callable[[int, Request], None] | None = None,
+        text: str | Callable[[Request], str] = ANSWER,
+    ) -> None:
+        self.latency = latency
+        self.script = script
+        self.text = text
+        self.calls = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.sent_at: list[float] = []
+        self.requests: list[Request] = []
+
+    async def generate(self, request: Request) -> Response:
+        n = self.calls
+        self.calls += 1
+        self.requests.append(request)
+        self.sent_at.append(asyncio.get_running_loop().time())
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            lat = self.latency(n) if callable(self.latency) else self.latency
+            if lat:
+                await asyncio.sleep(lat)
+            if self.script is not None:
+                self.script(n, request)
+            text = self.text(request) if callable(self.text) else self.text
+            return Response(text=text, tokens_in=100, tokens_out=50)
+        finally:
+            self.in_flight -= 1
+
+    async def aclose(self) -> None:
+        pass

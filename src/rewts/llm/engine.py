@@ -1,0 +1,602 @@
+"""The asyncio engine: a dependency graph of LLM tasks, bounded in flight, limited, retried, cached.
+
+One request's life: wait for a concurrency slot, ``limiter.acquire``, send, parse the text,
+``limiter.feedback``, commit the answer to the cache (before the task counts as done, so a
+``kill -9`` loses nothing answered), or back off with full jitter and go round again, through
+the limiter. Errors arrive already translated into the provider taxonomy:
+
+* retryable (429, 5xx, timeouts, connection errors, invalid output): retried up to
+  ``max_retries`` times, then the task *fails* (the caller applies its failure policy);
+* fatal (400/401/403/404): the whole run aborts at once with a :mod:`rewts.errors` error that
+  names what to fix; nothing else is started;
+* quota exhausted (the provider's daily quota, or ``rpd``): nothing new is sent, requests
+  already in flight finish and are cached, then :class:`QuotaExhaustedError` says how to resume.
+
+Concurrency is either a fixed ``N`` (the seed's ``parallel_workers``) or ``auto``: Little's law,
+``in_flight = rate * latency``, with the latency starting from a prior (so that 40 s calls at
+1000 RPM keep hundreds in flight from the first second) and then following an EWMA of what is
+observed. Tasks may depend on others (a DAG): a task starts as soon as its dependencies are done,
+its request built from their results. Identical requests (same cache key) are sent once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import json
+import math
+import random
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from rewts.errors import AuthenticationError, LLMError, QuotaExhaustedError
+from rewts.llm.cache import StrategyCache, cache_key
+from rewts.llm.limiter import Limiter, Outcome
+from rewts.llm.monitor import (
+    RequestMonitor,
+    RequestRetried,
+    RunFinished,
+    RunStarted,
+    RunStats,
+    TaskFinished,
+)
+from rewts.llm.providers.base import (
+    AuthFailed,
+    BadRequest,
+    InvalidOutput,
+    NotFound,
+    Provider,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Request,
+    Response,
+    Timeout,
+)
+from rewts.llm.retries import Backoff
+from rewts.llm.schemas import Strategy, answer_entropy, parse_strategy
+
+Status = Literal["ok", "cached", "failed", "stopped"]
+
+
+@dataclass(slots=True)
+class Task:
+    """One LLM call to make. Either ``request`` is given, or ``build`` makes it from the
+    results of ``deps`` once they are done. ``meta`` (ticker, period) is stored with the answer."""
+
+    id: Hashable
+    request: Request | None = None
+    build: Callable[[Mapping[Hashable, TaskResult]], Request] | None = None
+    deps: tuple[Hashable, ...] = ()
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TaskResult:
+    """What became of a task (``strategy`` is None unless status is ok or cached)."""
+
+    id: Hashable
+    status: Status
+    key: str | None = None
+    strategy: Strategy | None = None
+    entropy: float | None = None
+    response_text: str | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_s: float | None = None
+    attempts: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """How the engine runs (built from the config by the generator)."""
+
+    concurrency: int | Literal["auto"] = "auto"
+    prompt_version: str = "v1"
+    backoff: Backoff = field(default_factory=Backoff)
+    #: the engine's own deadline per call (the SDK has its own ``timeout_s`` too)
+    timeout_s: float = 60.0
+    #: latency assumed before any is observed (auto concurrency)
+    latency_prior_s: float = 30.0
+    #: ceiling of auto concurrency
+    max_concurrency: int = 2048
+    #: rate used by auto concurrency when the limiter does not expose one (requests/s)
+    fallback_rate: float = 8.0
+    jitter_seed: int | None = 0
+
+
+class _Abort(Exception):
+    """Internal: stop everything (a fatal error was recorded)."""
+
+
+class Engine:
+    """Runs tasks against one provider. Create one per run."""
+
+    def __init__(
+        self,
+        provider: Provider,
+        limiter: Limiter,
+        *,
+        cache: StrategyCache | None = None,
+        settings: EngineSettings | None = None,
+        events: Callable[[Any], None] | None = None,
+        monitor: RequestMonitor | None = None,
+        parse: Callable[[str], Strategy] = parse_strategy,
+    ) -> None:
+        self.provider = provider
+        self.limiter = limiter
+        self.cache = cache
+        self.settings = settings or EngineSettings()
+        self._subscribers = [events] if events is not None else []
+        self.monitor = monitor or RequestMonitor(limit_rpm=getattr(limiter, "limit_rpm", None))
+        self.parse = parse
+        self.stats = RunStats()
+        self._rng = random.Random(self.settings.jitter_seed)
+        self._latency_ewma: float | None = None
+        self._fatal: BaseException | None = None
+        self._quota: QuotaExhausted | None = None
+        self._inflight_keys: dict[str, asyncio.Future[TaskResult]] = {}
+        self._answered: dict[str, TaskResult] = {}
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._provider_id = getattr(provider, "identity", provider.name)
+
+    # ------------------------------------------------------------------ public
+
+    def subscribe(self, callback: Callable[[Any], None]) -> None:
+        self._subscribers.append(callback)
+
+    def key_for(self, request: Request) -> str:
+        return cache_key(
+            self._provider_id,
+            request.model,
+            self.settings.prompt_version,
+            request.messages,
+            _cache_settings(request),
+        )
+
+    @property
+    def concurrency_limit(self) -> int:
+        """The current bound on requests in flight."""
+        fixed = self.settings.concurrency
+        if fixed != "auto":
+            return int(fixed)
+        if getattr(self.provider, "local", False):
+            return 64
+        rate = getattr(self.limiter, "rate", None) or self.settings.fallback_rate
+        latency = self._latency_ewma or self.settings.latency_prior_s
+        burst = getattr(self.limiter, "burst", 1)
+        # 25 % headroom over Little's law so latency jitter never starves the limiter
+        wanted = math.ceil(rate * latency * 1.25) + burst
+        return max(1, min(self.settings.max_concurrency, wanted))
+
+    async def run(self, tasks: Sequence[Task]) -> dict[Hashable, TaskResult]:
+        """Run every task; returns results by task id, or raises a :mod:`rewts.errors` error."""
+        loop = asyncio.get_running_loop()
+        by_id = _check_graph(tasks)
+        stats = self.stats
+        stats.total = len(tasks)
+        stats.started_at = loop.time()
+        use_cache = self.cache is not None and not getattr(self.provider, "local", False)
+        self._writer = (
+            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rewts-cache")
+            if use_cache
+            else None
+        )
+        results: dict[Hashable, TaskResult] = {}
+        try:
+            # 1. cache lookups for every request known up front, in one query
+            keys = {t.id: self.key_for(t.request) for t in tasks if t.request is not None}
+            hits = {}
+            if use_cache and keys:
+                hits = await loop.run_in_executor(self._writer, self.cache.get_many, keys.values())
+            cached_now = 0
+            for task_id, key in keys.items():
+                entry = hits.get(key)
+                if entry is not None:
+                    results[task_id] = _from_cache(task_id, key, entry.strategy_json, entry)
+                    cached_now += 1
+            self._emit(
+                RunStarted(
+                    total=len(tasks),
+                    cached=cached_now,
+                    provider=self.provider.name,
+                    model=self.provider.model,
+                    local=bool(getattr(self.provider, "local", False)),
+                    concurrency=str(self.settings.concurrency),
+                    limit_rpm=getattr(self.limiter, "limit_rpm", None),
+                    stats=stats,
+                    monitor=self.monitor,
+                )
+            )
+            for task_id in list(results):
+                self._finish_bookkeeping(results[task_id])
+            await self._schedule(by_id, results)
+        finally:
+            if self._writer is not None:
+                # let pending commits land (an abort does not drop answers already received)
+                self._writer.shutdown(wait=True)
+            wall = loop.time() - stats.started_at
+            reason = "fatal" if self._fatal else "quota" if self._quota else "done"
+            self._emit(RunFinished(stats=stats, wall_s=wall, reason=reason))
+        if self._fatal is not None:
+            raise self._user_error(self._fatal) from None
+        if self._quota is not None:
+            done = sum(r.status in ("ok", "cached") for r in results.values())
+            raise QuotaExhaustedError(
+                f"{self._quota} — stopped cleanly: {done} of {len(tasks)} strategies are done "
+                "and cached; rerun the same command after the quota resets (or raise "
+                "llm.rate_limits.rpd / use another key) to generate only the missing ones"
+            )
+        return results
+
+    # -------------------------------------------------------------- scheduling
+
+    async def _schedule(
+        self, by_id: dict[Hashable, Task], results: dict[Hashable, TaskResult]
+    ) -> None:
+        waiting_on: dict[Hashable, int] = {}
+        dependents: dict[Hashable, list[Hashable]] = collections.defaultdict(list)
+        ready: collections.deque[Hashable] = collections.deque()
+        for task in by_id.values():
+            if task.id in results:
+                continue
+            missing = [d for d in task.deps if d not in results]
+            for dep in missing:
+                dependents[dep].append(task.id)
+            if missing:
+                waiting_on[task.id] = len(missing)
+            else:
+                ready.append(task.id)
+        remaining = len(by_id) - len(results)
+        if remaining == 0:
+            return
+        running: set[asyncio.Task[TaskResult]] = set()
+        all_done = asyncio.get_running_loop().create_future()
+
+        def release(task_id: Hashable) -> None:
+            for child in dependents.pop(task_id, ()):
+                waiting_on[child] -= 1
+                if waiting_on[child] == 0:
+                    del waiting_on[child]
+                    ready.append(child)
+
+        def on_done(fut: asyncio.Task[TaskResult]) -> None:
+            nonlocal remaining
+            running.discard(fut)
+            self.stats.in_flight = len(running)
+            if fut.cancelled():
+                return
+            exc = fut.exception()
+            if exc is not None:
+                if self._fatal is None:
+                    self._fatal = exc
+                abort()
+                return
+            result = fut.result()
+            results[result.id] = result
+            remaining -= 1
+            self._finish_bookkeeping(result)
+            release(result.id)
+            if self._fatal is not None:
+                return
+            spawn()
+            if remaining == 0 and not all_done.done():
+                all_done.set_result(None)
+
+        def abort() -> None:
+            for t in list(running):
+                t.cancel()
+            if not all_done.done():
+                all_done.set_result(None)
+
+        def spawn() -> None:
+            limit = self.concurrency_limit
+            self.stats.concurrency_limit = limit
+            while ready and len(running) < limit:
+                task = by_id[ready.popleft()]
+                worker = asyncio.ensure_future(self._run_one(task, results))
+                running.add(worker)
+                worker.add_done_callback(on_done)
+            n = len(running)
+            self.stats.in_flight = n
+            if n > self.stats.max_in_flight:
+                self.stats.max_in_flight = n
+            if not running and not ready and remaining > 0 and not all_done.done():
+                # only tasks whose dependencies can no longer finish are left
+                all_done.set_result(None)
+
+        spawn()
+        try:
+            await all_done
+        finally:
+            if running:
+                for t in list(running):
+                    t.cancel()
+                await asyncio.gather(*running, return_exceptions=True)
+        # tasks never reached (a stop, or a failed dependency): say so explicitly
+        for task_id in by_id:
+            if task_id not in results:
+                results[task_id] = TaskResult(task_id, "stopped", error="not run")
+
+    def _finish_bookkeeping(self, result: TaskResult) -> None:
+        stats = self.stats
+        stats.done += 1
+        if result.status == "cached":
+            stats.cache_hits += 1
+        elif result.status == "failed":
+            stats.failures += 1
+        self._emit(
+            TaskFinished(result.id, result.status, result.latency_s, result.attempts, result.error)
+        )
+
+    # ----------------------------------------------------------------- one task
+
+    async def _run_one(self, task: Task, results: Mapping[Hashable, TaskResult]) -> TaskResult:
+        if self._quota is not None:
+            return TaskResult(task.id, "stopped", error="quota exhausted")
+        if task.request is not None:
+            request = task.request
+        elif task.build is not None:
+            dep_failed = [d for d in task.deps if results[d].status not in ("ok", "cached")]
+            if dep_failed:
+                return TaskResult(task.id, "failed", error=f"dependency failed: {dep_failed[0]}")
+            request = task.build({d: results[d] for d in task.deps})
+        else:
+            raise ValueError(f"task {task.id!r} has neither a request nor a build function")
+        key = self.key_for(request)
+        # identical request already answered or in flight: send it once
+        done = self._answered.get(key)
+        if done is not None:
+            self.stats.deduplicated += 1
+            return _copy(done, task.id, "cached")
+        shared = self._inflight_keys.get(key)
+        if shared is not None:
+            self.stats.deduplicated += 1
+            return _copy(await asyncio.shield(shared), task.id, "cached")
+        if task.request is None and self.cache is not None and self._writer is not None:
+            entry = await asyncio.get_running_loop().run_in_executor(
+                self._writer, self.cache.get, key
+            )
+            if entry is not None:
+                return _from_cache(task.id, key, entry.strategy_json, entry)
+        future: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
+        self._inflight_keys[key] = future
+        try:
+            result = await self._call(task, request, key)
+            if result.status == "ok":
+                self._answered[key] = result
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                future.cancel()
+            else:
+                future.set_exception(exc)
+                future.exception()  # retrieved: followers re-raise it, nobody else must
+            raise
+        finally:
+            del self._inflight_keys[key]
+
+    async def _call(self, task: Task, request: Request, key: str) -> TaskResult:
+        loop = asyncio.get_running_loop()
+        stats = self.stats
+        backoff = self.settings.backoff
+        self.stats.cache_misses += 1
+        estimate = _estimate_tokens(request)
+        last_error = "no attempt"
+        attempt = 0
+        while True:
+            if self._quota is not None:
+                return TaskResult(task.id, "stopped", key=key, attempts=attempt, error="quota")
+            try:
+                permit = await self.limiter.acquire(estimate)
+            except QuotaExhausted as exc:
+                self._stop_for_quota(exc)
+                return TaskResult(task.id, "stopped", key=key, attempts=attempt, error=str(exc))
+            if self._quota is not None:  # stopped while we queued: send nothing more
+                return TaskResult(task.id, "stopped", key=key, attempts=attempt, error="quota")
+            attempt += 1
+            stats.api_calls += 1
+            sent = loop.time()
+            self.monitor.record_request(sent)
+            try:
+                try:
+                    async with asyncio.timeout(self.settings.timeout_s):
+                        response = await self.provider.generate(request)
+                except TimeoutError:
+                    raise Timeout(f"no answer within {self.settings.timeout_s:g} s") from None
+                latency = loop.time() - sent
+                stats.tokens_in += response.tokens_in
+                stats.tokens_out += response.tokens_out
+                self._observe_latency(latency)
+                try:
+                    strategy = self.parse(response.text)
+                finally:
+                    self.limiter.feedback(
+                        permit,
+                        Outcome("ok", tokens_used=response.tokens_in + response.tokens_out),
+                    )
+            except ProviderError as exc:
+                if isinstance(exc, RateLimited):
+                    stats.http_429 += 1
+                    self.limiter.feedback(
+                        permit, Outcome("rate_limited", retry_after=exc.retry_after)
+                    )
+                elif not isinstance(exc, InvalidOutput):
+                    self.limiter.feedback(permit, Outcome("error"))
+                if exc.fatal:
+                    raise
+                if isinstance(exc, QuotaExhausted):
+                    self._stop_for_quota(exc)
+                    return TaskResult(task.id, "stopped", key=key, attempts=attempt, error=str(exc))
+                last_error = f"{type(exc).__name__}: {exc}"
+                if attempt > backoff.max_retries:
+                    return TaskResult(
+                        task.id, "failed", key=key, attempts=attempt, error=last_error
+                    )
+                delay = backoff.delay(attempt - 1, self._rng)
+                stats.retries += 1
+                self._emit(RequestRetried(task.id, type(exc).__name__, attempt, delay, exc.status))
+                await asyncio.sleep(delay)
+                continue
+            stats.generated += 1
+            stats.latency_sum_s += latency
+            result = TaskResult(
+                task.id,
+                "ok",
+                key=key,
+                strategy=strategy,
+                entropy=answer_entropy(response.logprobs),
+                response_text=response.text,
+                tokens_in=response.tokens_in,
+                tokens_out=response.tokens_out,
+                latency_s=latency,
+                attempts=attempt,
+            )
+            await self._store(task, request, key, result)
+            return result
+
+    async def _store(self, task: Task, request: Request, key: str, result: TaskResult) -> None:
+        """Commit the answer before the task counts as done (kill -9 loses nothing answered)."""
+        if self.cache is None or self._writer is None or result.strategy is None:
+            return
+        cache = self.cache
+        kwargs = dict(
+            provider=self._provider_id,
+            model=request.model,
+            prompt_version=self.settings.prompt_version,
+            settings=_cache_settings(request),
+            messages=request.messages,
+            response_text=result.response_text or "",
+            strategy_json=result.strategy.model_dump_json(),
+            entropy=result.entropy,
+            tokens_in=result.tokens_in,
+            tokens_out=result.tokens_out,
+            latency_s=result.latency_s,
+            ticker=task.meta.get("ticker"),
+            period=task.meta.get("period"),
+        )
+        await asyncio.get_running_loop().run_in_executor(
+            self._writer, lambda: cache.put(key, **kwargs)
+        )
+
+    # ----------------------------------------------------------------- helpers
+
+    def _observe_latency(self, latency: float) -> None:
+        prev = self._latency_ewma
+        self._latency_ewma = latency if prev is None else 0.8 * prev + 0.2 * latency
+
+    def _stop_for_quota(self, exc: QuotaExhausted) -> None:
+        if self._quota is None:
+            self._quota = exc
+
+    def _emit(self, event: Any) -> None:
+        for callback in self._subscribers:
+            callback(event)
+
+    def _user_error(self, exc: BaseException) -> BaseException:
+        """Translate a fatal provider error into the rewts error tree (naming what to fix)."""
+        name, model = self.provider.name, self.provider.model
+        if isinstance(exc, AuthFailed):
+            var = exc.env_var or "the API key variable"
+            return AuthenticationError(
+                f"{name} rejected the API key (HTTP {exc.status or 401}): set {var} to a valid "
+                f"key (or llm.api_key_env to the variable that holds it); no strategies were "
+                "written"
+            )
+        if isinstance(exc, NotFound):
+            return LLMError(
+                f"{name}: model {exc.model or model!r} not found (HTTP {exc.status or 404}): set "
+                "llm.model (--model) to a model this endpoint serves; no strategies were written"
+            )
+        if isinstance(exc, BadRequest):
+            return LLMError(
+                f"{name} rejected the request (HTTP {exc.status or 400}): {exc} — check llm.model "
+                "and the generation settings (llm.temperature, llm.max_output_tokens, "
+                "llm.logprobs); no strategies were written"
+            )
+        return exc
+
+
+# ------------------------------------------------------------------- functions
+
+
+def _cache_settings(request: Request) -> dict[str, Any]:
+    settings = request.settings()
+    if request.json_schema is not None:
+        name, schema = request.json_schema
+        settings["schema"] = [name, json.dumps(schema, sort_keys=True)]
+    return settings
+
+
+def _estimate_tokens(request: Request) -> int:
+    """A cheap upper-ish estimate (4 characters per token) plus the output allowance."""
+    chars = sum(len(m.get("content", "")) for m in request.messages)
+    return chars // 4 + request.max_tokens
+
+
+def _from_cache(task_id: Hashable, key: str, strategy_json: str, entry: Any) -> TaskResult:
+    return TaskResult(
+        task_id,
+        "cached",
+        key=key,
+        strategy=Strategy.model_validate_json(strategy_json),
+        entropy=entry.entropy,
+        response_text=entry.response_text,
+        tokens_in=entry.tokens_in,
+        tokens_out=entry.tokens_out,
+        latency_s=entry.latency_s,
+    )
+
+
+def _copy(result: TaskResult, task_id: Hashable, status: Status) -> TaskResult:
+    if result.status != "ok" and result.status != "cached":
+        return TaskResult(task_id, result.status, key=result.key, error=result.error)
+    return TaskResult(
+        task_id,
+        status,
+        key=result.key,
+        strategy=result.strategy,
+        entropy=result.entropy,
+        response_text=result.response_text,
+        tokens_in=result.tokens_in,
+        tokens_out=result.tokens_out,
+        latency_s=result.latency_s,
+    )
+
+
+def _check_graph(tasks: Sequence[Task]) -> dict[Hashable, Task]:
+    """Unique ids, known dependencies, no cycles (Kahn's algorithm)."""
+    by_id: dict[Hashable, Task] = {}
+    for task in tasks:
+        if task.id in by_id:
+            raise ValueError(f"duplicate task id {task.id!r}")
+        if task.request is None and task.build is None:
+            raise ValueError(f"task {task.id!r} has neither a request nor a build function")
+        by_id[task.id] = task
+    indegree = {t.id: 0 for t in tasks}
+    children: dict[Hashable, list[Hashable]] = collections.defaultdict(list)
+    for task in tasks:
+        for dep in task.deps:
+            if dep not in by_id:
+                raise ValueError(f"task {task.id!r} depends on unknown task {dep!r}")
+            indegree[task.id] += 1
+            children[dep].append(task.id)
+    queue = collections.deque(i for i, d in indegree.items() if d == 0)
+    seen = 0
+    while queue:
+        node = queue.popleft()
+        seen += 1
+        for child in children[node]:
+            indegree[child] -= 1
+            if indegree[child] == 0:
+                queue.append(child)
+    if seen != len(tasks):
+        raise ValueError("task dependencies form a cycle")
+    return by_id
+
+
+__all__ = ["Engine", "EngineSettings", "Response", "Task", "TaskResult"]
