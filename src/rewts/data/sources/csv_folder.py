@@ -172,10 +172,9 @@ def read_price_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
     bad = ~iso | dates.isna().to_numpy()
     row = _first(bad)
     if row is not None:
-        raise DataError(
-            f"{path}, line {lines[row]}: unparsable date {_describe(raw['date'].iloc[row])} "
-            f"(expected YYYY-MM-DD){_more(bad)}"
-        )
+        value = raw["date"].iloc[row]
+        what = "date is empty" if value.strip() == "" else f"unparsable date {value!r}"
+        raise DataError(f"{path}, line {lines[row]}: {what} (expected YYYY-MM-DD){_more(bad)}")
 
     table = pd.DataFrame(index=pd.DatetimeIndex(dates, name="date").as_unit("ns"))
     first_bad: tuple[int, str] | None = None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 
@@ -28,20 +29,29 @@ def yahoo_symbol(symbol: str) -> str:
     return f"^{symbol}" if symbol.upper() in _CARET else symbol
 
 
-def yahoo_reachable(timeout_s: float = 1.5, host: str = YAHOO_HOST) -> tuple[bool, str]:
-    """Can we open a TCP connection to Yahoo within ``timeout_s``? Returns (ok, reason).
+def yahoo_reachable(
+    timeout_s: float = 1.5, host: str = YAHOO_HOST, port: int = 443
+) -> tuple[bool, str]:
+    """Can we complete a TLS handshake with Yahoo within ``timeout_s``? Returns (ok, reason).
 
-    Name resolution has no timeout of its own, so the whole check runs in a daemon thread that
-    we stop waiting for after ``timeout_s``: offline, ``source: auto`` falls back in seconds.
+    A TLS handshake with certificate check, not just a TCP connect: a sandbox proxy that
+    accepts every connection must not count as "online". Name resolution has no timeout of its
+    own, so the check runs in a daemon thread that we stop waiting for after ``timeout_s``:
+    offline, ``source: auto`` falls back within seconds.
     """
     result: list[tuple[bool, str]] = []
 
     def probe() -> None:
         try:
-            with socket.create_connection((host, 443), timeout=timeout_s):
+            context = ssl.create_default_context()
+            with (
+                socket.create_connection((host, port), timeout=timeout_s) as sock,
+                context.wrap_socket(sock, server_hostname=host),
+            ):
                 result.append((True, f"{host} reachable"))
-        except OSError as exc:
-            result.append((False, f"{host} unreachable: {exc.strerror or exc}"))
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
+            result.append((False, f"{host} unreachable: {reason}"))
 
     thread = threading.Thread(target=probe, name="rewts-yahoo-probe", daemon=True)
     thread.start()
@@ -66,6 +76,7 @@ def _download(symbol: str, start: dt.date, end: dt.date) -> pd.DataFrame:
             progress=False,
             threads=False,
             multi_level_index=False,
+            timeout=20,
         )
     except Exception as exc:  # yfinance raises many unrelated types; translate at the boundary
         raise DataError(f"{where}: download failed: {exc}") from exc
