@@ -174,3 +174,11 @@ def test_gaps_are_found_against_the_other_tickers_and_long_breaks():
     )
     # a later listing is not a gap
     assert find_gaps({"AAA": full, "NEW": days[20:]}) == []
+
+
+def test_a_single_ticker_is_checked_against_the_market_calendar():
+    import pandas as pd
+
+    days = pd.bdate_range("2020-01-01", "2020-03-31")
+    (gap,) = find_gaps({"AAA": days.delete([5])}, market=days)
+    assert (gap.ticker, gap.kind, gap.days, gap.start) == ("AAA", "missing", 1, days[5].date())

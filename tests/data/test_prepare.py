@@ -278,3 +278,12 @@ def test_content_hash_depends_on_values_dates_and_columns():
     assert base != store_mod.content_hash({"X": frame.rename(columns={"a": "b"})})
     assert base != store_mod.content_hash({"X": frame.set_axis(idx + pd.Timedelta(days=1))})
     assert base != store_mod.content_hash({"Y": frame})
+
+
+def test_data_ending_before_end_date_is_reported(tmp_path, csv_folder):
+    table = pd.read_csv(csv_folder / "BBB.csv", index_col="date", parse_dates=True)
+    write_price_csv(csv_folder / "BBB.csv", table.loc[:"2016-10-31"])
+    lines: list[str] = []
+    ds = prepare_data(csv_config(tmp_path, csv_folder), reporter=lines.append)
+    assert ds.frames["BBB"].index[-1] == pd.Timestamp("2016-10-31")
+    assert any("BBB: data ends 2016-10-31, before data.end_date 2016-12-31" in x for x in lines)

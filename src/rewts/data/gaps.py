@@ -2,8 +2,9 @@
 
 Two kinds:
 
-* ``missing``: trading days that the other tickers have (inside this ticker's own first..last
-  range) but this one lacks; a later listing date is not a gap;
+* ``missing``: trading days that the other tickers or the market index (the exchange calendar)
+  have, inside this ticker's own first..last range, but this one lacks; a later listing date
+  is not a gap;
 * ``break``: more than :data:`MAX_BREAK_WEEKDAYS` weekdays without a row between two
   consecutive rows, where no other ticker has a row either (a gap the comparison cannot see,
   e.g. when only one ticker is loaded). Exchange holidays and the 2012 hurricane closure (two
@@ -36,7 +37,7 @@ class Gap:
     def describe(self) -> str:
         span = f"{self.start}" if self.start == self.end else f"{self.start}..{self.end}"
         what = (
-            "trading day(s) the other tickers have"
+            "trading day(s) that others have"
             if self.kind == "missing"
             else "weekdays without any row"
         )
@@ -65,11 +66,17 @@ def _runs(positions: np.ndarray) -> list[np.ndarray]:
     return np.split(positions, np.flatnonzero(np.diff(positions) > 1) + 1)
 
 
-def find_gaps(calendars: Mapping[str, pd.DatetimeIndex]) -> list[Gap]:
-    """Gaps of every ticker, compared with the union of all tickers' trading days."""
+def find_gaps(
+    calendars: Mapping[str, pd.DatetimeIndex], market: pd.DatetimeIndex | None = None
+) -> list[Gap]:
+    """Gaps of every ticker, compared with the union of all tickers' trading days and, when
+    given, the market index's days (so that one ticker alone can be checked too)."""
     if not calendars:
         return []
-    reference = pd.DatetimeIndex(sorted(set().union(*(set(c) for c in calendars.values()))))
+    days = [pd.DatetimeIndex(c) for c in calendars.values()]
+    if market is not None:
+        days.append(pd.DatetimeIndex(market))
+    reference = days[0].append(days[1:]).unique().sort_values()
     gaps: list[Gap] = []
     for ticker, dates in calendars.items():
         if len(dates) == 0:

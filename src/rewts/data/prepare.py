@@ -170,10 +170,11 @@ def _load_raw(cfg: Config, source: str, plan: CsvPlan | None) -> RawPrices:
 
 def cut_to_range(
     ticker: str, full: pd.DataFrame, columns: tuple[str, ...], data: DataConfig
-) -> tuple[pd.DataFrame, str | None]:
+) -> tuple[pd.DataFrame, list[str]]:
     """Keep the warm-up rows before the first trading day and every day up to ``end_date``.
 
-    Returns the frame and a note when the first trading day had to move past ``start_date``.
+    Returns the frame and notes: the first trading day had to move past ``start_date``, or the
+    data end well before ``end_date``.
     """
     warmup = data.warmup_days
     start, end = pd.Timestamp(data.start_date), pd.Timestamp(data.end_date)
@@ -213,13 +214,17 @@ def cut_to_range(
             f"{warmup}-day warm-up (a market symbol with no value for over "
             f"{feat.MARKET_MAX_STALE_DAYS} days? fix the data or drop it from data.market_symbols)"
         )
-    note = None
+    notes = []
     if frame.index[warmup] > full.index[s]:
-        note = (
+        notes.append(
             f"{ticker}: history starts {full.index[0].date()}, so the first day after the "
             f"warm-up is {frame.index[warmup].date()} (data.start_date is {start.date()})"
         )
-    return frame, note
+    if (end - frame.index[-1]).days > feat.MARKET_MAX_STALE_DAYS:
+        notes.append(
+            f"{ticker}: data ends {frame.index[-1].date()}, before data.end_date {end.date()}"
+        )
+    return frame, notes
 
 
 def build_frames(
@@ -239,12 +244,11 @@ def build_frames(
         for prefix, count in filled.items():
             if count:
                 carried.setdefault(prefix, {})[ticker] = count
-        frame, note = cut_to_range(ticker, full, columns, cfg.data)
+        frame, cut_notes = cut_to_range(ticker, full, columns, cfg.data)
         frame.index = pd.DatetimeIndex(frame.index, name="date").as_unit("ns")
         frames[ticker] = frame
         first_day[ticker] = frame.index[cfg.data.warmup_days].date()
-        if note:
-            notes.append(note)
+        notes.extend(cut_notes)
     for prefix, counts in carried.items():
         per = ", ".join(f"{t} {n}" for t, n in counts.items())
         notes.insert(
@@ -253,6 +257,12 @@ def build_frames(
             f"earlier value (at most {feat.MARKET_MAX_STALE_DAYS} days old): {per}",
         )
     return frames, columns, notes, first_day
+
+
+def _market_calendar(raw: RawPrices, cfg: Config) -> pd.DatetimeIndex | None:
+    """The market index's trading days (the exchange calendar), to find a single ticker's gaps."""
+    index = raw.market.get(feat.BETA_PREFIX)
+    return None if index is None else index.loc[: pd.Timestamp(cfg.data.end_date)].index
 
 
 def _manifest(
@@ -359,7 +369,7 @@ def prepare_data(
     raw = _load_raw(cfg, source, plan)
     frames, columns, notes, first_day = build_frames(raw, cfg)
     report = DataReport(
-        gaps=tuple(find_gaps({t: f.index for t, f in frames.items()})),
+        gaps=tuple(find_gaps({t: f.index for t, f in frames.items()}, _market_calendar(raw, cfg))),
         warnings=(*raw.warnings, *notes),
         missing_market=dict(raw.missing_market),
         first_trading_day=first_day,
