@@ -204,7 +204,10 @@ def test_nan_after_the_warmup_names_ticker_and_date(tmp_path, csv_folder):
     message = str(info.value)
     # the last VIX row is 2016-04-29: carried up to 7 days (to 05-06), then missing
     assert message.startswith("AAA: vix_close, vix_slope missing on 2016-05-09")
-    assert "after the 60-day warm-up" in message
+    assert (
+        "after the 60-day warm-up (VIX covers 2014-01-01..2016-12-30, and no vix value" in message
+    )
+    assert "remove vix from data.market_symbols" in message
 
 
 def test_gaps_are_reported_in_the_result_and_not_filled(tmp_path, csv_folder):

@@ -169,12 +169,17 @@ def _load_raw(cfg: Config, source: str, plan: CsvPlan | None) -> RawPrices:
 
 
 def cut_to_range(
-    ticker: str, full: pd.DataFrame, columns: tuple[str, ...], data: DataConfig
+    ticker: str,
+    full: pd.DataFrame,
+    columns: tuple[str, ...],
+    data: DataConfig,
+    coverage: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """Keep the warm-up rows before the first trading day and every day up to ``end_date``.
 
     Returns the frame and notes: the first trading day had to move past ``start_date``, or the
-    data end well before ``end_date``.
+    data end well before ``end_date``. ``coverage`` (market prefix -> "SYMBOL covers a..b")
+    makes the error for a market hole precise.
     """
     warmup = data.warmup_days
     start, end = pd.Timestamp(data.start_date), pd.Timestamp(data.end_date)
@@ -209,10 +214,19 @@ def cut_to_range(
     if holes.any():
         row, _ = np.argwhere(holes)[0]
         cols = [c for c, bad in zip(tail.columns, holes[row], strict=True) if bad]
+        prefixes = {c.rsplit("_", 1)[0] for c in cols}
+        if prefixes <= set(coverage or {}):
+            (prefix, *_) = sorted(prefixes)
+            why = (
+                f"{(coverage or {})[prefix]}, and no {prefix} value within "
+                f"{feat.MARKET_MAX_STALE_DAYS} days before; change data.end_date/start_date, "
+                f"fix the data, or remove {prefix} from data.market_symbols"
+            )
+        else:
+            why = "fix the data"
         raise DataError(
             f"{ticker}: {', '.join(cols)} missing on {tail.index[row].date()}, after the "
-            f"{warmup}-day warm-up (a market symbol with no value for over "
-            f"{feat.MARKET_MAX_STALE_DAYS} days? fix the data or drop it from data.market_symbols)"
+            f"{warmup}-day warm-up ({why})"
         )
     notes = []
     if frame.index[warmup] > full.index[s]:
@@ -235,6 +249,11 @@ def build_frames(
     end = pd.Timestamp(cfg.data.end_date)
     market = {p: t.loc[:end] for p, t in raw.market.items()}
     columns = feat.feature_columns(list(market))
+    coverage = {
+        p: f"{cfg.data.market_symbols[p]} covers {t.index[0].date()}..{t.index[-1].date()}"
+        for p, t in market.items()
+        if len(t)
+    }
     frames: dict[str, pd.DataFrame] = {}
     notes: list[str] = []
     first_day: dict[str, dt.date] = {}
@@ -244,7 +263,7 @@ def build_frames(
         for prefix, count in filled.items():
             if count:
                 carried.setdefault(prefix, {})[ticker] = count
-        frame, cut_notes = cut_to_range(ticker, full, columns, cfg.data)
+        frame, cut_notes = cut_to_range(ticker, full, columns, cfg.data, coverage)
         frame.index = pd.DatetimeIndex(frame.index, name="date").as_unit("ns")
         frames[ticker] = frame
         first_day[ticker] = frame.index[cfg.data.warmup_days].date()
