@@ -86,3 +86,11 @@ def test_the_shared_headlines_load(shared_data):
     assert len(table) == 9490
     assert set(table["ticker"]) == {"AAPL", "AMZN", "GOOGL", "META", "MSFT", "TSLA"}
     assert table["date"].is_monotonic_increasing
+
+
+def test_bad_json_line_is_named(tmp_path):
+    path = tmp_path / "h.jsonl"
+    good = '{"date": "2019-01-02", "ticker": "MSFT", "headline": "a", "source": "x"}'
+    path.write_text(f"{good}\n{{broken\n")
+    with pytest.raises(DataError, match=r"h.jsonl, line 2: not a JSON object"):
+        load_headlines(path)

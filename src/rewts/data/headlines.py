@@ -9,6 +9,7 @@ row (a CSV line number, a JSON record or a Parquet row).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -28,9 +29,12 @@ def _read(path: Path) -> tuple[pd.DataFrame, str, int]:
             table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
             return table, "line", 2
         if suffix in (".jsonl", ".ndjson"):
-            return pd.read_json(path, lines=True, dtype=False), "line", 1
+            return _read_json_lines(path), "line", 1
         if suffix == ".json":
-            return pd.read_json(path, dtype=False), "record", 1
+            records = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+                raise ValueError("expected a list of objects, one per headline")
+            return pd.DataFrame.from_records(records), "record", 1
         if suffix in (".parquet", ".pq"):
             return pd.read_parquet(path), "row", 1
     except FileNotFoundError as exc:
@@ -43,6 +47,19 @@ def _read(path: Path) -> tuple[pd.DataFrame, str, int]:
         f"{path}: unsupported headlines file type {suffix or '(none)'!r}; use .csv, .json, "
         ".jsonl or .parquet"
     )
+
+
+def _read_json_lines(path: Path) -> pd.DataFrame:
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").rstrip().splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            raise DataError(f"{path}, line {number}: not a JSON object: {exc}") from exc
+        if not isinstance(record, dict):
+            raise DataError(f"{path}, line {number}: expected one JSON object per line")
+        records.append(record)
+    return pd.DataFrame.from_records(records)
 
 
 def _text(column: pd.Series) -> pd.Series:
