@@ -7,6 +7,8 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rewts.data import features as feat
 from rewts.data.sources.synthetic import generate
@@ -259,3 +261,33 @@ def test_no_look_ahead_rows_up_to_t_ignore_everything_after_t():
         pd.testing.assert_frame_equal(after.loc[:cut], before.loc[:cut])
         # the test can fail: later rows did change
         assert not np.allclose(after.iloc[t + 1 :].to_numpy(), before.iloc[t + 1 :].to_numpy())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    t=st.integers(min_value=0, max_value=298),
+    seed=st.integers(min_value=0, max_value=2**16),
+    factor=st.floats(min_value=0.2, max_value=5.0).filter(lambda f: abs(f - 1) > 1e-3),
+)
+def test_no_look_ahead_for_any_day_and_any_change(t, seed, factor):
+    """Property: for any day t and any rewrite of the future, rows <= t stay bit-identical."""
+    rng = np.random.default_rng(seed)
+    n = 300
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.02, n)))
+    spread = np.exp(np.abs(rng.normal(0, 0.01, n)))
+    stock = pd.DataFrame(
+        {"open": close, "high": close * spread, "low": close / spread, "close": close,
+         "adj_close": close, "volume": np.full(n, 1e6)},
+        index=pd.bdate_range("2015-01-01", periods=n),
+    )  # fmt: skip
+    market = {"sp500": stock.iloc[::-1].set_axis(stock.index), "vix": stock * 0.2}
+    before, _ = feat.compute_features(stock, market)
+    future = stock.index > stock.index[t]
+    stock2 = stock.copy()
+    stock2.loc[future] *= factor
+    market2 = {p: m.copy() for p, m in market.items()}
+    for m in market2.values():
+        m.loc[future] /= factor
+    after, _ = feat.compute_features(stock2, market2)
+    pd.testing.assert_frame_equal(after.iloc[: t + 1], before.iloc[: t + 1])
+    assert not after.iloc[t + 1 :]["close"].equals(before.iloc[t + 1 :]["close"])
