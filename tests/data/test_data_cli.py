@@ -31,7 +31,7 @@ def test_synthetic_from_an_empty_folder_then_loaded_then_refreshed(workdir):
     refreshed = runner.invoke(
         app, ["data", "--source", "synthetic", "--start", "2019-01-01", "--refresh"]
     )
-    assert refreshed.exit_code == 0 and "--refresh" in refreshed.stderr
+    assert refreshed.exit_code == 0 and "refresh requested" in refreshed.stderr
 
 
 def test_csv_folder_of_the_shared_data(workdir, shared_data):

@@ -290,3 +290,26 @@ def test_data_ending_before_end_date_is_reported(tmp_path, csv_folder):
     ds = prepare_data(csv_config(tmp_path, csv_folder), reporter=lines.append)
     assert ds.frames["BBB"].index[-1] == pd.Timestamp("2016-10-31")
     assert any("BBB: data ends 2016-10-31, before data.end_date 2016-12-31" in x for x in lines)
+
+
+def test_a_malformed_manifest_is_rebuilt_not_a_crash(tmp_path, csv_folder):
+    cfg = csv_config(tmp_path, csv_folder)
+    first = prepare_data(cfg)
+    path = tmp_path / "processed" / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["feature_columns"]
+    path.write_text(json.dumps(manifest))
+    lines: list[str] = []
+    again = prepare_data(cfg, reporter=lines.append)
+    assert any("manifest" in line and "malformed" in line for line in lines)
+    assert again.content_hash == first.content_hash and not again.report.from_store
+
+
+def test_an_unwritable_processed_dir_is_a_data_error(tmp_path, csv_folder):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    cfg = csv_config(tmp_path, csv_folder, processed_dir=str(blocker / "processed"))
+    with pytest.raises(
+        DataError, match=r"cannot write the processed dataset to .*data\.processed_dir"
+    ):
+        prepare_data(cfg)

@@ -370,20 +370,25 @@ def prepare_data(
         stored = store.read_store(folder, ihash)
         if isinstance(stored, tuple):
             frames, manifest = stored
-            report = _report_from_manifest(manifest, ihash)
+            try:
+                report = _report_from_manifest(manifest, ihash)
+                columns = tuple(manifest["feature_columns"])
+            except (KeyError, TypeError, ValueError) as exc:
+                stored = f"the manifest in {folder} is malformed ({exc.__class__.__name__})"
+        if isinstance(stored, tuple):
             say(f"data: loaded {len(frames)} ticker(s) from {folder} (inputs unchanged)")
             _announce(report, say)
             return Dataset(
                 frames=frames,
                 source=source,
                 content_hash=manifest["content_hash"],
-                feature_columns=tuple(manifest["feature_columns"]),
+                feature_columns=columns,
                 path=folder.resolve(),
                 report=report,
             )
         say(f"data: building the processed dataset ({stored})")
     else:
-        say("data: building the processed dataset (--refresh)")
+        say("data: building the processed dataset (refresh requested)")
 
     raw = _load_raw(cfg, source, plan)
     frames, columns, notes, first_day = build_frames(raw, cfg)
@@ -396,9 +401,15 @@ def prepare_data(
         inputs_hash=ihash,
     )
     chash = store.content_hash(frames)
-    store.write_store(
-        folder, frames, _manifest(cfg, source, inputs, frames, columns, report, chash)
-    )
+    try:
+        store.write_store(
+            folder, frames, _manifest(cfg, source, inputs, frames, columns, report, chash)
+        )
+    except OSError as exc:
+        raise DataError(
+            f"cannot write the processed dataset to {folder}: {exc.strerror or exc} "
+            "(set data.processed_dir to a writable folder)"
+        ) from exc
     _announce(report, say)
     say(f"data: wrote {len(frames)} ticker(s) to {folder} (content {chash[:12]})")
     return Dataset(
