@@ -1,0 +1,108 @@
+"""Rendering a backtest's results: files under ``results/<run>/``, the terminal tables, HTML.
+
+No computation happens here beyond formatting: the numbers come from
+:class:`rewts.backtest.result.BacktestResult`, whose metrics come from :mod:`rewts.metrics`.
+
+Public API::
+
+    write_report(result, out_dir, *, html=True) -> ReportFiles
+    print_paper_tables(result, console)
+    paper_table(result, metric) -> pd.DataFrame
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rewts.backtest.result import BacktestResult
+from rewts.metrics import METRIC_NAMES
+from rewts.report.html import CONVENTIONS, render_html
+from rewts.report.tables import paper_table, print_paper_tables, summary_table
+
+
+@dataclass(frozen=True, slots=True)
+class ReportFiles:
+    """Where the report's files were written."""
+
+    directory: Path
+    metrics_csv: Path
+    summary_csv: Path
+    metrics_json: Path
+    daily_csv: Path
+    html: Path | None
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN/inf become null, numpy scalars plain numbers, dates ISO strings."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (pd.Timestamp,)):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) -> ReportFiles:
+    """Write ``metrics.csv`` (one row per ticker, agent, run), ``summary.csv`` (mean/std),
+    ``metrics.json`` (both, the paired tests, notes and conventions), ``daily.csv`` (every
+    agent's daily equity, return and position) and ``report.html``."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = result.metrics_table()
+    metrics = [m for m in METRIC_NAMES if m in table.columns]
+    summary = summary_table(result, metrics) if not table.empty else pd.DataFrame()
+    files = ReportFiles(
+        directory=out_dir,
+        metrics_csv=out_dir / "metrics.csv",
+        summary_csv=out_dir / "summary.csv",
+        metrics_json=out_dir / "metrics.json",
+        daily_csv=out_dir / "daily.csv",
+        html=out_dir / "report.html" if html else None,
+    )
+    table.to_csv(files.metrics_csv, index=False)
+    summary.to_csv(files.summary_csv, index=False)
+    daily = [
+        r.frame().assign(ticker=r.ticker, agent=r.agent, run=r.run).reset_index()
+        for r in result.runs
+    ]
+    if daily:
+        pd.concat(daily, ignore_index=True).to_csv(files.daily_csv, index=False)
+    else:
+        files.daily_csv.write_text("")
+    payload = {
+        "run": result.name,
+        "conventions": CONVENTIONS,
+        "metrics": table.to_dict(orient="records"),
+        "summary": summary.to_dict(orient="records"),
+        "paper_tables": {
+            m: paper_table(result, m).to_dict(orient="index")
+            for m in ("sharpe", "max_drawdown")
+            if not table.empty
+        },
+        "tests": [t.to_dict() for t in result.tests],
+        "notes": result.notes,
+        "wall_seconds": result.wall_seconds,
+        "config": result.config,
+    }
+    files.metrics_json.write_text(
+        json.dumps(_clean(payload), indent=2, allow_nan=False, default=str), encoding="utf-8"
+    )
+    if files.html is not None:
+        files.html.write_text(render_html(result), encoding="utf-8")
+    return files
+
+
+__all__ = ["ReportFiles", "paper_table", "print_paper_tables", "render_html", "write_report"]

@@ -1,0 +1,281 @@
+"""The self-contained report.html: text that explains each figure, tables, and PNGs as base64.
+
+One file, no external assets or scripts, so it can be mailed or opened offline.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+from collections.abc import Callable
+from typing import Any
+
+import pandas as pd
+
+from rewts.backtest.result import AGENTS, BacktestResult, agent_label
+from rewts.metrics import METRIC_NAMES
+from rewts.report import figures
+from rewts.report.tables import PAPER_TABLES, best_agents, paper_table, summary_table
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
+padding:0 1em;color:#222;line-height:1.45}
+h1{margin-bottom:.2em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:2em}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em}
+th,td{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th:first-child,td:first-child{text-align:left}th{background:#f4f4f4}
+td.best{font-weight:bold;color:#1a7f37}.muted{color:#666;font-size:.9em}
+.note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em .8em;margin:.4em 0}
+.bad{background:#fdecea;border-left:4px solid #d62728;padding:.4em .8em;margin:.4em 0}
+figure{margin:1em 0}figcaption{color:#444;font-size:.92em;max-width:900px}
+img{max-width:100%;border:1px solid #eee}code{background:#f4f4f4;padding:0 .2em}
+"""
+
+CONVENTIONS = [
+    "Every agent is scored by one metrics module (rewts.metrics) on simple daily returns of "
+    "portfolio value over every trading day of the test period; the first test day counts "
+    "(its return is measured from the initial capital), no day is dropped.",
+    "Sharpe = sqrt(252) × mean(excess daily return) / sample std (ddof = 1); the risk-free "
+    "rate is annual, turned into a daily rate geometrically. Sortino uses the root-mean-square "
+    "of shortfalls over all days. Max drawdown is a positive fraction of the running peak "
+    "(the initial capital is the first peak).",
+    "Every agent's P&L comes from the same accounting as the training environment "
+    "(rewts.env.accounting.simulate): same transaction cost, same execution rule, same "
+    "position limits. An action decided from data up to day t-1 is what the agent holds on "
+    "day t.",
+    "mean ± std: over the backtest's runs (seeds); the Mean row averages the per-ticker means "
+    "and the per-ticker stds. Deterministic agents (Buy & Hold, LLM-only) have one run.",
+]
+
+
+def _img(png: bytes | None, caption: str) -> str:
+    if not png:
+        return ""
+    data = base64.b64encode(png).decode("ascii")
+    return (
+        f'<figure><img alt="{html.escape(caption[:80])}" src="data:image/png;base64,{data}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
+
+
+def _frame_html(frame: pd.DataFrame, best: dict[str, str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    rows = []
+    for idx, row in frame.iterrows():
+        cells = []
+        for col in frame.columns:
+            cls = ' class="best"' if best and best.get(str(idx)) == col else ""
+            cells.append(f"<td{cls}>{html.escape(str(row[col]))}</td>")
+        rows.append(f"<tr><td>{html.escape(str(idx))}</td>{''.join(cells)}</tr>")
+    return f"<table><tr><th></th>{head}</tr>{''.join(rows)}</table>"
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return "n/a" if not math.isfinite(x) else f"{x:.3f}"
+    return str(x)
+
+
+def _full_summary(result: BacktestResult) -> str:
+    metrics = [m for m in METRIC_NAMES if m != "n_days"]
+    summary = summary_table(result, metrics)
+    if summary.empty:
+        return ""
+    frame = pd.DataFrame(
+        {
+            "agent": [agent_label(a) for a in summary.agent],
+            **{
+                m: [
+                    f"{_fmt(mu)} ± {_fmt(sd)}" if n > 1 and math.isfinite(sd) else _fmt(mu)
+                    for mu, sd, n in zip(
+                        summary[f"{m}_mean"], summary[f"{m}_std"], summary["runs"], strict=True
+                    )
+                ]
+                for m in metrics
+            },
+        },
+        index=summary.ticker,
+    )
+    return _frame_html(frame)
+
+
+def _config_facts(result: BacktestResult) -> str:
+    c = result.config
+    split, env, rewts, bt = (
+        c.get("split", {}),
+        c.get("trading_env", {}),
+        c.get("rewts", {}),
+        c.get("backtest", {}),
+    )
+    facts = [
+        ("tickers", ", ".join(result.tickers())),
+        ("training period", f"{split.get('train_start')} .. {split.get('train_end')}"),
+        ("test period", f"{split.get('test_start')} .. {split.get('test_end')}"),
+        (
+            "transaction cost",
+            f"{100 * float(env.get('transaction_cost', 0)):.2f} % of traded value",
+        ),
+        ("actions", str(env.get("actions"))),
+        ("max position", str(env.get("max_position"))),
+        ("runs (seeds) per learned agent", str(bt.get("runs"))),
+        ("strategy source", str(c.get("llm", {}).get("provider"))),
+        ("strategy period", f"{c.get('strategy_frequency')} trading days"),
+        (
+            "ReWTS chunk / look-back",
+            f"{rewts.get('chunk_length')} / {rewts.get('lookback_length')} days",
+        ),
+        (
+            "ensemble signal / QP solver",
+            f"{rewts.get('ensemble_signal')} / {bt.get('qp_solver', 'clarabel')}",
+        ),
+        ("wall time", f"{result.wall_seconds:.1f} s"),
+    ]
+    rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in facts)
+    return f"<table>{rows}</table>"
+
+
+def _rebalance_text(result: BacktestResult, ticker: str) -> str:
+    keys = sorted(k for k in result.rebalances if k[0] == ticker)
+    if not keys:
+        return ""
+    frames = [result.rebalances[k] for k in keys]
+    reb = pd.concat(frames, ignore_index=True)
+    if reb.empty:
+        return ""
+    fallbacks = int((reb["status"] == "fallback").sum())
+    med = 1000 * float(reb["solve_seconds"].median())
+    text = (
+        f"{len(reb)} weight re-fits over {len(keys)} run(s); median QP solve time {med:.2f} ms; "
+        f"uniform fallbacks: {fallbacks}."
+    )
+    if fallbacks:
+        reasons = reb.loc[reb["status"] == "fallback", "reason"].value_counts().head(3)
+        text += " Reasons: " + "; ".join(f"{r} ({n}x)" for r, n in reasons.items())
+    return f'<p class="muted">{html.escape(text)}</p>'
+
+
+def _trading_agent(result: BacktestResult, ticker: str) -> str:
+    for agent in ("rewts", "llm_rl", "llm_only", "buy_and_hold"):
+        if result.find(ticker, agent) is not None:
+            return agent
+    return result.agents()[0] if result.agents() else "buy_and_hold"
+
+
+def render_html(result: BacktestResult, *, progress: Callable[[str], None] | None = None) -> str:
+    """The whole report as one HTML string."""
+    say = progress or (lambda _msg: None)
+    parts: list[str] = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>rewts backtest {html.escape(result.name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>Backtest report: {html.escape(result.name)}</h1>",
+        f"<p class='muted'>Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by rewts.</p>",
+        "<p>This run trades each stock on a held-out test period with several agents side by "
+        "side: simple baselines, reinforcement-learning agents with and without the LLM's "
+        "monthly signal, the ReWTS ensemble of chunk agents, and placebo and sanity checks "
+        "that tell whether the LLM signal carries information and whether the machinery "
+        "works. The tables compare risk-adjusted return (Sharpe) and worst loss (max "
+        "drawdown); the figures show how each number came about.</p>",
+        "<h2>How this was run</h2>",
+        _config_facts(result),
+        "<h2>Conventions</h2><ul>",
+        *[f"<li>{html.escape(c)}</li>" for c in CONVENTIONS],
+        "</ul>",
+    ]
+    if result.notes:
+        parts.append("<h2>Read this first</h2>")
+        for note in result.notes:
+            cls = (
+                "bad"
+                if note.lower().startswith(("warning", "failed", "sanity check failed"))
+                else "note"
+            )
+            parts.append(f"<div class='{cls}'>{html.escape(note)}</div>")
+    parts.append("<h2>Headline results</h2>")
+    parts.append(
+        "<p>Shaped like the paper's Tables VII and VIII (Darmanin &amp; Vella 2025). For "
+        "reference, the paper reports a mean Sharpe of 1.10 for LLM+RL, 0.64 for RL-only and "
+        "1.03 for LLM-only over 25 runs, and a mean max drawdown of 0.31 (LLM+RL) against 0.36 "
+        "(RL-only). The best agent per row is in bold green (the leak sanity check is not "
+        "ranked).</p>"
+    )
+    for metric, title in PAPER_TABLES.items():
+        parts.append(f"<h3>{html.escape(title)}</h3>")
+        parts.append(_frame_html(paper_table(result, metric), best_agents(result, metric)))
+    if result.tests:
+        parts.append("<h3>Paired test</h3><ul>")
+        parts.extend(f"<li>{html.escape(t.describe())}</li>" for t in result.tests)
+        parts.append(
+            "</ul><p class='muted'>Runs are paired by ticker and seed (the two agents share "
+            "data and seed); scipy.stats.ttest_rel on the per-run metric.</p>"
+        )
+    say("overview figure")
+    parts.append(
+        _img(
+            figures.sharpe_overview(result),
+            "Mean Sharpe ratio per ticker and agent over runs; whiskers show one standard "
+            "deviation across runs, i.e. how much the result depends on the seed.",
+        )
+    )
+    parts.append("<h2>Agents</h2><table><tr><th>agent</th><th>what it does</th></tr>")
+    for key in result.agents():
+        label, meaning = AGENTS.get(key, (key, ""))
+        parts.append(
+            f"<tr><td>{html.escape(label)}</td><td style='text-align:left'>{html.escape(meaning)}</td></tr>"
+        )
+    parts.append("</table>")
+    parts.append(
+        "<details><summary>All metrics (mean ± std over runs)</summary>"
+        + _full_summary(result)
+        + "</details>"
+    )
+    for ticker in result.tickers():
+        say(f"figures for {ticker}")
+        parts.append(f"<h2>{html.escape(ticker)}</h2>")
+        parts.append(
+            _img(
+                figures.equity_curves(result, ticker),
+                "Portfolio value of each agent over the test period, starting at 1. Bold: the "
+                "first run; faint: the other seeds of the same agent. A line above Buy & Hold "
+                "earned more than holding the stock.",
+            )
+        )
+        parts.append(
+            _img(
+                figures.drawdowns(result, ticker),
+                "How far each agent's portfolio stood below its best value so far (first "
+                "run). The deepest point is the max drawdown in the table; long flat stretches "
+                "below zero are long recoveries.",
+            )
+        )
+        agent = _trading_agent(result, ticker)
+        parts.append(
+            _img(
+                figures.price_trades_signal(result, ticker, agent),
+                f"Close price with the trades of {agent_label(agent)} (first run): green up "
+                "triangles raise the position, red down triangles lower it. Background and "
+                "lower panel: the LLM's signal tau for each strategy period (green long, red "
+                "short, stronger colour = higher confidence); it was produced from data up to "
+                "the day before its period started.",
+            )
+        )
+        parts.append(
+            _img(
+                figures.ensemble_weights(result, ticker),
+                "ReWTS weights of each chunk model on every test day (first run): the QP "
+                "re-fitted on the look-back window that ends the day before. A chunk whose "
+                "recent behaviour matched the market takes over; crosses mark uniform "
+                "fallbacks after a solver failure.",
+            )
+        )
+        parts.append(_rebalance_text(result, ticker))
+        parts.append(
+            _img(
+                figures.training_curves(result, ticker),
+                "Training curves of each chunk agent (per episode), as recorded at training "
+                "time: a curve that never rises means that agent learned little.",
+            )
+        )
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)

@@ -1,0 +1,113 @@
+"""Tables shaped like the paper's Tables VII (Sharpe) and VIII (max drawdown).
+
+Rows are tickers plus a final "Mean" row, columns are agents, cells "mean ± std" over runs.
+The Mean row averages the per-ticker means (as the paper does) and the per-ticker stds.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from rewts.backtest.result import BacktestResult, agent_label
+from rewts.metrics import HIGHER_IS_BETTER, aggregate_runs
+
+#: the two metrics of the paper's tables, and their titles
+PAPER_TABLES: dict[str, str] = {
+    "sharpe": "Sharpe ratio (Table VII shape): mean ± std over runs",
+    "max_drawdown": "Max drawdown (Table VIII shape): mean ± std over runs",
+}
+
+
+def summary_table(result: BacktestResult, metrics: list[str]) -> pd.DataFrame:
+    """Mean, std and count of ``metrics`` per ticker and agent over runs."""
+    table = result.metrics_table()
+    return aggregate_runs(table, metrics=metrics)
+
+
+def _cell(mean: float, std: float, n_runs: int) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    if n_runs < 2 or not math.isfinite(std):
+        return f"{mean:.2f}"
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def paper_table(result: BacktestResult, metric: str) -> pd.DataFrame:
+    """Tickers × agents of "mean ± std" strings for one metric, with a final Mean row."""
+    summary = summary_table(result, [metric])
+    agents = result.agents()
+    rows: dict[str, dict[str, str]] = {}
+    means = {a: [] for a in agents}
+    stds = {a: [] for a in agents}
+    runs = {a: [] for a in agents}
+    for ticker in result.tickers():
+        row = {}
+        for agent in agents:
+            hit = summary[(summary.ticker == ticker) & (summary.agent == agent)]
+            if hit.empty:
+                row[agent_label(agent)] = ""
+                continue
+            m, s, n = (
+                float(hit[f"{metric}_mean"].iloc[0]),
+                float(hit[f"{metric}_std"].iloc[0]),
+                int(hit[f"{metric}_n"].iloc[0]),
+            )
+            row[agent_label(agent)] = _cell(m, s, n)
+            means[agent].append(m)
+            stds[agent].append(s)
+            runs[agent].append(n)
+        rows[ticker] = row
+    mean_row = {}
+    for agent in agents:
+        vals = [v for v in means[agent] if math.isfinite(v)]
+        if not vals:
+            mean_row[agent_label(agent)] = ""
+            continue
+        s = [v for v in stds[agent] if math.isfinite(v)]
+        mean_row[agent_label(agent)] = _cell(
+            float(np.mean(vals)), float(np.mean(s)) if s else math.nan, min(runs[agent])
+        )
+    rows["Mean"] = mean_row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def best_agents(result: BacktestResult, metric: str) -> dict[str, str]:
+    """Per ticker, the label of the agent with the best mean (leak sanity excluded)."""
+    summary = summary_table(result, [metric])
+    summary = summary[summary.agent != "leak_sanity"]
+    higher = HIGHER_IS_BETTER.get(metric, True)
+    best = {}
+    for ticker, group in summary.groupby("ticker", sort=False):
+        col = group[f"{metric}_mean"]
+        if col.notna().any():
+            idx = col.idxmax() if higher else col.idxmin()
+            best[str(ticker)] = agent_label(str(group.loc[idx, "agent"]))
+    return best
+
+
+def print_paper_tables(result: BacktestResult, console: Console) -> None:
+    """The two paper-shaped tables and the paired test, for the terminal (stdout)."""
+    for metric, title in PAPER_TABLES.items():
+        frame = paper_table(result, metric)
+        best = best_agents(result, metric)
+        table = Table(title=title, title_justify="left")
+        table.add_column("Ticker", style="bold")
+        for col in frame.columns:
+            table.add_column(col, justify="right")
+        last_ticker = frame.index[-2] if len(frame) > 1 else None
+        for ticker, row in frame.iterrows():
+            cells = []
+            for col in frame.columns:
+                text = str(row[col])
+                cells.append(f"[bold green]{text}[/]" if best.get(str(ticker)) == col else text)
+            table.add_row(str(ticker), *cells, end_section=ticker == last_ticker)
+        console.print(table)
+    for test in result.tests:
+        console.print(test.describe())
+    for note in result.notes:
+        console.print(f"note: {note}")
