@@ -124,6 +124,10 @@ def test_synthetic_seed_changes_rebuild_and_same_seed_is_stable(tmp_path):
     check_frame_contract(a, cfg.data.warmup_days)
     b = prepare_data(make_config(tmp_path / "other", source="synthetic", synthetic_seed=1))
     assert a.content_hash == b.content_hash  # stable across runs and folders
+    loaded = prepare_data(make_config(tmp_path, source="synthetic", synthetic_seed=1))
+    assert loaded.report.from_store
+    for ticker, frame in a.frames.items():
+        pd.testing.assert_frame_equal(loaded.frames[ticker], frame)  # also index dtype and freq
     c = prepare_data(make_config(tmp_path, source="synthetic", synthetic_seed=2))
     assert not c.report.from_store and c.content_hash != a.content_hash
 

@@ -30,6 +30,7 @@ from rewts.data.sources import RawPrices
 from rewts.data.sources.csv_folder import CsvPlan, load_csv_folder, plan_csv_folder
 from rewts.data.sources.synthetic import generate
 from rewts.data.sources.yahoo import load_yahoo, yahoo_reachable
+from rewts.data.store import date_index
 from rewts.errors import ConfigError, DataError
 
 Reporter = Callable[[str], None]
@@ -264,7 +265,7 @@ def build_frames(
             if count:
                 carried.setdefault(prefix, {})[ticker] = count
         frame, cut_notes = cut_to_range(ticker, full, columns, cfg.data, coverage)
-        frame.index = pd.DatetimeIndex(frame.index, name="date").as_unit("ns")
+        frame.index = date_index(frame.index)
         frames[ticker] = frame
         first_day[ticker] = frame.index[cfg.data.warmup_days].date()
         notes.extend(cut_notes)

@@ -47,6 +47,13 @@ def content_hash(frames: Mapping[str, pd.DataFrame]) -> str:
     return digest.hexdigest()
 
 
+def date_index(index: pd.Index) -> pd.DatetimeIndex:
+    """The one index form of a processed frame: tz-naive ``datetime64[ns]``, named ``date``,
+    no ``freq`` (so a frame built in memory equals the same frame read back from Parquet)."""
+    values = pd.DatetimeIndex(index).as_unit("ns").to_numpy()
+    return pd.DatetimeIndex(values, name="date")
+
+
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -109,7 +116,7 @@ def read_store(
             frame = pd.read_parquet(path, engine="pyarrow")
         except (OSError, ValueError) as exc:
             return f"{path} cannot be read ({exc.__class__.__name__})"
-        frame.index = pd.DatetimeIndex(frame.index, name="date").as_unit("ns")
+        frame.index = date_index(frame.index)
         frames[ticker] = frame
     if content_hash(frames) != manifest.get("content_hash"):
         return "the stored files changed on disk (content hash mismatch)"
