@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
 from rewts.cli.app import app
 from rewts.cli.common import (
     BaseUrlOpt,
@@ -24,9 +30,25 @@ from rewts.cli.common import (
     common,
     data_flags,
     llm_flags,
+    out_console,
     user_errors,
 )
-from rewts.errors import NotYetImplementedError
+
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Folder for the per-ticker strategy files (llm.output_dir).",
+        show_default=False,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Write JSON next to the Parquet files.")]
+JsonSummaryOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--json-summary", help="Write the run summary as JSON to this path.", show_default=False
+    ),
+]
 
 
 @app.command("strategies")
@@ -41,8 +63,11 @@ def strategies_command(
     rps: RpsOpt = None,
     rpm: RpmOpt = None,
     cache: CacheOpt = None,
+    out: OutOpt = None,
     on_failure: OnFailureOpt = None,
     no_news: NoNewsOpt = False,
+    json_files: JsonOpt = False,
+    json_summary: JsonSummaryOpt = None,
     config: ConfigOpt = None,
     sets: SetOpt = None,
     profile: ProfileOpt = None,
@@ -52,8 +77,29 @@ def strategies_command(
     """Generate an LLM strategy for every ticker and period, in parallel, cached."""
     args = common(config, sets, profile, debug, no_progress)
     with user_errors(args.debug):
-        args.load(
-            data_flags(tickers, data_dir, source)
-            | llm_flags(provider, model, base_url, workers, rps, rpm, cache, on_failure, no_news)
+        flags = data_flags(tickers, data_dir, source) | llm_flags(
+            provider, model, base_url, workers, rps, rpm, cache, on_failure, no_news
         )
-        raise NotYetImplementedError("`rewts strategies` is not built yet")
+        flags["llm.output_dir"] = str(out) if out is not None else None
+        cfg = args.load(flags)
+
+        from rewts.llm import generate_strategies
+        from rewts.llm.providers import make_provider
+        from rewts.pipeline import ensure_data
+        from rewts.ui.progress import make_display
+
+        # a missing key or unknown provider stops here, before any data work
+        llm = make_provider(cfg)
+        dataset = ensure_data(cfg)
+        display = make_display(live=args.show_progress)
+        try:
+            result = generate_strategies(
+                cfg, dataset, events=display, provider=llm, write_json=json_files
+            )
+        finally:
+            display.close()
+        display.summary(result.summary)
+        if json_summary is not None:
+            json_summary.parent.mkdir(parents=True, exist_ok=True)
+            json_summary.write_text(json.dumps(result.summary.to_dict(), indent=2) + "\n")
+        out_console.print(f"strategies written to {cfg.llm.output_dir}", highlight=False)

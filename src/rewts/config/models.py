@@ -142,6 +142,12 @@ class LLMConfig(Section):
     #: replace company names and tickers in prompts (against memorization)
     anonymize: bool = False
     prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
+    #: structured output: ``auto`` = the provider preset's best (json_schema; DeepSeek: json_object)
+    structured_output: Literal["auto", "json_schema", "json_object", "off"] = "auto"
+    #: latency assumed before any call returned (sizes ``parallel_workers: auto`` from the start)
+    latency_prior_s: PositiveFloat = 30.0
+    #: ceiling on requests in flight with ``parallel_workers: auto``
+    max_concurrency: PositiveInt = 2048
 
 
 class RewtsConfig(Section):

@@ -1,0 +1,461 @@
+"""From a dataset to per-ticker strategy tables: tasks, the engine run, failure policy, output.
+
+This module wires the pieces for one run; every decision of substance lives in its own module
+(prompts, engine, limiter, cache, providers). Output is one Parquet file per ticker with
+provenance columns (never pickle), written to a temporary file and renamed, user-only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from rewts.config import Config
+from rewts.errors import DataError, LLMError
+from rewts.llm.cache import StrategyCache
+from rewts.llm.engine import Engine, EngineSettings, Task, TaskResult
+from rewts.llm.limiter import Limiter, RateLimiter, Unlimited, utc_today
+from rewts.llm.monitor import RequestMonitor, RunStats
+from rewts.llm.prompts import render_messages, snapshot_inputs, system_message
+from rewts.llm.providers import BANNER, Provider, make_provider
+from rewts.llm.providers.base import Request
+from rewts.llm.providers.heuristic import heuristic_strategy
+from rewts.llm.retries import Backoff
+from rewts.llm.schemas import STRATEGY_JSON_SCHEMA, strength, tau
+
+log = logging.getLogger(__name__)
+
+#: columns of every per-ticker strategy table, in order
+COLUMNS = [
+    "ticker",
+    "period",
+    "start",
+    "end",
+    "inputs_end",
+    "direction",
+    "confidence",
+    "entropy",
+    "strength",
+    "tau",
+    "explanation",
+    "key_features",
+    "status",
+    "fallback",
+    "provider",
+    "model",
+    "prompt_version",
+    "settings",
+    "cache_key",
+]
+
+
+@dataclass
+class GenerationSummary:
+    """The end-of-run figures (the seed's summary plus retries, 429s, tokens and cost)."""
+
+    total: int = 0
+    generated: int = 0
+    cache_hits: int = 0
+    cache_misses: int = 0
+    api_calls: int = 0
+    retries: int = 0
+    http_429: int = 0
+    failures: int = 0
+    fallbacks: int = 0
+    skipped: int = 0
+    wall_s: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    provider: str = ""
+    model: str = ""
+    concurrency: str = ""
+    max_in_flight: int = 0
+    current_rpm: float = 0.0
+    limit_rpm: float | None = None
+    api_calls_saved: int = 0
+    avg_s_per_strategy: float = 0.0
+    output_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class GenerationResult:
+    """Per-ticker strategy tables (one row per period) and the run's summary."""
+
+    strategies: dict[str, pd.DataFrame]
+    summary: GenerationSummary = field(default_factory=GenerationSummary)
+
+
+# ------------------------------------------------------------------- building
+
+
+def _frames(cfg: Config, dataset: Any) -> dict[str, pd.DataFrame]:
+    frames = dataset.frames
+    missing = [t for t in cfg.tickers if t not in frames]
+    if missing:
+        raise DataError(
+            f"no processed data for {', '.join(missing)} (have: {', '.join(sorted(frames))}); "
+            "run `rewts data` for these tickers or remove them from `tickers`"
+        )
+    return {t: frames[t] for t in cfg.tickers}
+
+
+def _timeline(frame: pd.DataFrame, cfg: Config) -> Any:
+    from rewts.data import timeline_for
+
+    return timeline_for(frame, cfg)
+
+
+def _request_settings(cfg: Config, provider: Provider) -> dict[str, Any]:
+    return {
+        "temperature": cfg.llm.temperature,
+        "seed": cfg.llm.seed,
+        "max_tokens": cfg.llm.max_output_tokens,
+        "logprobs": bool(cfg.llm.logprobs and not provider.local),
+        "structured_output": cfg.llm.structured_output,
+    }
+
+
+def build_tasks(cfg: Config, dataset: Any, provider: Provider) -> tuple[list[Task], dict]:
+    """One strategist task per ticker and period, plus the period facts for the output rows."""
+    system = system_message(cfg.llm.prompt_version)
+    schema = None if cfg.llm.structured_output == "off" else ("strategy", STRATEGY_JSON_SCHEMA)
+    logprobs = bool(cfg.llm.logprobs and not provider.local)
+    tasks: list[Task] = []
+    periods: dict[Hashable, Any] = {}
+    for ticker, frame in _frames(cfg, dataset).items():
+        timeline = _timeline(frame, cfg)
+        for period in timeline.periods:
+            snap = snapshot_inputs(frame, period)
+            messages = render_messages(
+                ticker, period, snap, prompt_version=cfg.llm.prompt_version, system=system
+            )
+            request = Request(
+                messages=messages,
+                model=provider.model,
+                temperature=cfg.llm.temperature,
+                seed=cfg.llm.seed,
+                max_tokens=cfg.llm.max_output_tokens,
+                json_schema=schema,
+                logprobs=logprobs,
+                context=snap,
+            )
+            task_id = (ticker, period.index)
+            tasks.append(
+                Task(id=task_id, request=request, meta={"ticker": ticker, "period": period.index})
+            )
+            periods[task_id] = period
+    return tasks, periods
+
+
+def make_limiter(cfg: Config, provider: Provider, cache: StrategyCache | None) -> Limiter:
+    """The strictest of ``max_requests_per_second`` and ``rate_limits.rpm``, plus tpm and rpd."""
+    if provider.local:
+        return Unlimited()
+    limits = cfg.llm.rate_limits
+    rate = cfg.max_requests_per_second
+    if limits.rpm:
+        rate = min(rate, limits.rpm / 60.0)
+    scope = getattr(provider, "identity", provider.name)
+    daily_used, persist = 0, None
+    if limits.rpd is not None and cache is not None:
+        daily_used = cache.daily_requests(utc_today(), scope)
+
+        def persist(day: str, n: int) -> None:
+            cache.add_daily_requests(day, scope, n)
+
+    limiter = RateLimiter(
+        rate,
+        burst=limits.burst,
+        tpm=limits.tpm,
+        rpd=limits.rpd,
+        daily_used=daily_used,
+        persist_daily=persist,
+    )
+    return limiter
+
+
+def engine_settings(cfg: Config, limiter: Limiter) -> EngineSettings:
+    retry = cfg.llm.retry
+    return EngineSettings(
+        concurrency=cfg.parallel_workers,
+        prompt_version=cfg.llm.prompt_version,
+        backoff=Backoff(retry.initial_s, retry.multiplier, retry.max_s, retry.max_retries),
+        # the SDK's own timeout fires first; this one only guards providers without one
+        timeout_s=cfg.llm.timeout_s * 1.25 + 1.0,
+        latency_prior_s=cfg.llm.latency_prior_s,
+        max_concurrency=cfg.llm.max_concurrency,
+        fallback_rate=getattr(limiter, "configured_rate", cfg.max_requests_per_second),
+        jitter_seed=cfg.seed,
+    )
+
+
+# ------------------------------------------------------------------------ rows
+
+
+def _row(
+    ticker: str,
+    period: Any,
+    result: TaskResult,
+    cfg: Config,
+    provider: Provider,
+    settings_json: str,
+    context: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """One output row; a failed task becomes what ``llm.on_failure`` says (never cached)."""
+    base = {
+        "ticker": ticker,
+        "period": period.index,
+        "start": period.start,
+        "end": period.end,
+        "inputs_end": period.inputs_end,
+        "provider": provider.name,
+        "model": provider.model,
+        "prompt_version": cfg.llm.prompt_version,
+        "settings": settings_json,
+        "cache_key": result.key,
+    }
+    if result.status in ("ok", "cached") and result.strategy is not None:
+        s = result.strategy
+        st = strength(s.confidence, result.entropy)
+        return base | {
+            "direction": s.direction,
+            "confidence": s.confidence,
+            "entropy": result.entropy,
+            "strength": st,
+            "tau": tau(s.direction, st),
+            "explanation": s.explanation,
+            "key_features": json.dumps([f.model_dump() for f in s.key_features]),
+            "status": result.status,
+            "fallback": False,
+        }
+    policy = cfg.llm.on_failure
+    why = result.error or result.status
+    if policy == "heuristic":
+        rules = heuristic_strategy(context or {})
+        st = strength(rules["confidence"], None)
+        return base | {
+            "direction": rules["direction"],
+            "confidence": rules["confidence"],
+            "entropy": None,
+            "strength": st,
+            "tau": tau(rules["direction"], st),
+            "explanation": f"fallback (LLM call failed: {why}); {rules['explanation']}",
+            "key_features": json.dumps(rules["key_features"]),
+            "status": "fallback",
+            "fallback": True,
+            "provider": "heuristic",
+            "model": "rules-v1",
+        }
+    neutral = policy == "neutral"
+    return base | {
+        "direction": None,
+        "confidence": None,
+        "entropy": None,
+        "strength": 0.0 if neutral else math.nan,
+        "tau": 0.0 if neutral else math.nan,
+        "explanation": f"{'fallback: neutral' if neutral else 'skipped'} (LLM call failed: {why})",
+        "key_features": "[]",
+        "status": "fallback" if neutral else "skipped",
+        "fallback": neutral,
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["direction"] = df["direction"].astype("Int64")
+    for col in ("confidence", "entropy", "strength", "tau"):
+        df[col] = df[col].astype("float64")
+    df["fallback"] = df["fallback"].astype(bool)
+    df["period"] = df["period"].astype("int64")
+    return df
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_strategies(
+    strategies: Mapping[str, pd.DataFrame], out_dir: Path, *, json_too: bool = False
+) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for ticker, df in strategies.items():
+        _write_atomic(out_dir / f"{ticker}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        if json_too:
+            _write_atomic(
+                out_dir / f"{ticker}.json",
+                lambda p, df=df: df.to_json(p, orient="records", date_format="iso", indent=1),
+            )
+
+
+def load_strategies(cfg: Config) -> dict[str, pd.DataFrame] | None:
+    """The stored per-ticker tables from ``llm.output_dir``; None if any ticker is missing."""
+    out = Path(cfg.llm.output_dir)
+    paths = {t: out / f"{t}.parquet" for t in cfg.tickers}
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    return {t: pd.read_parquet(p) for t, p in paths.items()}
+
+
+# ------------------------------------------------------------------------- run
+
+
+def _run_coroutine(coro: Any) -> Any:
+    """``asyncio.run``, or in a worker thread when this thread already runs a loop (Jupyter)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _summary(
+    stats: RunStats,
+    wall: float,
+    cfg: Config,
+    provider: Provider,
+    monitor: RequestMonitor,
+    fallbacks: int,
+    skipped: int,
+) -> GenerationSummary:
+    price = cfg.llm.prices.get(provider.model)
+    cost = 0.0
+    if price is not None:
+        cost = (
+            stats.tokens_in / 1e6 * price.input_per_m + stats.tokens_out / 1e6 * price.output_per_m
+        )
+    return GenerationSummary(
+        total=stats.total,
+        generated=stats.generated,
+        cache_hits=stats.cache_hits,
+        cache_misses=stats.cache_misses,
+        api_calls=0 if provider.local else stats.api_calls,
+        retries=stats.retries,
+        http_429=stats.http_429,
+        failures=stats.failures,
+        fallbacks=fallbacks,
+        skipped=skipped,
+        wall_s=wall,
+        tokens_in=stats.tokens_in,
+        tokens_out=stats.tokens_out,
+        cost_usd=round(cost, 6),
+        provider=provider.name,
+        model=provider.model,
+        concurrency=str(cfg.parallel_workers),
+        max_in_flight=stats.max_in_flight,
+        current_rpm=monitor.current_rpm(),
+        limit_rpm=monitor.limit_rpm,
+        api_calls_saved=stats.cache_hits,
+        avg_s_per_strategy=wall / stats.total if stats.total else 0.0,
+        output_dir=str(cfg.llm.output_dir),
+    )
+
+
+def generate_strategies(
+    cfg: Config,
+    dataset: Any,
+    *,
+    progress: bool = False,
+    events: Callable[[Any], None] | None = None,
+    provider: Provider | None = None,
+    limiter: Limiter | None = None,
+    write: bool = True,
+    write_json: bool = False,
+) -> GenerationResult:
+    """Generate (or load from the cache) one strategy per ticker and period.
+
+    ``progress=True`` shows a live display on stderr (plain lines without a TTY); ``events``
+    receives every engine event. ``provider``/``limiter`` replace the configured ones (a custom
+    rate-limit policy, a test double). Raises :class:`~rewts.errors.AuthenticationError`,
+    :class:`~rewts.errors.LLMError` or :class:`~rewts.errors.QuotaExhaustedError`; in those
+    cases no strategy table is written.
+    """
+    provider = provider if provider is not None else make_provider(cfg)
+    if provider.local and provider.name == "heuristic" and events is None and not progress:
+        log.warning(BANNER)  # a display announces it itself
+    cache = None if provider.local else StrategyCache(cfg.llm.cache_path)
+    display = None
+    try:
+        limiter = limiter if limiter is not None else make_limiter(cfg, provider, cache)
+        tasks, periods = build_tasks(cfg, dataset, provider)
+        monitor = RequestMonitor(limit_rpm=getattr(limiter, "limit_rpm", None))
+        engine = Engine(
+            provider,
+            limiter,
+            cache=cache,
+            settings=engine_settings(cfg, limiter),
+            monitor=monitor,
+        )
+        if events is not None:
+            engine.subscribe(events)
+        if progress:
+            from rewts.ui.progress import make_display
+
+            display = make_display()
+            engine.subscribe(display)
+
+        async def main() -> tuple[dict[Hashable, TaskResult], float]:
+            t0 = time.perf_counter()
+            try:
+                return await engine.run(tasks), time.perf_counter() - t0
+            finally:
+                await provider.aclose()
+
+        results, wall = _run_coroutine(main())
+    finally:
+        if display is not None:
+            display.close()
+        if cache is not None:
+            cache.close()
+
+    settings_json = json.dumps(_request_settings(cfg, provider), sort_keys=True)
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in cfg.tickers}
+    failed: list[TaskResult] = []
+    for task in tasks:
+        result = results[task.id]
+        if result.status not in ("ok", "cached"):
+            failed.append(result)
+        ticker = task.meta["ticker"]
+        context = task.request.context if task.request is not None else None
+        rows[ticker].append(
+            _row(ticker, periods[task.id], result, cfg, provider, settings_json, context)
+        )
+    if failed and cfg.llm.on_failure == "error":
+        raise LLMError(
+            f"{len(failed)} of {len(tasks)} strategies failed after "
+            f"{cfg.llm.retry.max_retries} retries (first: {failed[0].id}: {failed[0].error}); "
+            "everything answered is cached: rerun to retry only the failed ones, or set "
+            "llm.on_failure (--on-failure) to neutral, heuristic or skip"
+        )
+    strategies = {t: _table(r) for t, r in rows.items()}
+    fallbacks = sum(int(df["fallback"].sum()) for df in strategies.values())
+    skipped = sum(int((df["status"] == "skipped").sum()) for df in strategies.values())
+    summary = _summary(engine.stats, wall, cfg, provider, monitor, fallbacks, skipped)
+    if write:
+        write_strategies(strategies, Path(cfg.llm.output_dir), json_too=write_json)
+    if display is not None:
+        display.summary(summary)
+    return GenerationResult(strategies=strategies, summary=summary)

@@ -1,0 +1,263 @@
+"""Any OpenAI-compatible chat-completions endpoint through the official ``openai`` SDK.
+
+Presets: ``deepseek`` (https://api.deepseek.com, ``DEEPSEEK_API_KEY``, ``deepseek-chat``),
+``openai`` (``OPENAI_API_KEY``, ``gpt-4o-mini``) and ``local`` (a vLLM/Ollama/``rewts sim``
+server at ``llm.base_url``; a key is optional). The SDK's own retries are off
+(``max_retries=0``): the engine owns retries, so every one of them passes the rate limiter.
+SDK exceptions are translated here into the provider taxonomy; the key never appears in a
+message (the servers echo a masked key in 401 answers, so those bodies are not repeated).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import os
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import openai
+
+from rewts.config import Config
+from rewts.errors import AuthenticationError, ConfigError
+from rewts.llm.providers.base import (
+    AuthFailed,
+    BadRequest,
+    ConnectionFailed,
+    InvalidOutput,
+    NotFound,
+    QuotaExhausted,
+    RateLimited,
+    Request,
+    Response,
+    ServerError,
+    Timeout,
+    TokenLogprob,
+)
+
+StructuredOutput = Literal["json_schema", "json_object", "off"]
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    base_url: str | None
+    env_var: str | None
+    model: str | None
+    config_key: str | None
+    structured: StructuredOutput
+
+
+PRESETS: dict[str, Preset] = {
+    # DeepSeek's API has JSON mode but no json_schema response format
+    "deepseek": Preset(
+        "https://api.deepseek.com",
+        "DEEPSEEK_API_KEY",
+        "deepseek-chat",
+        "deepseek_api_key",
+        "json_object",
+    ),
+    "openai": Preset(None, "OPENAI_API_KEY", "gpt-4o-mini", "openai_api_key", "json_schema"),
+    "local": Preset(None, None, None, None, "json_schema"),
+}
+
+
+def resolve_key(cfg: Config, preset: Preset, name: str) -> tuple[str | None, str | None]:
+    """(key, variable name) from the environment, else the config; None when optional."""
+    var = cfg.llm.api_key_env or preset.env_var
+    if var and os.environ.get(var):
+        return os.environ[var], var
+    secret = getattr(cfg.llm, preset.config_key, None) if preset.config_key else None
+    if secret is not None and secret.get_secret_value():
+        return secret.get_secret_value(), var
+    if preset.env_var is None and cfg.llm.api_key_env is None:
+        return None, None  # a local server usually needs no key
+    raise AuthenticationError(
+        f"no API key for provider {name}: set {var}"
+        + (f" (or llm.{preset.config_key} in the config)" if preset.config_key else "")
+        + ", choose another variable with llm.api_key_env, or use --provider heuristic "
+        "(offline, not an LLM)"
+    )
+
+
+def _retry_after(exc: openai.APIStatusError) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``retry-after`` (seconds or an HTTP date)."""
+    headers = exc.response.headers if exc.response is not None else {}
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return None if parsed is None else max(0.0, parsed.timestamp() - time.time())
+
+
+def _is_quota(exc: openai.APIStatusError) -> bool:
+    code = str(getattr(exc, "code", "") or "")
+    body = exc.body if isinstance(exc.body, dict) else {}
+    text = f"{code} {body}".lower()
+    return "insufficient_quota" in text or "per day" in text or "daily" in text
+
+
+class OpenAICompatProvider:
+    """Chat completions with structured output and (optionally) log-probabilities."""
+
+    local = False
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        model: str,
+        base_url: str | None,
+        api_key: str | None,
+        env_var: str | None,
+        timeout_s: float,
+        structured: StructuredOutput = "json_schema",
+        top_logprobs: int = 5,
+    ) -> None:
+        self.name = name
+        self.model = model
+        self.base_url = base_url
+        self.env_var = env_var
+        self.structured = structured
+        self.top_logprobs = top_logprobs
+        self._key = api_key or "not-needed"
+        self._client = openai.AsyncOpenAI(
+            base_url=base_url, api_key=self._key, max_retries=0, timeout=timeout_s
+        )
+
+    def __repr__(self) -> str:  # never show the key
+        return (
+            f"OpenAICompatProvider({self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
+        )
+
+    @property
+    def identity(self) -> str:
+        return f"{self.name}@{self.base_url or 'https://api.openai.com/v1'}"
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    def _kwargs(self, request: Request) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": request.model,
+            "messages": [dict(m) for m in request.messages],
+            "temperature": request.temperature,
+            "max_tokens": request.max_tokens,
+        }
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if request.json_schema is not None and self.structured == "json_schema":
+            name, schema = request.json_schema
+            kwargs["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "strict": True, "schema": dict(schema)},
+            }
+        elif request.json_schema is not None and self.structured == "json_object":
+            kwargs["response_format"] = {"type": "json_object"}
+        if request.logprobs:
+            kwargs["logprobs"] = True
+            kwargs["top_logprobs"] = self.top_logprobs
+        return kwargs
+
+    async def generate(self, request: Request) -> Response:
+        try:
+            completion = await self._client.chat.completions.create(**self._kwargs(request))
+        except openai.APITimeoutError:
+            raise Timeout("the request timed out (llm.timeout_s)") from None
+        except openai.APIConnectionError as exc:
+            raise ConnectionFailed(
+                f"connection failed: {type(exc.__cause__ or exc).__name__}"
+            ) from None
+        except openai.RateLimitError as exc:
+            if _is_quota(exc):
+                raise QuotaExhausted(
+                    f"{self.name}: quota exhausted (HTTP 429)", status=429
+                ) from None
+            raise RateLimited("HTTP 429", retry_after=_retry_after(exc)) from None
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+            raise AuthFailed("key rejected", env_var=self.env_var, status=exc.status_code) from None
+        except openai.NotFoundError:
+            raise NotFound("model not found", model=request.model, status=404) from None
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+            raise BadRequest(self._redact(str(exc.message))[:300], status=exc.status_code) from None
+        except openai.APIStatusError as exc:
+            status = exc.status_code
+            if status == 402:  # DeepSeek: insufficient balance
+                raise QuotaExhausted(
+                    f"{self.name}: insufficient balance (HTTP 402)", status=402
+                ) from None
+            if status >= 500 or status in (408, 409):
+                raise ServerError(f"HTTP {status}", status=status) from None
+            raise BadRequest(self._redact(str(exc.message))[:300], status=status) from None
+        except openai.APIResponseValidationError:
+            raise InvalidOutput("the response did not match the API's format") from None
+        except openai.APIError as exc:
+            raise ServerError(f"{type(exc).__name__}") from None
+        except ValueError as exc:  # a malformed body the SDK could not decode
+            raise InvalidOutput(f"malformed response ({type(exc).__name__})") from None
+        return self._response(completion)
+
+    def _response(self, completion: Any) -> Response:
+        if not getattr(completion, "choices", None):
+            raise InvalidOutput("the response has no choices")
+        choice = completion.choices[0]
+        if choice.finish_reason == "length":
+            raise InvalidOutput("the answer was truncated (finish_reason=length)")
+        text = choice.message.content if choice.message is not None else None
+        if not text:
+            raise InvalidOutput("the answer is empty")
+        logprobs = None
+        content = getattr(getattr(choice, "logprobs", None), "content", None)
+        if content:
+            logprobs = [
+                TokenLogprob(
+                    t.token,
+                    float(t.logprob),
+                    tuple((a.token, float(a.logprob)) for a in (t.top_logprobs or ())),
+                )
+                for t in content
+            ]
+        usage = getattr(completion, "usage", None)
+        return Response(
+            text=text,
+            tokens_in=int(getattr(usage, "prompt_tokens", 0) or 0),
+            tokens_out=int(getattr(usage, "completion_tokens", 0) or 0),
+            logprobs=logprobs,
+            finish_reason=choice.finish_reason,
+            raw=None,
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def make_openai_provider(cfg: Config, name: str) -> OpenAICompatProvider:
+    """Build the adapter for preset ``name`` (deepseek, openai, local) from the config."""
+    preset = PRESETS[name]
+    base_url = cfg.llm.base_url or preset.base_url
+    model = cfg.llm.model or preset.model
+    if name == "local" and not base_url:
+        raise ConfigError(
+            "llm.provider = local needs llm.base_url (--base-url), e.g. http://127.0.0.1:8000/v1"
+        )
+    if not model:
+        raise ConfigError(f"llm.provider = {name} needs llm.model (--model)")
+    key, var = resolve_key(cfg, preset, name)
+    structured = cfg.llm.structured_output
+    return OpenAICompatProvider(
+        name,
+        model=model,
+        base_url=base_url,
+        api_key=key,
+        env_var=var,
+        timeout_s=cfg.llm.timeout_s,
+        structured=preset.structured if structured == "auto" else structured,
+    )

@@ -1,0 +1,182 @@
+"""generate_strategies end to end with the heuristic and a fake API provider (no network)."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import pandas as pd
+import pytest
+
+from rewts.config import Config
+from rewts.errors import AuthenticationError, LLMError
+from rewts.llm import COLUMNS, generate_strategies, load_strategies
+from rewts.llm.cache import StrategyCache
+from rewts.llm.providers import make_provider
+from rewts.llm.providers.base import AuthFailed, ServerError
+from rewts.llm.providers.heuristic import heuristic_strategy
+
+from .helpers import FakeProvider, fake_dataset
+
+
+def _cfg(tmp_path, **llm):
+    return Config.model_validate(
+        {
+            "tickers": ["AAA", "BBB"],
+            "parallel_workers": "auto",
+            "max_requests_per_second": 1000.0,
+            "llm": {
+                "cache_path": str(tmp_path / "cache.sqlite"),
+                "output_dir": str(tmp_path / "out"),
+                "retry": {"initial_s": 0.001, "max_s": 0.01, "max_retries": 2},
+                **llm,
+            },
+        }
+    )
+
+
+def test_heuristic_run_writes_one_row_per_period_with_provenance(tmp_path, workdir):
+    cfg = _cfg(tmp_path, provider="heuristic")
+    ds = fake_dataset()
+    result = generate_strategies(cfg, ds)
+    df = result.strategies["AAA"]
+    assert list(df.columns) == COLUMNS
+    assert len(df) == 5  # 300 days, 200 warm-up, periods of 20
+    assert (df["provider"] == "heuristic").all() and (df["status"] == "ok").all()
+    assert df["direction"].isin([0, 1]).all() and df["tau"].abs().le(1).all()
+    assert (df["inputs_end"] < df["start"]).all()  # inputs end before the period starts
+    assert "not an LLM" in df["explanation"].iloc[0]
+    loaded = load_strategies(cfg)
+    pd.testing.assert_frame_equal(loaded["AAA"], df)
+    mode = stat.S_IMODE(os.stat(tmp_path / "out" / "AAA.parquet").st_mode)
+    assert mode == 0o600
+    assert result.summary.api_calls == 0
+    # deterministic
+    again = generate_strategies(cfg, ds, write=False).strategies["AAA"]
+    pd.testing.assert_frame_equal(again, df)
+
+
+def test_heuristic_reads_the_snapshot_it_is_given():
+    bull = {
+        "close": 110,
+        "sma_50": 100,
+        "sma_200": 90,
+        "sma_50_slope": 0.01,
+        "rsi_14": 65,
+        "macd_hist": 0.5,
+        "return_20d": 0.05,
+        "sp500_slope": 0.01,
+        "hv_20": 0.2,
+    }
+    bear = {k: (-v if k.endswith(("slope", "hist", "20d")) else v) for k, v in bull.items()}
+    bear.update(close=80, sma_50=90, sma_200=100, rsi_14=30)
+    assert heuristic_strategy(bull)["direction"] == 1
+    assert heuristic_strategy(bear)["direction"] == 0
+    assert heuristic_strategy(bull)["confidence"] > 2.0
+
+
+def test_a_rerun_makes_zero_requests(tmp_path):
+    cfg = _cfg(tmp_path)
+    ds = fake_dataset()
+    first = FakeProvider(0.0)
+    r1 = generate_strategies(cfg, ds, provider=first)
+    assert first.calls == 10 and r1.summary.generated == 10
+    second = FakeProvider(0.0)
+    r2 = generate_strategies(cfg, ds, provider=second)
+    assert second.calls == 0
+    s = r2.summary.to_dict()
+    assert s["cache_hits"] == 10 and s["api_calls"] == 0 and s["cache_misses"] == 0
+    assert (r2.strategies["AAA"]["status"] == "cached").all()
+    cols = ["direction", "confidence", "tau", "cache_key"]
+    pd.testing.assert_frame_equal(r1.strategies["AAA"][cols], r2.strategies["AAA"][cols])
+
+
+@pytest.mark.parametrize("policy", ["neutral", "heuristic", "skip"])
+def test_fallbacks_are_marked_counted_never_cached_and_retried_next_run(tmp_path, policy):
+    cfg = _cfg(tmp_path, on_failure=policy)
+    ds = fake_dataset()
+
+    def script(n, request):
+        if "AAA" in request.messages[1]["content"] and "2015-10" in request.messages[1]["content"]:
+            raise ServerError("down", status=503)
+
+    r1 = generate_strategies(cfg, ds, provider=FakeProvider(0.0, script))
+    df = r1.strategies["AAA"]
+    bad = df[df["status"] != "ok"]
+    assert len(bad) >= 1
+    assert r1.summary.failures == len(bad)
+    if policy == "neutral":
+        assert (bad["status"] == "fallback").all() and (bad["tau"] == 0).all()
+        assert bad["direction"].isna().all() and bad["fallback"].all()
+        assert r1.summary.fallbacks == len(bad)
+    elif policy == "heuristic":
+        assert (bad["provider"] == "heuristic").all() and bad["fallback"].all()
+    else:
+        assert (bad["status"] == "skipped").all() and bad["tau"].isna().all()
+    with StrategyCache(cfg.llm.cache_path) as cache:
+        assert len(cache) == 10 - len(bad)  # the failures are not in the cache
+        assert not (set(bad["cache_key"]) & {e.key for e in cache.entries()})
+    healthy = FakeProvider(0.0)
+    r2 = generate_strategies(cfg, ds, provider=healthy)
+    assert healthy.calls == len(bad)  # only the failed ones are asked again
+    assert (r2.strategies["AAA"]["fallback"] == False).all()  # noqa: E712
+
+
+def test_on_failure_error_raises_after_caching_the_rest(tmp_path):
+    cfg = _cfg(tmp_path, on_failure="error")
+
+    def script(n, request):
+        if "2015-10" in request.messages[1]["content"]:
+            raise ServerError("down", status=503)
+
+    with pytest.raises(LLMError, match="on_failure"):
+        generate_strategies(cfg, fake_dataset(), provider=FakeProvider(0.0, script))
+    assert not (tmp_path / "out").exists()
+    with StrategyCache(cfg.llm.cache_path) as cache:
+        assert len(cache) > 0
+
+
+def test_wrong_key_aborts_and_writes_nothing(tmp_path):
+    cfg = _cfg(tmp_path)
+
+    def script(n, request):
+        raise AuthFailed("no", env_var="DEEPSEEK_API_KEY", status=401)
+
+    provider = FakeProvider(0.0, script)
+    with pytest.raises(AuthenticationError, match="DEEPSEEK_API_KEY"):
+        generate_strategies(cfg, fake_dataset(), provider=provider)
+    assert not (tmp_path / "out").exists()
+
+
+def test_missing_key_names_the_variable(tmp_path, workdir):
+    cfg = _cfg(tmp_path, provider="deepseek")
+    with pytest.raises(AuthenticationError, match="set DEEPSEEK_API_KEY"):
+        make_provider(cfg)
+
+
+def test_auto_without_any_key_is_the_heuristic(tmp_path, workdir):
+    assert make_provider(_cfg(tmp_path)).name == "heuristic"
+
+
+def test_summary_keys(tmp_path):
+    cfg = _cfg(tmp_path)
+    s = generate_strategies(cfg, fake_dataset(), provider=FakeProvider(0.0)).summary.to_dict()
+    for key in (
+        "total",
+        "generated",
+        "cache_hits",
+        "cache_misses",
+        "api_calls",
+        "retries",
+        "http_429",
+        "failures",
+        "fallbacks",
+        "wall_s",
+        "tokens_in",
+        "tokens_out",
+        "cost_usd",
+    ):
+        assert key in s
+    assert s["tokens_in"] == 1000 and s["total"] == 10
+    json.dumps(s)
