@@ -172,6 +172,31 @@ class RewtsConfig(Section):
     checkpoint_dir: Path = Path("checkpoints")
     #: ensemble signal: the chunk model's position, or its greedy action's Q-value
     ensemble_signal: Literal["position", "q_value"] = "position"
+    #: ``tdqn`` replaces the DDQN and environment keys with Théate & Ernst's published values
+    #: (they win over the file's; see rewts.agents.presets). ``seed``: the values as written.
+    preset: Literal["seed", "tdqn"] = "seed"
+    #: ``episode``: epsilon *= epsilon_decay after each episode (the seed);
+    #: ``step_exponential``: min + (start - min) * exp(-step / epsilon_decay_steps) (TDQN)
+    epsilon_schedule: Literal["episode", "step_exponential"] = "episode"
+    epsilon_decay_steps: PositiveFloat = 10_000.0
+    #: Adam's L2 weight decay (TDQN: 1e-6)
+    weight_decay: float = Field(0.0, ge=0.0)
+    #: clip the gradient's global L2 norm at this value (None: no clipping)
+    grad_clip: PositiveFloat | None = 10.0
+    #: probability of repeating the previous action while exploring (TDQN: 0.1)
+    sticky_actions: float = Field(0.0, ge=0.0, lt=1.0)
+    #: environment steps before the first gradient update
+    learning_starts: int = Field(500, ge=0)
+    #: environment steps per gradient update (``target_update_freq`` counts gradient updates)
+    train_freq: PositiveInt = 1
+    #: start each training episode at a random day of the chunk (TDQN); False: at its first day
+    random_start: bool = False
+    #: parallel training processes: a number or ``auto`` (min(jobs, CPU count))
+    n_jobs: PositiveInt | Literal["auto"] = "auto"
+    #: ``auto``: CUDA when available, else CPU
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: also train one agent over the whole training range (chunked vs global comparison)
+    train_global: bool = True
 
     @model_validator(mode="after")
     def _epsilons_ordered(self) -> RewtsConfig:
@@ -194,6 +219,16 @@ class TradingEnvConfig(Section):
     reward: Literal["return", "risk_adjusted"] = "return"
     #: trading days of price/volume history in the observation
     window: PositiveInt = 30
+    #: price the book is marked and traded at: split-adjusted ``close`` (dividends ignored, as
+    #: in Théate & Ernst) or ``adj_close`` (total return)
+    price_column: Literal["close", "adj_close"] = "close"
+    #: a short is bought back to ``max_position`` once it exceeds ``(1 + short_margin)`` of it
+    short_margin: float = Field(0.1, ge=0.0, le=1.0)
+    #: ``risk_adjusted`` reward = return - vol * rolling std - drawdown * dd - trade * turnover
+    reward_vol_penalty: float = Field(0.1, ge=0.0)
+    reward_drawdown_penalty: float = Field(0.05, ge=0.0)
+    reward_trade_penalty: float = Field(0.001, ge=0.0)
+    reward_window: PositiveInt = 20
 
 
 class SplitConfig(Section):
