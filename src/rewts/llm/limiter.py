@@ -209,14 +209,14 @@ class RateLimiter:
         if outcome.kind == "rate_limited":
             self.rate_limited += 1
             if self.adaptive and permit.serial > self._last_cut_serial:
-                self.rate = max(self.min_rate, self.rate * self.decrease)
+                self._set_rate(now, max(self.min_rate, self.rate * self.decrease))
                 self._last_cut_serial = self._serial
-                # the next grant waits a full interval at the new rate
-                self._tat = max(self._tat, now) + 1.0 / self.rate
             if outcome.retry_after is not None and outcome.retry_after > 0:
                 self.pause(outcome.retry_after)
         elif outcome.kind == "ok" and self.adaptive and self.rate < self.configured_rate:
-            self.rate = min(self.configured_rate, self.rate + self.increase * self.configured_rate)
+            self._set_rate(
+                now, min(self.configured_rate, self.rate + self.increase * self.configured_rate)
+            )
         self._schedule()
 
     def pause(self, seconds: float) -> None:
@@ -231,6 +231,14 @@ class RateLimiter:
 
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    def _set_rate(self, now: float, rate: float) -> None:
+        """Change the rate keeping the requests already "in the bucket": the backlog
+        ``(tat - now) * rate`` is re-spread at the new rate, so a cut never frees a burst."""
+        if self._tat > now:
+            backlog = (self._tat - now) * self.rate
+            self._tat = now + backlog / rate
+        self.rate = rate
 
     def _clamp_tokens(self, tokens: int) -> int:
         tokens = max(0, int(tokens))
