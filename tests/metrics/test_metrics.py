@@ -122,6 +122,16 @@ def test_summarize_has_every_metric_and_one_convention():
     assert np.isnan(no_pos["turnover"]) and np.isnan(no_pos["exposure"])
 
 
+def test_traded_fractions_replace_position_changes_for_trades_and_turnover():
+    r = np.array([0.01, 0.02, -0.01, 0.0])
+    exposure = np.array([0.95, 0.96, 0.97, 0.96])  # a drifting long weight: one trade
+    traded = np.array([0.95, 0.0, 0.0, 0.0])
+    out = m.summarize(r, exposure, traded=traded, periods_per_year=4)
+    assert out["n_trades"] == 1
+    assert out["turnover"] == pytest.approx(0.95)
+    assert m.summarize(r, exposure)["n_trades"] == 4  # exposure drift is not a trade
+
+
 def test_constant_series_gives_nan_ratios_not_inf():
     out = m.summarize(np.zeros(10), np.zeros(10))
     assert np.isnan(out["sharpe"]) and np.isnan(out["sortino"]) and np.isnan(out["calmar"])

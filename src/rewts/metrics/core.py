@@ -194,7 +194,7 @@ def calmar_ratio(returns: ArrayLike, periods_per_year: int = 252) -> float:
 
 
 def as_positions(positions: ArrayLike, n: int) -> np.ndarray:
-    """Validate a per-day exposure series of length ``n``."""
+    """Validate a per-day series (exposure, traded value) of length ``n``."""
     pos = np.asarray(positions, dtype=np.float64)
     if pos.shape != (n,):
         raise DataError(f"positions must have one value per return ({n}), got shape {pos.shape}")
@@ -241,20 +241,32 @@ def summarize(
     returns: ArrayLike,
     positions: ArrayLike | None = None,
     *,
+    traded: ArrayLike | None = None,
     risk_free_rate: float = 0.0,
     periods_per_year: int = 252,
 ) -> dict[str, Any]:
     """Every metric of :data:`METRIC_NAMES` for one agent's test run, under the one convention.
 
-    ``positions`` (signed exposure per day) enables hit rate on days in the market, turnover,
-    number of trades and exposure; without it those are NaN (hit rate falls back to days with
-    a non-zero return).
+    ``positions`` (signed exposure held over each day) enables hit rate on days in the
+    market, turnover, number of trades and exposure; without it those are NaN (hit rate falls
+    back to days with a non-zero return). ``traded`` (the value traded each day as a fraction
+    of portfolio value, from the accounting's actual trades) replaces the position changes for
+    turnover and the trade count: with a drifting position weight, the changes of exposure
+    are not trades.
     """
     r = as_returns(returns)
     if r.size < 2:
         raise DataError(f"at least 2 daily returns are needed for metrics, got {r.size}")
     pos = None if positions is None else as_positions(positions, r.size)
     nan = float("nan")
+    if traded is not None:
+        flow = np.abs(as_positions(traded, r.size))
+        trade_turnover = float(flow.mean() * periods_per_year)
+        trade_count = int((flow > 1e-12).sum())
+    elif pos is not None:
+        trade_turnover, trade_count = turnover(pos, periods_per_year), n_trades(pos)
+    else:
+        trade_turnover, trade_count = nan, nan
     return {
         "cumulative_return": cumulative_return(r),
         "annual_return": annual_return(r, periods_per_year),
@@ -265,8 +277,8 @@ def summarize(
         "max_drawdown_duration": max_drawdown_duration(r),
         "calmar": calmar_ratio(r, periods_per_year),
         "hit_rate": hit_rate(r, pos),
-        "turnover": nan if pos is None else turnover(pos, periods_per_year),
-        "n_trades": nan if pos is None else n_trades(pos),
+        "turnover": trade_turnover,
+        "n_trades": trade_count,
         "exposure": nan if pos is None else exposure(pos),
         "n_days": int(r.size),
     }
