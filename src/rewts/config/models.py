@@ -249,13 +249,62 @@ class SplitConfig(Section):
         return self
 
 
+BacktestAgent = Literal[
+    "buy_and_hold",
+    "llm_only",
+    "rl_only",
+    "llm_rl",
+    "rewts",
+    "global_llm_rl",
+    "placebo_const",
+    "placebo_shuffled",
+    "leak_sanity",
+]
+
+
 class BacktestConfig(Section):
     """How agents are compared on the held-out period."""
 
     runs: PositiveInt = 5
+    #: annual rate; Sharpe and Sortino use returns in excess of it (docs/metrics.md)
     risk_free_rate: float = Field(0.0, ge=-0.1, le=0.5)
     periods_per_year: PositiveInt = 252
     output_dir: Path = Path("results")
+    #: agents run side by side (placebos and the leak check each need their own training)
+    agents: list[BacktestAgent] = Field(
+        default_factory=lambda: [
+            "buy_and_hold",
+            "llm_only",
+            "rl_only",
+            "llm_rl",
+            "rewts",
+            "global_llm_rl",
+            "placebo_const",
+            "placebo_shuffled",
+            "leak_sanity",
+        ],
+        min_length=1,
+    )
+    #: QP solver of the ReWTS weights: clarabel (accurate interior point) or osqp (warm-started)
+    qp_solver: Literal["clarabel", "osqp"] = "clarabel"
+    #: trading days between re-fits of the ensemble weights (1 = every day)
+    rebalance_every: PositiveInt = 1
+    #: put each chunk model's Q-values on a unit scale before the weighted average
+    ensemble_q_normalize: bool = True
+    #: the agent behind "LLM+RL", "RL-only" and the placebos: the last chunk's or the global one
+    single_agent: Literal["last_chunk", "global"] = "last_chunk"
+    #: the leak sanity agent must reach this Sharpe ratio, else the report flags the run
+    sanity_min_sharpe: float = 2.0
+    #: train agents whose checkpoints are missing (False: fail with a clear error instead)
+    train_missing: bool = True
+
+    @field_validator("agents")
+    @classmethod
+    def _unique_agents(cls, agents: list[str]) -> list[str]:
+        dupes = sorted({a for a in agents if agents.count(a) > 1})
+        if dupes:
+            raise ValueError(f"duplicate agents: {', '.join(dupes)}")
+        return agents
 
 
 class RayConfig(Section):
