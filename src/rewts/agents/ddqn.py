@@ -1,0 +1,338 @@
+"""Double DQN (van Hasselt et al., 2016) as used by Théate & Ernst, written to read like the
+equations:
+
+    a*      = argmax_a Q_online(s', a)
+    y       = r + gamma * (1 - done) * Q_target(s', a*)
+    loss    = Huber(Q_online(s, a) - y)
+
+Adam with optional weight decay, gradient-norm clipping, a hard target copy every
+``target_update_freq`` gradient updates, epsilon-greedy exploration with optional sticky actions,
+and a replay buffer of preallocated arrays. Everything random draws from generators seeded by
+the caller (``torch.manual_seed`` for the weights, a NumPy ``Generator`` for exploration and
+sampling), so a seed reproduces a run on the same device and thread count.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from rewts.agents.network import QNetwork
+from rewts.agents.replay import Batch, ReplayBuffer
+from rewts.agents.schedules import EpsilonSchedule
+from rewts.errors import TrainingError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import gymnasium as gym
+
+    from rewts.config.models import RewtsConfig
+
+CHECKPOINT_FORMAT = 1
+#: rows per forward pass in vectorized inference
+INFERENCE_CHUNK = 65_536
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise TrainingError(
+            "rewts.device = cuda, but no CUDA device is available (use auto or cpu)"
+        )
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class DQNSettings:
+    """The hyper-parameters of one agent (from ``rewts.*``)."""
+
+    hidden_dims: tuple[int, ...] = (256, 256, 128)
+    gamma: float = 0.995
+    learning_rate: float = 5e-4
+    weight_decay: float = 0.0
+    batch_size: int = 128
+    buffer_size: int = 50_000
+    #: counted in gradient updates (= environment steps when ``train_freq`` is 1)
+    target_update_freq: int = 20
+    grad_clip: float | None = 10.0
+    learning_starts: int = 500
+    train_freq: int = 1
+    sticky_actions: float = 0.0
+    epsilon: EpsilonSchedule = field(default_factory=EpsilonSchedule)
+
+    @classmethod
+    def from_config(cls, rewts: RewtsConfig) -> DQNSettings:
+        return cls(
+            hidden_dims=tuple(rewts.hidden_dims),
+            gamma=rewts.gamma,
+            learning_rate=rewts.learning_rate,
+            weight_decay=rewts.weight_decay,
+            batch_size=rewts.batch_size,
+            buffer_size=rewts.buffer_size,
+            target_update_freq=rewts.target_update_freq,
+            grad_clip=rewts.grad_clip,
+            learning_starts=rewts.learning_starts,
+            train_freq=rewts.train_freq,
+            sticky_actions=rewts.sticky_actions,
+            epsilon=EpsilonSchedule(
+                kind=rewts.epsilon_schedule,
+                start=rewts.epsilon_start,
+                minimum=rewts.epsilon_min,
+                decay=rewts.epsilon_decay,
+                decay_steps=rewts.epsilon_decay_steps,
+            ),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["hidden_dims"] = list(self.hidden_dims)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DQNSettings:
+        data = dict(data)
+        data["hidden_dims"] = tuple(data["hidden_dims"])
+        data["epsilon"] = EpsilonSchedule(**data["epsilon"])
+        return cls(**data)
+
+
+def sharpe(returns: np.ndarray, periods_per_year: int = 252) -> float:
+    """Annualized Sharpe ratio of daily returns (risk-free 0); 0.0 when undefined."""
+    returns = np.asarray(returns, dtype=np.float64)
+    if returns.size < 2:
+        return 0.0
+    std = returns.std(ddof=1)
+    return float(math.sqrt(periods_per_year) * returns.mean() / std) if std > 0 else 0.0
+
+
+class DDQNAgent:
+    """Online and target Q-networks, their optimizer, a replay buffer and the training loop."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        n_actions: int,
+        settings: DQNSettings | None = None,
+        *,
+        seed: int = 0,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
+        self.settings = settings or DQNSettings()
+        self.seed = int(seed)
+        self.device = device if isinstance(device, torch.device) else resolve_device(device)
+        torch.manual_seed(self.seed)
+        self.rng = np.random.default_rng(self.seed)
+        dims = self.settings.hidden_dims
+        self.online = QNetwork(self.obs_dim, self.n_actions, dims).to(self.device)
+        self.target = QNetwork(self.obs_dim, self.n_actions, dims).to(self.device)
+        self.target.load_state_dict(self.online.state_dict())
+        self.target.requires_grad_(False)
+        self.optimizer = torch.optim.Adam(
+            self.online.parameters(),
+            lr=self.settings.learning_rate,
+            weight_decay=self.settings.weight_decay,
+        )
+        self._buffer: ReplayBuffer | None = None
+        self.steps = 0
+        self.updates = 0
+        self.episodes = 0
+
+    # ------------------------------------------------------------------ acting
+
+    @torch.inference_mode()
+    def greedy_q(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values ``(N, n_actions)`` of a batch of observations, in large vectorized passes."""
+        obs = np.asarray(obs, dtype=np.float32)
+        single = obs.ndim == 1
+        obs = obs.reshape(1, -1) if single else obs
+        if obs.shape[-1] != self.obs_dim:
+            raise TrainingError(
+                f"observations have {obs.shape[-1]} features but the agent expects "
+                f"{self.obs_dim} (was it trained with the same llm_guidance and window?)"
+            )
+        was_training = self.online.training
+        self.online.eval()
+        parts = [
+            self.online(torch.from_numpy(obs[i : i + INFERENCE_CHUNK]).to(self.device)).cpu()
+            for i in range(0, len(obs), INFERENCE_CHUNK)
+        ]
+        self.online.train(was_training)
+        q = torch.cat(parts).numpy() if parts else np.zeros((0, self.n_actions), np.float32)
+        return q[0] if single else q
+
+    def act(self, obs: np.ndarray, epsilon: float = 0.0) -> np.ndarray | int:
+        """Greedy action(s) of one observation or a batch; epsilon-greedy when ``epsilon > 0``."""
+        obs = np.asarray(obs, dtype=np.float32)
+        if obs.ndim == 1:
+            if epsilon > 0 and self.rng.random() < epsilon:
+                return int(self.rng.integers(self.n_actions))
+            return int(np.argmax(self.greedy_q(obs)))
+        actions = self.greedy_q(obs).argmax(axis=1)
+        if epsilon > 0:
+            explore = self.rng.random(len(actions)) < epsilon
+            actions = np.where(
+                explore, self.rng.integers(self.n_actions, size=len(actions)), actions
+            )
+        return actions
+
+    # ---------------------------------------------------------------- learning
+
+    def update(self, batch: Batch) -> float:
+        """One Double DQN gradient step on a minibatch; returns the Huber loss."""
+        s = self.settings
+        n = len(batch.actions)
+        obs = torch.from_numpy(np.concatenate([batch.obs, batch.next_obs])).to(self.device)
+        actions = torch.from_numpy(batch.actions).to(self.device)
+        rewards = torch.from_numpy(batch.rewards).to(self.device)
+        dones = torch.from_numpy(batch.dones).to(self.device)
+        q_all = self.online(obs)  # one pass over s and s' (s' half is only used detached)
+        q_sa = q_all[:n].gather(1, actions.unsqueeze(1)).squeeze(1)
+        with torch.no_grad():
+            next_actions = q_all[n:].argmax(dim=1, keepdim=True)
+            next_q = self.target(obs[n:]).gather(1, next_actions).squeeze(1)
+            y = rewards + s.gamma * (1.0 - dones) * next_q
+        loss = F.smooth_l1_loss(q_sa, y)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if s.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(self.online.parameters(), s.grad_clip)
+        self.optimizer.step()
+        self.updates += 1
+        if self.updates % s.target_update_freq == 0:
+            self.target.load_state_dict(self.online.state_dict())
+        return float(loss.detach())
+
+    def learn(
+        self,
+        env: gym.Env,
+        episodes: int,
+        *,
+        on_episode: Callable[[dict[str, float]], None] | None = None,
+    ) -> pd.DataFrame:
+        """Train for ``episodes`` episodes; one row of curves per episode.
+
+        Columns: episode, steps, return (sum of rewards), sharpe (of the daily portfolio
+        returns), final_equity, loss (mean over the episode's updates), epsilon (at the end).
+        """
+        s = self.settings
+        n_actions = int(env.action_space.n)
+        if n_actions != self.n_actions:
+            raise TrainingError(f"env has {n_actions} actions, agent {self.n_actions}")
+        if self._buffer is None:
+            self._buffer = ReplayBuffer(s.buffer_size, self.obs_dim)
+        buffer, rng = self._buffer, self.rng
+        rows = []
+        for _ in range(episodes):
+            obs, info = env.reset(seed=self.seed if self.episodes == 0 else None)
+            prev_action: int | None = None
+            total, losses, daily, equity = 0.0, [], [], float(info.get("equity", 0.0))
+            epsilon = s.epsilon.value(self.episodes, self.steps)
+            done = False
+            while not done:
+                if s.epsilon.kind == "step_exponential":
+                    epsilon = s.epsilon.value(self.episodes, self.steps)
+                if prev_action is not None and s.sticky_actions and rng.random() < s.sticky_actions:
+                    action = prev_action
+                elif rng.random() < epsilon:
+                    action = int(rng.integers(n_actions))
+                else:
+                    action = int(np.argmax(self.greedy_q(obs)))
+                next_obs, reward, terminated, truncated, info = env.step(action)
+                buffer.add(obs, action, reward, next_obs, terminated)
+                self.steps += 1
+                total += reward
+                daily.append(info.get("return", reward))
+                equity = float(info.get("equity", equity))
+                if (
+                    self.steps >= s.learning_starts
+                    and len(buffer) >= s.batch_size
+                    and self.steps % s.train_freq == 0
+                ):
+                    losses.append(self.update(buffer.sample(s.batch_size, rng)))
+                obs, prev_action = next_obs, action
+                done = terminated or truncated
+            self.episodes += 1
+            row = {
+                "episode": self.episodes,
+                "steps": self.steps,
+                "return": total,
+                "sharpe": sharpe(np.asarray(daily)),
+                "final_equity": equity,
+                "loss": float(np.mean(losses)) if losses else float("nan"),
+                "epsilon": epsilon,
+            }
+            rows.append(row)
+            if on_episode is not None:
+                on_episode(row)
+        return pd.DataFrame(rows)
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
+        """Write weights, settings and metadata atomically (temp file + ``os.replace``)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        payload = {
+            "format": CHECKPOINT_FORMAT,
+            "obs_dim": self.obs_dim,
+            "n_actions": self.n_actions,
+            "seed": self.seed,
+            "settings": self.settings.to_dict(),
+            "online": {k: v.cpu() for k, v in self.online.state_dict().items()},
+            "target": {k: v.cpu() for k, v in self.target.state_dict().items()},
+            "counters": {"steps": self.steps, "updates": self.updates, "episodes": self.episodes},
+            "metadata": metadata or {},
+        }
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def load(
+        cls, path: str | Path, *, device: str | torch.device = "cpu"
+    ) -> tuple[DDQNAgent, dict[str, Any]]:
+        """An agent (ready for inference) and the metadata it was saved with."""
+        path = Path(path)
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+        except FileNotFoundError:
+            raise TrainingError(f"no checkpoint at {path} (run `rewts train` first)") from None
+        except Exception as exc:  # a truncated or foreign file
+            raise TrainingError(f"checkpoint {path} cannot be read ({exc}); retrain it") from exc
+        if payload.get("format") != CHECKPOINT_FORMAT:
+            raise TrainingError(f"checkpoint {path} has an unknown format; retrain it")
+        agent = cls(
+            payload["obs_dim"],
+            payload["n_actions"],
+            DQNSettings.from_dict(payload["settings"]),
+            seed=payload["seed"],
+            device=device,
+        )
+        agent.online.load_state_dict(payload["online"])
+        agent.target.load_state_dict(payload["target"])
+        counters = payload["counters"]
+        agent.steps, agent.updates, agent.episodes = (
+            counters["steps"],
+            counters["updates"],
+            counters["episodes"],
+        )
+        return agent, payload["metadata"]
