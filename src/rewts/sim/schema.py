@@ -56,16 +56,23 @@ def gemini_to_json_schema(schema: Any) -> Any:
     if not isinstance(schema, dict):
         return schema
     out: dict[str, Any] = {}
-    for key, value in schema.items():
+    for raw_key, value in schema.items():
+        # protobuf JSON takes both spellings and google-genai sends snake_case (min_items, any_of)
+        key = _camel(raw_key)
         if key == "type" and isinstance(value, str):
             out["type"] = value.lower()
         elif key in ("properties", "$defs", "definitions") and isinstance(value, dict):
             out[key] = {name: gemini_to_json_schema(sub) for name, sub in value.items()}
         elif key in ("items", "anyOf", "oneOf", "allOf"):
             out[key] = gemini_to_json_schema(value)
-        elif key in ("propertyOrdering", "property_ordering"):
-            out["propertyOrdering"] = value
-        elif key in ("minItems", "maxItems", "minLength", "maxLength", "minProperties"):
+        elif key in (
+            "minItems",
+            "maxItems",
+            "minLength",
+            "maxLength",
+            "minProperties",
+            "maxProperties",
+        ):
             out[key] = int(value)  # proto int64 fields arrive as strings
         elif key in ("minimum", "maximum"):
             out[key] = float(value)
@@ -74,6 +81,11 @@ def gemini_to_json_schema(schema: Any) -> Any:
     if out.get("nullable") is True and isinstance(out.get("type"), str):
         out["type"] = [out["type"], "null"]
     return out
+
+
+def _camel(key: str) -> str:
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 def instance(schema: Any, rng: random.Random, *, root: Any = None, hint: str = "") -> Any:
