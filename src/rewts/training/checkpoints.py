@@ -1,0 +1,141 @@
+"""Loading trained agents back: the chunk agents of a ticker (ordered by chunk) and its global
+agent, each with the metadata the backtest needs to rebuild and check its observations."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from rewts.agents.ddqn import DDQNAgent
+from rewts.agents.presets import apply_preset
+from rewts.errors import TrainingError
+from rewts.training.jobs import (
+    GLOBAL_CHUNK,
+    META_FILE,
+    MODEL_FILE,
+    chunk_folder,
+    read_meta,
+    variant_name,
+)
+
+if TYPE_CHECKING:
+    from rewts.config.models import Config
+
+_CHUNK_DIR = re.compile(r"^chunk_(\d+)$")
+
+
+@dataclass
+class LoadedAgent:
+    """A trained agent and where it came from."""
+
+    ticker: str
+    #: chunk index; -1 for the global agent
+    chunk: int
+    start: pd.Timestamp
+    end: pd.Timestamp
+    seed: int
+    llm_guidance: bool
+    agent: DDQNAgent
+    metadata: dict[str, Any]
+    path: Path
+
+    @property
+    def is_global(self) -> bool:
+        return self.chunk == GLOBAL_CHUNK
+
+    @property
+    def obs_names(self) -> tuple[str, ...]:
+        return tuple(self.metadata.get("obs_names", ()))
+
+    def greedy_q(self, obs: np.ndarray) -> np.ndarray:
+        """Q-values of a batch of observations, ``(N, n_actions)``."""
+        return self.agent.greedy_q(obs)
+
+    def act(self, obs: np.ndarray) -> np.ndarray | int:
+        """Greedy action(s)."""
+        return self.agent.act(obs)
+
+
+def _load(folder: Path, device: str) -> LoadedAgent:
+    meta = read_meta(folder)
+    if meta is None or not (folder / MODEL_FILE).is_file():
+        raise TrainingError(f"incomplete checkpoint in {folder} (rerun `rewts train` to finish it)")
+    agent, _ = DDQNAgent.load(folder / MODEL_FILE, device=device)
+    return LoadedAgent(
+        ticker=meta["ticker"],
+        chunk=int(meta["chunk"]),
+        start=pd.Timestamp(meta["start"]),
+        end=pd.Timestamp(meta["end"]),
+        seed=int(meta["seed"]),
+        llm_guidance=bool(meta["llm_guidance"]),
+        agent=agent,
+        metadata=meta,
+        path=folder,
+    )
+
+
+def _device(cfg: Config) -> str:
+    return "cpu" if cfg.rewts.device == "auto" else cfg.rewts.device
+
+
+def load_chunk_agents(
+    cfg: Config,
+    ticker: str,
+    *,
+    llm_guidance: bool = True,
+    seed: int | None = None,
+    tag: str = "",
+) -> list[LoadedAgent]:
+    """The ticker's trained chunk agents of one variant, ordered by chunk index.
+
+    An error names what to run when none exist. Inference runs on the CPU unless
+    ``rewts.device`` says ``cuda``.
+    """
+    cfg = apply_preset(cfg)
+    seed = cfg.seed if seed is None else seed
+    root = Path(cfg.rewts.checkpoint_dir) / ticker
+    variant = variant_name(llm_guidance, seed, tag)
+    found: list[tuple[int, Path]] = []
+    if root.is_dir():
+        for child in root.iterdir():
+            match = _CHUNK_DIR.match(child.name)
+            if match and (child / variant / META_FILE).is_file():
+                found.append((int(match.group(1)), child / variant))
+    if not found:
+        flag = "" if llm_guidance else " --no-llm"
+        raise TrainingError(
+            f"no trained chunk agents for {ticker} ({variant}) under {root}: run "
+            f"`rewts train --tickers {ticker}{flag}` first"
+        )
+    return [_load(path, _device(cfg)) for _, path in sorted(found)]
+
+
+def load_global_agent(
+    cfg: Config,
+    ticker: str,
+    *,
+    llm_guidance: bool = True,
+    seed: int | None = None,
+    tag: str = "",
+) -> LoadedAgent:
+    """The ticker's agent trained over the whole training range."""
+    cfg = apply_preset(cfg)
+    seed = cfg.seed if seed is None else seed
+    folder = chunk_folder(Path(cfg.rewts.checkpoint_dir), ticker, GLOBAL_CHUNK)
+    folder = folder / variant_name(llm_guidance, seed, tag)
+    if not (folder / META_FILE).is_file():
+        raise TrainingError(
+            f"no global agent for {ticker} at {folder}: run `rewts train` (with "
+            "rewts.train_global true)"
+        )
+    return _load(folder, _device(cfg))
+
+
+def load_curves(agent: LoadedAgent) -> pd.DataFrame:
+    """The training curves of one agent (episode, return, sharpe, loss, epsilon, ...)."""
+    return pd.read_csv(agent.path / "curves.csv")

@@ -1,0 +1,303 @@
+"""``train_all``: every (ticker, chunk, seed) job of an experiment, in a process pool.
+
+Per ticker the training range (``split.train_start..train_end``) is cut into chunks of
+``rewts.chunk_length`` days (:meth:`Timeline.chunks`); each chunk gets one agent trained for
+``rewts.episodes_per_chunk`` episodes, plus (``include_global``) one agent over the whole
+range. Jobs whose checkpoint carries the same input hash are skipped, so a rerun is free and an
+interrupted run resumes where it stopped. Workers are spawned (safe with torch and on every
+OS), use one torch thread each, and the pool has ``min(jobs, n_jobs or CPU count)`` workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import os
+import queue
+import sys
+import time
+from collections.abc import Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from rewts.agents.ddqn import DQNSettings
+from rewts.agents.presets import apply_preset
+from rewts.env.factory import _timeline, env_data_for
+from rewts.errors import TrainingError
+from rewts.training.jobs import (
+    GLOBAL_CHUNK,
+    JobResult,
+    TrainJob,
+    init_worker,
+    is_done,
+    run_job,
+)
+
+if TYPE_CHECKING:
+    from rewts.config.models import Config
+    from rewts.data import Dataset
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    """What a training run did, one :class:`JobResult` per job."""
+
+    jobs: list[JobResult] = field(default_factory=list)
+    seconds: float = 0.0
+    workers: int = 1
+
+    def frame(self) -> pd.DataFrame:
+        return pd.DataFrame([r.__dict__ for r in self.jobs])
+
+    def summary(self) -> pd.DataFrame:
+        """Per ticker: chunks trained and skipped, training time, mean final train Sharpe."""
+        df = self.frame()
+        if df.empty:
+            return pd.DataFrame(columns=["ticker", "trained", "skipped", "seconds", "sharpe"])
+        chunks = df[df["chunk"] != GLOBAL_CHUNK]
+        out = df.groupby("ticker", sort=False).agg(
+            trained=("skipped", lambda s: int((~s).sum())),
+            skipped=("skipped", "sum"),
+            seconds=("seconds", "sum"),
+        )
+        out["sharpe"] = chunks.groupby("ticker", sort=False)["final_sharpe"].mean()
+        glob = df[df["chunk"] == GLOBAL_CHUNK].groupby("ticker", sort=False)["final_sharpe"]
+        out["global_sharpe"] = glob.mean()
+        return out.reset_index()
+
+
+def build_jobs(
+    cfg: Config,
+    dataset: Dataset,
+    strategies: dict[str, pd.DataFrame] | None,
+    *,
+    include_global: bool = True,
+    seeds: Sequence[int] | None = None,
+    tag: str = "",
+) -> list[TrainJob]:
+    """Every job of the experiment, chunks before the global agent, tickers in config order."""
+    cfg = apply_preset(cfg)
+    llm = cfg.rewts.llm_guidance
+    if llm and strategies is None:
+        raise TrainingError(
+            "rewts.llm_guidance is on but no strategies were given: generate them "
+            "(`rewts strategies`) or train the RL-only baseline with --no-llm"
+        )
+    seeds = list(seeds) if seeds is not None else [cfg.seed]
+    settings = DQNSettings.from_config(cfg.rewts).to_dict()
+    env_cfg = cfg.trading_env.model_dump(mode="json")
+    jobs: list[TrainJob] = []
+    for ticker in cfg.tickers:
+        if ticker not in dataset.frames:
+            raise TrainingError(
+                f"{ticker} is not in the dataset (have: {', '.join(dataset.frames)})"
+            )
+        strategy = None
+        if llm:
+            assert strategies is not None
+            if ticker not in strategies:
+                raise TrainingError(f"no strategies for {ticker}: run `rewts strategies` first")
+            strategy = strategies[ticker]
+        frame = dataset.frames[ticker]
+        data = env_data_for(cfg, ticker, frame, dataset.feature_columns, strategy, llm_guidance=llm)
+        chunks = _timeline(frame, cfg).chunks(
+            cfg.split.train_start, cfg.split.train_end, cfg.rewts.chunk_length
+        )
+        spans = [(c.index, max(c.start_pos, data.first_valid), c.end_pos) for c in chunks]
+        if include_global:
+            spans.append((GLOBAL_CHUNK, spans[0][1], spans[-1][2]))
+        for chunk, start, end in spans:
+            if end - start < 2:
+                raise TrainingError(
+                    f"{ticker} chunk {chunk}: only {end - start + 1} days; lower "
+                    "rewts.chunk_length or extend the training range"
+                )
+            for seed in seeds:
+                jobs.append(
+                    TrainJob(
+                        ticker=ticker,
+                        chunk=chunk,
+                        start=start,
+                        end=end,
+                        seed=int(seed),
+                        llm_guidance=llm,
+                        episodes=cfg.rewts.episodes_per_chunk,
+                        data=data,
+                        env_cfg=env_cfg,
+                        settings=settings,
+                        device=cfg.rewts.device,
+                        random_start=cfg.rewts.random_start,
+                        out_dir=str(cfg.rewts.checkpoint_dir),
+                        tag=tag,
+                        extra={
+                            "dataset_hash": dataset.content_hash,
+                            "preset": cfg.rewts.preset,
+                            "config": cfg.model_dump(
+                                mode="json", include={"rewts", "trading_env", "split", "seed"}
+                            ),
+                        },
+                    )
+                )
+    return jobs
+
+
+def pool_size(cfg: Config, n_jobs: int) -> int:
+    wanted = cfg.rewts.n_jobs
+    cpus = os.cpu_count() or 1
+    limit = cpus if wanted == "auto" else int(wanted)
+    return max(1, min(n_jobs, limit))
+
+
+class _Display:
+    """One progress display for the whole run: rich on a terminal, plain lines otherwise."""
+
+    def __init__(self, enabled: bool, total_episodes: int, n_jobs: int) -> None:
+        self.enabled = enabled
+        self.rich = enabled and sys.stderr.isatty()
+        self.done_jobs, self.n_jobs = 0, n_jobs
+        self._progress: Any = None
+        if self.rich:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self._progress = Progress(
+                TextColumn("[bold]train[/]"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("episodes"),
+                TextColumn("{task.fields[jobs]}"),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                transient=False,
+            )
+            self._task = self._progress.add_task("train", total=total_episodes, jobs="")
+            self._progress.start()
+
+    def episode(self, n: int = 1) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task, n)
+
+    def job(self, result: JobResult, episodes: int) -> None:
+        self.done_jobs += 1
+        if self._progress is not None:
+            if result.skipped:
+                self._progress.advance(self._task, episodes)
+            self._progress.update(self._task, jobs=f"{self.done_jobs}/{self.n_jobs} agents")
+        elif self.enabled:
+            what = "skipped (unchanged)" if result.skipped else f"{result.seconds:.1f}s"
+            chunk = "global" if result.chunk == GLOBAL_CHUNK else f"chunk {result.chunk}"
+            print(
+                f"[{self.done_jobs}/{self.n_jobs}] {result.ticker} {chunk} seed {result.seed}: "
+                f"{what}, train Sharpe {result.final_sharpe:.2f}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def run_jobs(jobs: list[TrainJob], workers: int, *, progress: bool = False) -> list[JobResult]:
+    """Run jobs in-process (``workers == 1``) or in a spawned process pool."""
+    display = _Display(progress, sum(j.episodes for j in jobs), len(jobs))
+    results: dict[int, JobResult] = {}
+    try:
+        for i, job in enumerate(jobs):
+            if is_done(job) is not None:
+                results[i] = run_job(job)  # reads the stored metrics, trains nothing
+                display.job(results[i], job.episodes)
+        pending = [(i, j) for i, j in enumerate(jobs) if i not in results]
+        if workers <= 1 or len(pending) <= 1:
+            for i, job in pending:
+                results[i] = run_job(job, _Ticks(display))
+                display.job(results[i], job.episodes)
+        else:
+            _run_pool(pending, workers, display, results)
+    finally:
+        display.close()
+    return [results[i] for i in range(len(jobs))]
+
+
+class _Ticks:
+    """An in-process stand-in for the progress queue."""
+
+    def __init__(self, display: _Display) -> None:
+        self.display = display
+
+    def put(self, _item: Any) -> None:
+        self.display.episode()
+
+
+def _run_pool(
+    pending: list[tuple[int, TrainJob]],
+    workers: int,
+    display: _Display,
+    results: dict[int, JobResult],
+) -> None:
+    ctx = mp.get_context("spawn")
+    manager = ctx.Manager() if display.rich else None
+    ticks = manager.Queue() if manager is not None else None
+    try:
+        with ProcessPoolExecutor(
+            max_workers=workers, mp_context=ctx, initializer=init_worker
+        ) as pool:
+            futures: dict[Future, int] = {pool.submit(run_job, job, ticks): i for i, job in pending}
+            jobs = dict(pending)
+            remaining = set(futures)
+            while remaining:
+                done, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(ticks, display)
+                for fut in done:
+                    i = futures[fut]
+                    results[i] = fut.result()
+                    display.job(results[i], jobs[i].episodes)
+            _drain(ticks, display)
+    finally:
+        if manager is not None:
+            manager.shutdown()
+
+
+def _drain(ticks: Any, display: _Display) -> None:
+    if ticks is None:
+        return
+    while True:
+        try:
+            ticks.get_nowait()
+        except (queue.Empty, EOFError, OSError):
+            return
+        display.episode()
+
+
+def train_all(
+    cfg: Config,
+    dataset: Dataset,
+    strategies: dict[str, pd.DataFrame] | None,
+    *,
+    progress: bool = False,
+    include_global: bool = True,
+    seeds: Sequence[int] | None = None,
+    tag: str = "",
+) -> TrainingResult:
+    """Train every chunk agent (and the global one) of every ticker; skip unchanged ones.
+
+    ``cfg.rewts.llm_guidance`` selects LLM+RL (tau in the observation; ``strategies`` needed)
+    or RL-only. ``seeds`` defaults to ``[cfg.seed]``. ``tag`` names a variant (for example a
+    placebo with shuffled tau) so that its checkpoints do not replace the real ones.
+    """
+    t0 = time.perf_counter()
+    jobs = build_jobs(cfg, dataset, strategies, include_global=include_global, seeds=seeds, tag=tag)
+    workers = pool_size(cfg, sum(1 for j in jobs if is_done(j) is None) or 1)
+    results = run_jobs(jobs, workers, progress=progress)
+    return TrainingResult(jobs=results, seconds=time.perf_counter() - t0, workers=workers)
