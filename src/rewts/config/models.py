@@ -149,6 +149,18 @@ class LLMConfig(Section):
     #: ceiling on requests in flight with ``parallel_workers: auto``
     max_concurrency: PositiveInt = 2048
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_model_key(cls, data: object) -> object:
+        """The seed's ``llm_model`` and ``model`` (``--model``) may both arrive after merging
+        the default file with overrides: ``model`` wins unless it is null."""
+        if isinstance(data, dict) and "model" in data and "llm_model" in data:
+            data = dict(data)
+            seed_value = data.pop("llm_model")
+            if data["model"] is None:
+                data["model"] = seed_value
+        return data
+
 
 class RewtsConfig(Section):
     """ReWTS chunking and the Double DQN hyper-parameters (the seed's keys)."""
