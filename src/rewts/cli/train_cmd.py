@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
 from rewts.cli.app import app
 from rewts.cli.common import (
     BaseUrlOpt,
@@ -24,9 +29,37 @@ from rewts.cli.common import (
     common,
     data_flags,
     llm_flags,
+    out_console,
     user_errors,
 )
-from rewts.errors import NotYetImplementedError
+from rewts.errors import TrainingError
+
+if TYPE_CHECKING:
+    from rewts.config import Config
+    from rewts.training import TrainingResult
+
+NoLLMOpt = Annotated[
+    bool,
+    typer.Option("--no-llm", help="Train the RL-only baseline (no strategies, no tau)."),
+]
+EpisodesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--episodes",
+        min=1,
+        help="Episodes per chunk (rewts.episodes_per_chunk).",
+        show_default=False,
+    ),
+]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--jobs",
+        min=1,
+        help="Training processes (rewts.n_jobs; default: CPU count).",
+        show_default=False,
+    ),
+]
 
 
 @app.command("train")
@@ -43,6 +76,9 @@ def train_command(
     cache: CacheOpt = None,
     on_failure: OnFailureOpt = None,
     no_news: NoNewsOpt = False,
+    no_llm: NoLLMOpt = False,
+    episodes: EpisodesOpt = None,
+    jobs: JobsOpt = None,
     config: ConfigOpt = None,
     sets: SetOpt = None,
     profile: ProfileOpt = None,
@@ -52,8 +88,52 @@ def train_command(
     """Train one Double DQN agent per ticker and chunk, in parallel, checkpointed."""
     args = common(config, sets, profile, debug, no_progress)
     with user_errors(args.debug):
-        args.load(
+        cfg = args.load(
             data_flags(tickers, data_dir, source)
             | llm_flags(provider, model, base_url, workers, rps, rpm, cache, on_failure, no_news)
+            | {
+                "rewts.llm_guidance": False if no_llm else None,
+                "rewts.episodes_per_chunk": episodes,
+                "rewts.n_jobs": jobs,
+            }
         )
-        raise NotYetImplementedError("`rewts train` is not built yet")
+        from rewts.pipeline import ensure_data
+        from rewts.training import train_all
+
+        dataset = ensure_data(cfg)
+        strategies = None
+        if cfg.rewts.llm_guidance:
+            strategies = _strategies(cfg, dataset, args.show_progress)
+        result = train_all(cfg, dataset, strategies, progress=not args.no_progress)
+        _print_summary(result, cfg.rewts.checkpoint_dir)
+
+
+def _strategies(cfg: Config, dataset: Any, progress: bool) -> Any:
+    """The strategies stage's output (cache hits cost nothing); a clear error if unavailable."""
+    try:
+        from rewts.pipeline import ensure_strategies
+
+        return ensure_strategies(cfg, dataset, progress=progress).strategies
+    except ImportError as exc:
+        raise TrainingError(
+            f"the strategy stage is not available ({exc}); train the RL-only baseline with --no-llm"
+        ) from exc
+
+
+def _print_summary(result: TrainingResult, checkpoint_dir: Path) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"training ({result.workers} processes, {result.seconds:.1f} s)")
+    for col in ("ticker", "trained", "skipped", "time (s)", "train Sharpe", "global Sharpe"):
+        table.add_column(col, justify="left" if col == "ticker" else "right")
+    for row in result.summary().itertuples(index=False):
+        table.add_row(
+            row.ticker,
+            str(int(row.trained)),
+            str(int(row.skipped)),
+            f"{row.seconds:.1f}",
+            f"{row.sharpe:.2f}",
+            "-" if row.global_sharpe != row.global_sharpe else f"{row.global_sharpe:.2f}",
+        )
+    out_console.print(table)
+    out_console.print(f"checkpoints in {checkpoint_dir}", highlight=False)
