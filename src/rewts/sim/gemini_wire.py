@@ -15,14 +15,22 @@ Retry-After header. Batch jobs are long-running operations named ``batches/{id}`
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 from aiohttp import web
 
-from rewts.sim.answers import Answer
+from rewts.sim.answers import Answer, token_json
 from rewts.sim.limits import Verdict
 from rewts.sim.schema import gemini_to_json_schema
-from rewts.sim.wire import ParsedRequest, WireError, bad_gateway_html, json_response, proto_duration
+from rewts.sim.wire import (
+    RAW_MARKER,
+    ParsedRequest,
+    WireError,
+    bad_gateway_html,
+    json_response,
+    proto_duration,
+)
 
 FORMAT = "gemini"
 _RATE_DOC = "https://ai.google.dev/gemini-api/docs/rate-limits"
@@ -210,31 +218,47 @@ def server_error(status: int) -> web.Response:
     )
 
 
+def logprobs_json(logprobs: list[tuple[str, float, list[tuple[str, float]]]], top_k: int) -> str:
+    """``candidates[0].logprobsResult`` encoded by hand (json.dumps of it costs milliseconds)."""
+    total = sum(lp for _, lp, _ in logprobs)
+    chosen = ",".join(
+        f'{{"token":{token_json(t)},"logProbability":{lp!r}}}' for t, lp, _ in logprobs
+    )
+    out = f'{{"chosenCandidates":[{chosen}],"logProbabilitySum":{total!r}'
+    if top_k > 0:
+        tops = ",".join(
+            '{"candidates":['
+            + ",".join(f'{{"token":{token_json(t)},"logProbability":{v!r}}}' for t, v in top)
+            + "]}"
+            for _, _, top in logprobs
+        )
+        out += f',"topCandidates":[{tops}]'
+    return out + "}"
+
+
 def response_body(
     req: ParsedRequest,
     answer: Answer,
     logprobs: list[tuple[str, float, list[tuple[str, float]]]] | None,
     prompt_tokens: int,
+    *,
+    raw_logprobs: bool = False,
 ) -> dict[str, Any]:
-    """A ``GenerateContentResponse`` (also what each inlined batch response holds)."""
+    """A ``GenerateContentResponse`` (also what each inlined batch response holds).
+
+    With ``raw_logprobs`` the ``logprobsResult`` is the :data:`RAW_MARKER`, to be spliced in
+    as :func:`logprobs_json` by :func:`json_response`.
+    """
     candidate: dict[str, Any] = {
         "content": {"parts": [{"text": answer.text}], "role": "model"},
         "finishReason": "MAX_TOKENS" if answer.finish == "length" else "STOP",
         "index": 0,
     }
     if logprobs is not None:
-        total = sum(lp for _, lp, _ in logprobs)
-        candidate["avgLogprobs"] = total / max(1, len(logprobs))
-        result: dict[str, Any] = {
-            "chosenCandidates": [{"token": t, "logProbability": lp} for t, lp, _ in logprobs],
-            "logProbabilitySum": total,
-        }
-        if req.top_logprobs > 0:
-            result["topCandidates"] = [
-                {"candidates": [{"token": t, "logProbability": v} for t, v in top]}
-                for _, _, top in logprobs
-            ]
-        candidate["logprobsResult"] = result
+        candidate["avgLogprobs"] = sum(lp for _, lp, _ in logprobs) / max(1, len(logprobs))
+        candidate["logprobsResult"] = (
+            RAW_MARKER if raw_logprobs else json.loads(logprobs_json(logprobs, req.top_logprobs))
+        )
     out_tokens = len(answer.tokens)
     rid = hashlib.sha256(f"{req.model}{answer.text}".encode()).hexdigest()[:22]
     return {
@@ -250,8 +274,15 @@ def response_body(
     }
 
 
-def success(req: ParsedRequest, answer: Answer, logprobs: Any, prompt_tokens: int) -> web.Response:
-    return json_response(response_body(req, answer, logprobs, prompt_tokens))
+def success(
+    req: ParsedRequest,
+    answer: Answer,
+    logprobs: list[tuple[str, float, list[tuple[str, float]]]] | None,
+    prompt_tokens: int,
+) -> web.Response:
+    body = response_body(req, answer, logprobs, prompt_tokens, raw_logprobs=True)
+    raw = None if logprobs is None else logprobs_json(logprobs, req.top_logprobs)
+    return json_response(body, raw=raw)
 
 
 def batch_requests(body: Any) -> tuple[str, list[tuple[Any, Any]]]:

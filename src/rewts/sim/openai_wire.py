@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import time
+from functools import lru_cache
 from typing import Any
 
 from aiohttp import web
 
-from rewts.sim.answers import Answer
+from rewts.sim.answers import Answer, token_bytes_json, token_json
 from rewts.sim.limits import Verdict
 from rewts.sim.wire import (
+    RAW_MARKER,
     ParsedRequest,
     WireError,
     bad_gateway_html,
@@ -240,8 +242,23 @@ def ratelimit_headers(
     return headers
 
 
-def _token_bytes(token: str) -> list[int]:
-    return list(token.encode("utf-8"))
+@lru_cache(maxsize=8192)
+def _entry_parts(token: str) -> tuple[str, str]:
+    """The constant JSON around one logprob entry's value, per token (cached)."""
+    return f'{{"token":{token_json(token)},"logprob":', f',"bytes":{token_bytes_json(token)}'
+
+
+def logprobs_json(logprobs: list[tuple[str, float, list[tuple[str, float]]]]) -> str:
+    """``choices[0].logprobs`` encoded by hand: json.dumps of ~1000 small dicts costs ms."""
+    parts = []
+    for tok, val, top in logprobs:
+        alts = []
+        for t, v in top:
+            pre, suf = _entry_parts(t)
+            alts.append(f"{pre}{v!r}{suf}}}")
+        pre, suf = _entry_parts(tok)
+        parts.append(f'{pre}{val!r}{suf},"top_logprobs":[{",".join(alts)}]}}')
+    return '{"content":[' + ",".join(parts) + '],"refusal":null}'
 
 
 def success(
@@ -252,22 +269,7 @@ def success(
     headers: dict[str, str],
 ) -> web.Response:
     rid = hashlib.sha256(f"{req.model}{answer.text}{time.monotonic_ns()}".encode()).hexdigest()[:24]
-    lp = None
-    if logprobs is not None:
-        lp = {
-            "content": [
-                {
-                    "token": tok,
-                    "logprob": val,
-                    "bytes": _token_bytes(tok),
-                    "top_logprobs": [
-                        {"token": t, "logprob": v, "bytes": _token_bytes(t)} for t, v in top
-                    ],
-                }
-                for tok, val, top in logprobs
-            ],
-            "refusal": None,
-        }
+    lp = None if logprobs is None else RAW_MARKER
     completion_tokens = len(answer.tokens)
     body = {
         "id": f"chatcmpl-sim{rid}",
@@ -302,4 +304,5 @@ def success(
         "service_tier": "default",
         "system_fingerprint": "fp_rewts_sim",
     }
-    return json_response(body, 200, {**headers, "x-request-id": f"req_{rid}"})
+    raw = None if logprobs is None else logprobs_json(logprobs)
+    return json_response(body, 200, {**headers, "x-request-id": f"req_{rid}"}, raw)

@@ -36,11 +36,20 @@ class WireError(Exception):
         self.response = response
 
 
+#: placeholder for a pre-encoded JSON fragment; as a JSON string value it cannot occur in
+#: answer text (whose quotes are escaped)
+RAW_MARKER = "__rewts_sim_raw_json__"
+
+
 def json_response(
-    body: Any, status: int = 200, headers: dict[str, str] | None = None
+    body: Any, status: int = 200, headers: dict[str, str] | None = None, raw: str | None = None
 ) -> web.Response:
+    """``body`` as JSON; ``raw`` (already-encoded JSON) replaces the :data:`RAW_MARKER` value."""
+    text = json.dumps(body, ensure_ascii=False)
+    if raw is not None:
+        text = text.replace(f'"{RAW_MARKER}"', raw, 1)
     return web.Response(
-        body=json.dumps(body, ensure_ascii=False).encode(),
+        body=text.encode(),
         status=status,
         content_type="application/json",
         headers=headers,
