@@ -101,6 +101,10 @@ class ReWTSEnsemble:
     ) -> EnsembleRun:
         """Roll the ensemble over every row; report the rows from ``start`` on.
 
+        The held position is ``initial_position`` before row 0 and again at ``start``: the
+        positions during the history rows are hypothetical (nothing is traded there), while
+        the real book starts flat when trading starts.
+
         ``q``: ``(rows, models, actions)``, or ``(rows, models, len(position_values),
         actions)`` when the state includes the held position. ``outcome``: per row, the
         return a long position taken at that row earned (NaN where not yet known is fine
@@ -142,7 +146,7 @@ class ReWTSEnsemble:
         records: list[dict] = []
         self.solver.reset()
         for t in range(n_rows):
-            if t % s.rebalance_every == 0 or t == start:
+            if (t - start) % s.rebalance_every == 0:
                 lo, hi = window_bounds(t, s.lookback, s.outcome_lag)
                 if hi - lo + 1 >= s.min_window:
                     window = held_q[lo : hi + 1]
@@ -165,6 +169,8 @@ class ReWTSEnsemble:
                                 "warm_started": sol.warm_started,
                             }
                         )
+            if t == start:
+                position = float(initial_position)
             if conditional:
                 assert pos_values is not None
                 idx = int(np.argmin(np.abs(pos_values - position)))

@@ -1,0 +1,353 @@
+"""Running every agent over the held-out period of each ticker, side by side.
+
+Time alignment (the rule of :mod:`rewts.data.timeline`): row ``t`` of a ticker's calendar is
+the decision for day ``t``, taken from observations built from data up to day ``t-1`` and
+executed at the close of day ``t`` by the environment's accounting. The LLM signal of day
+``t`` is its period's tau, generated from inputs that ended before the period began. The
+ReWTS weights for day ``t`` are fitted on the look-back days ``t-L .. t-1``: the returns
+realized on those days, i.e. the outcomes of the decisions taken one row earlier
+(``outcome_lag = 2`` rows between a decision and the first decision that may know its result).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from rewts.backtest import baselines
+from rewts.backtest.agents import AGENT_VARIANT, AgentSource, Member, Variant
+from rewts.backtest.portfolio import evaluate
+from rewts.backtest.result import AgentRun, BacktestResult, agent_label
+from rewts.config import Config
+from rewts.data.timeline import Timeline
+from rewts.ensemble import EnsembleSettings, ReWTSEnsemble
+from rewts.errors import BacktestError, DataError
+from rewts.metrics import paired_ttest
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+#: rows between a decision and the first decision that may know the return it earned
+OUTCOME_LAG = 2
+RULE_AGENTS = ("buy_and_hold", "llm_only")
+#: paired comparisons reported when both agents ran: (a, b, why)
+PAIRED_TESTS: tuple[tuple[str, str], ...] = (
+    ("llm_rl", "rl_only"),
+    ("rewts", "global_llm_rl"),
+    ("llm_rl", "placebo_shuffled"),
+    ("llm_rl", "placebo_const"),
+)
+
+
+def greedy_targets(
+    q: np.ndarray,
+    position_values: np.ndarray,
+    action_positions: np.ndarray,
+    initial_position: float = 0.0,
+) -> np.ndarray:
+    """Targets of a greedy agent whose state includes the position it holds.
+
+    ``q`` is ``(rows, len(position_values), n_actions)``: the Q-values of each row for every
+    possible held position; the scan feeds each row the position the previous action chose.
+    """
+    q = np.asarray(q, dtype=np.float64)
+    position_values = np.asarray(position_values, dtype=np.float64)
+    action_positions = np.asarray(action_positions, dtype=np.float64)
+    # precompute each row's greedy action for every held position, then walk the chain
+    greedy = np.argmax(q, axis=-1)  # (rows, positions)
+    index_of = {float(p): i for i, p in enumerate(position_values)}
+    targets = np.empty(q.shape[0])
+    held = float(initial_position)
+    for t in range(q.shape[0]):
+        held = float(action_positions[greedy[t, index_of[held]]])
+        targets[t] = held
+    return targets
+
+
+def long_outcomes(prices: np.ndarray) -> np.ndarray:
+    """Per row, the return a long position taken at that close earned by the next close."""
+    out = np.zeros_like(prices, dtype=np.float64)
+    out[:-1] = prices[1:] / prices[:-1] - 1.0
+    return out
+
+
+class TickerBacktest:
+    """The backtest of one ticker: baselines, learned agents and the ensemble."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        ticker: str,
+        frame: pd.DataFrame,
+        strategies: pd.DataFrame | None,
+        source: AgentSource | None,
+        timeline: Timeline,
+        say: Say,
+    ) -> None:
+        self.cfg = cfg
+        self.ticker = ticker
+        self.frame = frame
+        self.source = source
+        self.timeline = timeline
+        self.say = say
+        split = cfg.split
+        _, (self.lo, self.hi) = timeline.split(
+            split.train_start, split.train_end, split.test_start, split.test_end
+        )
+        if self.lo < timeline.warmup:
+            raise BacktestError(
+                f"{ticker}: the test period starts on {timeline.dates[self.lo].date()}, inside the "
+                f"data warm-up ({timeline.warmup} days); move split.test_start later"
+            )
+        price_column = getattr(cfg.trading_env, "price_column", "close")
+        if price_column not in frame.columns:
+            raise DataError(f"{ticker}: no {price_column!r} column in the processed data")
+        self.prices = frame[price_column].to_numpy(np.float64)
+        self.rows = np.arange(self.lo, self.hi + 1)
+        self.dates = pd.DatetimeIndex(timeline.dates[self.lo : self.hi + 1])
+        self.strategies = None
+        self.tau = None
+        if strategies is not None:
+            self.strategies = baselines.check_strategies(strategies, ticker)
+            self.tau = baselines.daily_tau(self.strategies, timeline)
+
+    # ------------------------------------------------------------------ agents
+
+    def rule_targets(self, agent: str) -> np.ndarray:
+        if agent == "buy_and_hold":
+            return baselines.buy_and_hold(len(self.rows))
+        if agent == "llm_only":
+            if self.tau is None:
+                raise BacktestError(
+                    f"{self.ticker}: LLM-only needs strategies; run `rewts strategies`"
+                )
+            return baselines.llm_only(self.tau[self.lo : self.hi + 1])
+        raise BacktestError(f"unknown rule-based agent {agent!r}")
+
+    def _pick_single(self, members: list[Member], agent: str, variant: Variant) -> Member:
+        want_global = agent == "global_llm_rl" or self.cfg.backtest.single_agent == "global"
+        if want_global:
+            found = [m for m in members if m.is_global]
+            what = "the global agent"
+        else:
+            found = [m for m in members if not m.is_global][-1:]
+            what = "a chunk agent"
+        if not found:
+            raise BacktestError(
+                f"{self.ticker}: {agent_label(agent)} needs {what} ({variant} variant) but none "
+                "is trained; run `rewts train` (or set backtest.train_missing: true)"
+            )
+        return found[0]
+
+    def learned_targets(self, agent: str, seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+        """Targets of a learned agent on the test rows, plus extras (ensemble records)."""
+        assert self.source is not None
+        variant = AGENT_VARIANT[agent]
+        members = self.source.members(self.ticker, variant, seed)
+        src = self.source
+        if agent != "rewts":
+            member = self._pick_single(members, agent, variant)
+            q = src.q_values(self.ticker, variant, seed, member, self.rows)
+            return greedy_targets(q, src.position_values, src.action_positions), {}
+        chunks = [m for m in members if not m.is_global]
+        if not chunks:
+            raise BacktestError(f"{self.ticker}: the ReWTS ensemble needs trained chunk agents")
+        return self._ensemble(chunks, seed)
+
+    def _ensemble(self, chunks: list[Member], seed: int) -> tuple[np.ndarray, dict[str, Any]]:
+        assert self.source is not None
+        cfg = self.cfg
+        lookback = cfg.rewts.lookback_length
+        first = max(self.timeline.warmup, getattr(self.source, "first_row", 0))
+        hist_lo = max(first, self.lo - lookback - OUTCOME_LAG)
+        rows = np.arange(hist_lo, self.hi + 1)
+        q = np.stack(
+            [self.source.q_values(self.ticker, "llm", seed, m, rows) for m in chunks], axis=1
+        )  # (rows, models, positions, actions)
+        outcome = long_outcomes(self.prices[hist_lo : self.hi + 2])[: len(rows)]
+        outcome[-1] = 0.0  # the last test day's outcome lies after the test: never in a window
+        settings = EnsembleSettings(
+            lookback=lookback,
+            rebalance_every=cfg.backtest.rebalance_every,
+            signal=cfg.rewts.ensemble_signal,
+            solver=cfg.backtest.qp_solver,
+            q_normalize=cfg.backtest.ensemble_q_normalize,
+            outcome_lag=OUTCOME_LAG,
+        )
+        ens = ReWTSEnsemble(len(chunks), settings, self.source.action_positions)
+        run = ens.run(
+            q, outcome, start=self.lo - hist_lo, position_values=self.source.position_values
+        )
+        labels = [m.label for m in chunks]
+        weights = pd.DataFrame(run.weights, index=self.dates, columns=labels)
+        reb = run.rebalances.copy()
+        if not reb.empty:
+            reb["date"] = self.timeline.dates[hist_lo + reb["row"].to_numpy()]
+        if self.lo - hist_lo < lookback + OUTCOME_LAG:
+            log.info(
+                "%s: only %d rows of history before the test for a %d-day look-back",
+                self.ticker,
+                self.lo - hist_lo,
+                lookback,
+            )
+        return run.positions.astype(np.float64), {"weights": weights, "rebalances": reb}
+
+    # ------------------------------------------------------------------ run
+
+    def run(self, agents: list[str], seeds: list[int], result: BacktestResult) -> list[AgentRun]:
+        targets: list[np.ndarray] = []
+        names: list[str] = []
+        run_ids: list[int] = []
+        seed_ids: list[int] = []
+        for agent in agents:
+            if agent in RULE_AGENTS:
+                targets.append(self.rule_targets(agent))
+                names.append(agent)
+                run_ids.append(0)
+                seed_ids.append(self.cfg.seed)
+        learned = [a for a in agents if a in AGENT_VARIANT]
+        if learned and self.source is None:
+            result.notes.append(
+                f"{self.ticker}: learned agents skipped ({', '.join(learned)}): no trained agents"
+            )
+            learned = []
+        for run, seed in enumerate(seeds):
+            for agent in learned:
+                self.say(f"{self.ticker}: {agent_label(agent)}, run {run + 1}/{len(seeds)}")
+                t, extra = self.learned_targets(agent, seed)
+                targets.append(t)
+                names.append(agent)
+                run_ids.append(run)
+                seed_ids.append(seed)
+                if extra:
+                    result.ensemble_weights[(self.ticker, run)] = extra["weights"]
+                    result.rebalances[(self.ticker, run)] = extra["rebalances"]
+        if not targets:
+            return []
+        return evaluate(
+            np.vstack(targets),
+            self.prices[self.lo : self.hi + 1],
+            self.dates,
+            ticker=self.ticker,
+            agents=names,
+            runs=run_ids,
+            seeds=seed_ids,
+            env=self.cfg.trading_env,
+            backtest=self.cfg.backtest,
+        )
+
+    def context(self, result: BacktestResult) -> None:
+        """The price and LLM-signal panels of the report."""
+        result.prices[self.ticker] = pd.Series(self.prices[self.lo : self.hi + 1], index=self.dates)
+        if self.strategies is None:
+            return
+        periods = self.timeline.periods_between(self.dates[0], self.dates[-1])
+        tau = dict(zip(self.strategies["period"].astype(int), self.strategies["tau"], strict=True))
+        rows = [
+            {
+                "period": p.index,
+                "start": max(p.start, self.dates[0]),
+                "end": min(p.end, self.dates[-1]),
+                "inputs_end": p.inputs_end,
+                "tau": float(tau.get(p.index, 0.0)),
+            }
+            for p in periods
+        ]
+        signals = pd.DataFrame(rows)
+        if not signals.empty:
+            signals["direction"] = np.sign(signals["tau"]).astype(int)
+        result.llm_signals[self.ticker] = signals
+
+
+def _sanity_notes(result: BacktestResult, min_sharpe: float) -> None:
+    table = result.metrics_table()
+    if table.empty or "leak_sanity" not in set(table.agent):
+        return
+    leak = table[table.agent == "leak_sanity"].groupby("ticker")["sharpe"].mean()
+    bad = leak[~(leak >= min_sharpe)]
+    if bad.empty:
+        result.notes.append(
+            f"Sanity check passed: the agent fed the next day's return reached a mean Sharpe of "
+            f"{leak.min():.2f} or more on every ticker (threshold {min_sharpe})."
+        )
+    else:
+        detail = ", ".join(f"{t} {v:.2f}" for t, v in bad.items())
+        result.notes.append(
+            f"Sanity check failed: the agent fed the next day's return stayed below Sharpe "
+            f"{min_sharpe} ({detail}); the learner or the environment is broken, so the learned "
+            "agents' numbers of this run cannot be trusted."
+        )
+
+
+def run_backtest(
+    cfg: Config,
+    dataset: Any,
+    strategies: dict[str, pd.DataFrame] | None,
+    source: AgentSource | None = None,
+    *,
+    name: str = "backtest",
+    say: Say | None = None,
+) -> BacktestResult:
+    """Backtest ``cfg.backtest.agents`` on every ticker of ``cfg.tickers``.
+
+    ``dataset`` has ``.frames`` (per ticker); ``strategies`` are the per-ticker strategy tables
+    (None: LLM-based agents are skipped with a note); ``source`` gives the learned agents (None:
+    those are skipped with a note). Learned agents run ``backtest.runs`` times with seeds
+    ``cfg.seed + run``; rule-based agents are deterministic and run once.
+    """
+    from rewts.data import timeline_for
+
+    say = say or (lambda _msg: None)
+    started = time.perf_counter()
+    result = BacktestResult(name=name, config=cfg.model_dump(mode="json"))
+    agents = list(cfg.backtest.agents)
+    seeds = [cfg.seed + r for r in range(cfg.backtest.runs)]
+    for ticker in cfg.tickers:
+        frame = dataset.frames.get(ticker)
+        if frame is None:
+            raise BacktestError(f"no processed data for {ticker}; run `rewts data` first")
+        strat = (strategies or {}).get(ticker)
+        ticker_agents = agents
+        if strat is None:
+            needs_llm = [
+                a for a in agents if a == "llm_only" or AGENT_VARIANT.get(a) not in (None, "no_tau")
+            ]
+            if needs_llm:
+                result.notes.append(f"{ticker}: no LLM strategies, skipped {', '.join(needs_llm)}")
+            ticker_agents = [a for a in agents if a not in needs_llm]
+        say(f"{ticker}: backtest on the test period")
+        bt = TickerBacktest(cfg, ticker, frame, strat, source, timeline_for(frame, cfg), say)
+        result.runs.extend(bt.run(ticker_agents, seeds, result))
+        bt.context(result)
+        if source is not None:
+            for member in _safe_members(source, ticker, seeds[0]):
+                if member.curve is not None:
+                    result.training_curves[(ticker, member.label)] = member.curve
+    table = result.metrics_table()
+    present = set(table.agent) if not table.empty else set()
+    for a, b in PAIRED_TESTS:
+        if a in present and b in present:
+            result.tests.append(paired_ttest(table, a, b, metric="sharpe"))
+    _sanity_notes(result, cfg.backtest.sanity_min_sharpe)
+    fallbacks = sum(
+        int((r["status"] == "fallback").sum()) for r in result.rebalances.values() if not r.empty
+    )
+    if fallbacks:
+        result.notes.append(
+            f"The ensemble QP fell back to uniform weights {fallbacks} time(s); see each ticker's section."
+        )
+    result.wall_seconds = time.perf_counter() - started
+    return result
+
+
+def _safe_members(source: AgentSource, ticker: str, seed: int) -> list[Member]:
+    try:
+        return source.members(ticker, "llm", seed)
+    except BacktestError:
+        return []

@@ -1,0 +1,158 @@
+"""The backtest engine with fake agents: every agent side by side, ensemble plumbing, tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rewts.backtest.engine import OUTCOME_LAG, greedy_targets, long_outcomes, run_backtest
+from rewts.errors import BacktestError
+
+from . import fakes
+
+
+@pytest.fixture(scope="module")
+def world():
+    cfg = fakes.small_config()
+    data = fakes.dataset(cfg)
+    return cfg, data, fakes.strategies(cfg, data)
+
+
+@pytest.fixture(scope="module")
+def result(world):
+    cfg, data, strat = world
+    return run_backtest(cfg, data, strat, fakes.FakeSource(data), name="fake")
+
+
+def test_every_agent_runs_on_every_ticker_with_runs_per_seed(result, world):
+    cfg = world[0]
+    table = result.metrics_table()
+    counts = table.groupby(["ticker", "agent"]).size()
+    for ticker in cfg.tickers:
+        assert counts[(ticker, "buy_and_hold")] == 1 and counts[(ticker, "llm_only")] == 1
+        for agent in (
+            "rl_only",
+            "llm_rl",
+            "rewts",
+            "global_llm_rl",
+            "placebo_const",
+            "placebo_shuffled",
+            "leak_sanity",
+        ):
+            assert counts[(ticker, agent)] == cfg.backtest.runs
+    assert set(table[table.agent == "llm_rl"].seed) == {cfg.seed, cfg.seed + 1}
+
+
+def test_test_period_is_the_configured_split(result, world):
+    cfg = world[0]
+    run = result.runs[0]
+    assert run.dates[0] >= np.datetime64(cfg.split.test_start)
+    assert run.dates[-1] <= np.datetime64(cfg.split.test_end)
+    assert run.dates[0] == result.prices[run.ticker].index[0]
+
+
+def test_leak_sanity_scores_near_perfectly_and_is_reported(result):
+    table = result.metrics_table()
+    leak = table[table.agent == "leak_sanity"]
+    assert (leak.sharpe > 5).all()
+    assert (leak.hit_rate > 0.85).all()  # only flips with costs on tiny moves lose
+    assert any(n.startswith("Sanity check passed") for n in result.notes)
+
+
+def test_ensemble_gives_the_weight_to_the_model_right_on_the_lookback(result):
+    w = result.ensemble_weights[("AAA", 0)]
+    assert list(w.columns) == ["chunk 0", "chunk 1", "chunk 2"]
+    assert w["chunk 2"].min() > 0.9
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    reb = result.rebalances[("AAA", 0)]
+    assert len(reb) == len(w) and (reb.status == "solved").all()
+    # the window of the decision on day t ends at row t - OUTCOME_LAG (returns up to t-1)
+    assert (reb.window_end == reb.row - OUTCOME_LAG).all()
+    # following the oracle chunk, the ensemble is nearly as good as the leak agent
+    table = result.metrics_table()
+    assert table[table.agent == "rewts"].sharpe.min() > 3
+
+
+def test_paired_tests_and_report_context(result):
+    pairs = {(t.a, t.b) for t in result.tests}
+    assert ("llm_rl", "rl_only") in pairs and ("rewts", "global_llm_rl") in pairs
+    t = next(t for t in result.tests if t.a == "llm_rl" and t.b == "rl_only")
+    assert t.n_pairs == 4  # 2 tickers x 2 runs
+    assert set(result.llm_signals) == {"AAA", "BBB"}
+    assert {"start", "end", "tau", "direction"} <= set(result.llm_signals["AAA"].columns)
+    assert ("AAA", "chunk 1") in result.training_curves
+
+
+def test_single_agent_uses_the_last_chunk_or_the_global_one(world):
+    cfg, data, strat = world
+    src = fakes.FakeSource(data)
+    run_backtest(cfg.model_copy(update={"tickers": ["AAA"]}), data, strat, src)
+    single = {c[1:4] for c in src.calls if c[1] == "no_tau"}
+    assert {lbl for (_, _, lbl) in single} == {"chunk 2"}
+    cfg2 = fakes.small_config(single_agent="global")
+    src2 = fakes.FakeSource(data)
+    run_backtest(cfg2.model_copy(update={"tickers": ["AAA"]}), data, strat, src2)
+    assert {c[3] for c in src2.calls if c[1] == "no_tau"} == {"global"}
+
+
+def test_missing_global_agent_is_a_clear_error(world):
+    cfg, data, strat = world
+    src = fakes.FakeSource(data, missing_global=True)
+    with pytest.raises(BacktestError, match="global agent"):
+        run_backtest(cfg, data, strat, src)
+
+
+def test_without_agents_or_strategies_the_rule_agents_still_run(world):
+    cfg, data, _ = world
+    result = run_backtest(cfg, data, None, None)
+    assert set(result.metrics_table().agent) == {"buy_and_hold"}
+    assert any("skipped" in n for n in result.notes)
+
+
+def test_greedy_targets_walk_the_held_position():
+    # holding short (-1) or flat (0) -> long; holding long -> short
+    q = np.zeros((4, 3, 2))
+    q[:, 0] = [0, 1]
+    q[:, 1] = [0, 1]
+    q[:, 2] = [1, 0]
+    t = greedy_targets(q, np.array([-1.0, 0.0, 1.0]), np.array([-1.0, 1.0]))
+    assert t.tolist() == [1, -1, 1, -1]
+
+
+def test_long_outcomes_are_next_close_returns():
+    p = np.array([10.0, 11.0, 9.9])
+    np.testing.assert_allclose(long_outcomes(p), [0.1, -0.1, 0.0])
+
+
+def test_ensemble_weights_ignore_prices_from_the_decision_day_on(world):
+    """Change the close of every day from t on: the weights in force on day t must not move;
+    change it from day t-1 on and they do (the window ends the day before, not earlier)."""
+    _, data, strat = world
+    cfg = fakes.small_config(agents=["rewts"], runs=1)
+    cfg = cfg.model_copy(update={"tickers": ["AAA"]})
+    cfg.rewts.lookback_length = 3  # a short window: every day's outcome moves the weights
+    source = fakes.FakeSource(data, n_chunks=4, oracle_chunk=None)  # Q-values stay fixed
+
+    def weights(from_day_offset: int, t: int):
+        frames = {k: v.copy() for k, v in data.frames.items()}
+        if from_day_offset is not None:
+            frame = frames["AAA"]
+            day = base.index[t + from_day_offset]
+            close = frame["close"].to_numpy()
+            k = int(np.searchsorted(frame.index, day))
+            # every daily return from that day on changes sign
+            flipped = 1.0 - (close[k:] / close[k - 1 : -1] - 1.0)
+            close = np.concatenate([close[:k], close[k - 1] * np.cumprod(flipped)])
+            frame["close"] = close
+        res = run_backtest(cfg, type(data)(frames=frames), strat, source)
+        return res.ensemble_weights[("AAA", 0)]
+
+    base = weights(None, 0)
+    moved_earlier = 0
+    for t in (10, 25, 40, 70):
+        same = weights(0, t)
+        np.testing.assert_array_equal(base.iloc[: t + 1].to_numpy(), same.iloc[: t + 1].to_numpy())
+        earlier = weights(-1, t)
+        np.testing.assert_array_equal(base.iloc[:t].to_numpy(), earlier.iloc[:t].to_numpy())
+        moved_earlier += not np.allclose(base.iloc[t].to_numpy(), earlier.iloc[t].to_numpy())
+    assert moved_earlier >= 3  # day t-1's close does reach the weights of day t (ties aside)
