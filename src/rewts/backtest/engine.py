@@ -301,8 +301,10 @@ def run_backtest(
     those are skipped with a note). Learned agents run ``backtest.runs`` times with seeds
     ``cfg.seed + run``; rule-based agents are deterministic and run once.
     """
+    from rewts.agents.presets import apply_preset
     from rewts.data import timeline_for
 
+    cfg = apply_preset(cfg)  # the environment's rules, exactly as training used them
     say = say or (lambda _msg: None)
     started = time.perf_counter()
     result = BacktestResult(name=name, config=cfg.model_dump(mode="json"))
