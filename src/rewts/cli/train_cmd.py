@@ -104,7 +104,13 @@ def train_command(
         strategies = None
         if cfg.rewts.llm_guidance:
             strategies = _strategies(cfg, dataset, args.show_progress)
-        result = train_all(cfg, dataset, strategies, progress=not args.no_progress)
+        result = train_all(
+            cfg,
+            dataset,
+            strategies,
+            progress=True if args.show_progress else "plain",
+            include_global=cfg.rewts.train_global,
+        )
         _print_summary(result, cfg.rewts.checkpoint_dir)
 
 

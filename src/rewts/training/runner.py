@@ -156,9 +156,9 @@ def pool_size(cfg: Config, n_jobs: int) -> int:
 class _Display:
     """One progress display for the whole run: rich on a terminal, plain lines otherwise."""
 
-    def __init__(self, enabled: bool, total_episodes: int, n_jobs: int) -> None:
-        self.enabled = enabled
-        self.rich = enabled and sys.stderr.isatty()
+    def __init__(self, enabled: bool | str, total_episodes: int, n_jobs: int) -> None:
+        self.enabled = bool(enabled)
+        self.rich = enabled is True and sys.stderr.isatty()
         self.done_jobs, self.n_jobs = 0, n_jobs
         self._progress: Any = None
         if self.rich:
@@ -209,7 +209,9 @@ class _Display:
             self._progress.stop()
 
 
-def run_jobs(jobs: list[TrainJob], workers: int, *, progress: bool = False) -> list[JobResult]:
+def run_jobs(
+    jobs: list[TrainJob], workers: int, *, progress: bool | str = False
+) -> list[JobResult]:
     """Run jobs in-process (``workers == 1``) or in a spawned process pool."""
     display = _Display(progress, sum(j.episodes for j in jobs), len(jobs))
     results: dict[int, JobResult] = {}
@@ -285,7 +287,7 @@ def train_all(
     dataset: Dataset,
     strategies: dict[str, pd.DataFrame] | None,
     *,
-    progress: bool = False,
+    progress: bool | str = False,
     include_global: bool = True,
     seeds: Sequence[int] | None = None,
     tag: str = "",
@@ -295,6 +297,8 @@ def train_all(
     ``cfg.rewts.llm_guidance`` selects LLM+RL (tau in the observation; ``strategies`` needed)
     or RL-only. ``seeds`` defaults to ``[cfg.seed]``. ``tag`` names a variant (for example a
     placebo with shuffled tau) so that its checkpoints do not replace the real ones.
+    ``progress``: True = a live display on a terminal (plain lines otherwise), ``"plain"`` =
+    one line per finished agent on stderr, False = quiet.
     """
     t0 = time.perf_counter()
     jobs = build_jobs(cfg, dataset, strategies, include_global=include_global, seeds=seeds, tag=tag)
