@@ -173,6 +173,8 @@ def test_kill_9_mid_run_then_rerun_sends_only_the_missing(workdir, shared_data):
             "deepseek-chat",
             "--workers",
             "2",
+            "--rps",
+            "100",
             "--no-progress",
             "--set",
             "llm.logprobs=false",
@@ -195,7 +197,8 @@ def test_kill_9_mid_run_then_rerun_sends_only_the_missing(workdir, shared_data):
             assert c.integrity_ok()
             survived = len(c)
         before = sim.stats(log=False)["requests"]
-        result = CliRunner().invoke(app, [*cmd[3:], "--json-summary", "s.json"])
+        rerun = [a if a != "2" else "auto" for a in cmd[3:]]  # the rest at full speed
+        result = CliRunner().invoke(app, [*rerun, "--json-summary", "s.json"])
         assert result.exit_code == 0, result.output
         sent = sim.stats(log=False)["requests"] - before
     import json
