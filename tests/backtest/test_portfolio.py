@@ -134,3 +134,24 @@ def test_placebos_keep_values_but_drop_information():
     assert sorted(shuf.tau) == sorted(strat.tau) and not (shuf.tau == strat.tau).all()
     again = placebo_strategies(strat, "shuffled", timeline=tl, test_start=test_start, seed=0)
     assert (again.tau == shuf.tau).all()  # seeded
+
+
+def test_the_drawdown_stop_is_recorded_and_noted():
+    close = np.concatenate([np.full(5, 100.0), np.linspace(100, 70, 20), np.full(10, 70.0)])
+    env = TradingEnvConfig(max_drawdown_limit=0.15)
+    dates = pd.bdate_range("2018-01-02", periods=close.size)
+    (run,) = evaluate(
+        buy_and_hold(close.size)[None],
+        close,
+        dates,
+        ticker="T",
+        agents=["buy_and_hold"],
+        runs=[0],
+        seeds=[0],
+        env=env,
+        backtest=BacktestConfig(),
+    )
+    assert run.stopped is not None
+    k = dates.get_loc(run.stopped)
+    assert close[k] / close[0] < 0.87  # about 15 % below the peak (95 % invested)
+    assert (run.positions[k + 1 :] == 0).all() and run.metrics["max_drawdown"] < 0.2

@@ -285,6 +285,20 @@ def _sanity_notes(result: BacktestResult, min_sharpe: float) -> None:
         )
 
 
+def _stop_notes(result: BacktestResult, limit: float | None) -> None:
+    stopped = [r for r in result.runs if r.stopped is not None]
+    if limit is None or not stopped:
+        return
+    counts = pd.Series([f"{r.ticker} {agent_label(r.agent)}" for r in stopped]).value_counts()
+    listed = ", ".join(f"{k} ({v}x)" if v > 1 else k for k, v in counts.items())
+    result.notes.append(
+        f"trading_env.max_drawdown_limit = {limit}: the environment's drawdown stop closed the "
+        f"book and kept it flat for {len(stopped)} of {len(result.runs)} runs, Buy & Hold "
+        f"included (same rules for every agent): {listed}. Set it to null for an unstopped "
+        "comparison."
+    )
+
+
 def run_backtest(
     cfg: Config,
     dataset: Any,
@@ -337,6 +351,7 @@ def run_backtest(
         if a in present and b in present:
             result.tests.append(paired_ttest(table, a, b, metric="sharpe"))
     _sanity_notes(result, cfg.backtest.sanity_min_sharpe)
+    _stop_notes(result, cfg.trading_env.max_drawdown_limit)
     fallbacks = sum(
         int((r["status"] == "fallback").sum()) for r in result.rebalances.values() if not r.empty
     )

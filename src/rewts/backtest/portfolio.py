@@ -85,6 +85,7 @@ def evaluate(
                 trades=path.trades[i],
                 costs=path.costs[i],
                 metrics=metrics,
+                stopped=dates[int(np.argmin(path.alive[i]))] if not path.alive[i].all() else None,
             )
         )
     return out

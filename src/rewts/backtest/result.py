@@ -52,6 +52,8 @@ class AgentRun:
     trades: np.ndarray
     costs: np.ndarray
     metrics: dict[str, Any]
+    #: the day the drawdown stop closed the book (it stays flat after), None if it never fired
+    stopped: pd.Timestamp | None = None
 
     def frame(self) -> pd.DataFrame:
         return pd.DataFrame(

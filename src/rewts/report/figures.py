@@ -64,6 +64,16 @@ def equity_curves(result: BacktestResult, ticker: str) -> bytes | None:
                 alpha=1.0 if first else 0.25,
                 label=agent_label(agent) if first else None,
             )
+            if first and r.stopped is not None:
+                k = int(np.searchsorted(pd.DatetimeIndex(r.dates), r.stopped))
+                ax.scatter(
+                    [r.stopped],
+                    [r.equity[k] / start],
+                    marker="x",
+                    color=COLORS.get(agent),
+                    s=40,
+                    zorder=3,
+                )
     ax.axhline(1.0, color="black", lw=0.5)
     ax.set_ylabel("portfolio value (start = 1)")
     ax.set_title(f"{ticker}: equity curves on the test period")

@@ -238,7 +238,8 @@ def render_html(result: BacktestResult, *, progress: Callable[[str], None] | Non
                 figures.equity_curves(result, ticker),
                 "Portfolio value of each agent over the test period, starting at 1. Bold: the "
                 "first run; faint: the other seeds of the same agent. A line above Buy & Hold "
-                "earned more than holding the stock.",
+                "earned more than holding the stock. A cross marks the day the drawdown stop "
+                "(trading_env.max_drawdown_limit) closed that agent's book for good.",
             )
         )
         parts.append(
