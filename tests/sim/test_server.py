@@ -146,21 +146,24 @@ def test_update_rejects_unknown_names_and_hides_the_key() -> None:
         cfg.replace(rpm=5)
 
 
-def test_unparseable_body_and_unknown_route() -> None:
-    with SimServer(SimConfig(latency_s=0.0)) as sim:
+def test_unparseable_body_unknown_route_and_missing_gemini_key() -> None:
+    with SimServer(SimConfig(latency_s=0.0, api_key="k-123456")) as sim:
 
         async def go():
+            auth = {"Authorization": "Bearer k-123456"}
             async with aiohttp.ClientSession() as session:
-                async with session.post(
-                    f"{sim.openai_base_url}/chat/completions", data=b"{nope"
-                ) as r1:
+                url = f"{sim.openai_base_url}/chat/completions"
+                async with session.post(url, data=b"{nope", headers=auth) as r1:
                     b1 = (r1.status, await r1.json())
-                async with session.post(
-                    f"{sim.url}/v1beta/models/x:streamGenerateContent", json={}
-                ) as r2:
+                url = f"{sim.url}/v1beta/models/x:streamGenerateContent"
+                async with session.post(url, json={}) as r2:
                     b2 = (r2.status, await r2.json())
-                return b1, b2
+                url = f"{sim.url}/v1beta/models/x:generateContent"
+                async with session.post(url, json={}) as r3:
+                    b3 = (r3.status, await r3.json())
+                return b1, b2, b3
 
-        (s1, b1), (s2, b2) = asyncio.run(go())
+        (s1, b1), (s2, b2), (s3, b3) = asyncio.run(go())
     assert s1 == 400 and b1["error"]["type"] == "invalid_request_error"
     assert s2 == 404 and b2["error"]["status"] == "NOT_FOUND"
+    assert s3 == 403 and b3["error"]["status"] == "PERMISSION_DENIED"  # no key at all

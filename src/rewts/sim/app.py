@@ -37,6 +37,7 @@ from rewts.sim.answers import (
 )
 from rewts.sim.config import SimConfig
 from rewts.sim.limits import RateWindows
+from rewts.sim.openai_batch import OpenAIBatches
 from rewts.sim.stats import SimStats
 from rewts.sim.wire import ParsedRequest, WireError, json_response
 
@@ -85,6 +86,7 @@ class SimState:
         self.windows = RateWindows()
         self.rng = random.Random(config.seed)
         self.batches: dict[str, BatchJob] = {}
+        self.openai_batches = OpenAIBatches()
 
     def update(self, **changes: Any) -> SimConfig:
         new = self.config.replace(**changes)
@@ -98,7 +100,7 @@ class SimState:
 
     # -- draws (arrival order) ---------------------------------------------------------------
 
-    def _fault(self, cfg: SimConfig) -> str | None:
+    def draw_fault(self, cfg: SimConfig) -> str | None:
         u = self.rng.random()
         for name in ("drop", "hang", "error", "malformed", "truncated"):
             rate = getattr(cfg, f"{name}_rate")
@@ -117,7 +119,7 @@ class SimState:
 
     # -- the generation flow -----------------------------------------------------------------
 
-    def _answer(self, cfg: SimConfig, req: ParsedRequest) -> tuple[Answer, random.Random]:
+    def answer(self, cfg: SimConfig, req: ParsedRequest) -> tuple[Answer, random.Random]:
         rng = request_rng(cfg.seed, req.model, req.content)
         text = answer_text(
             req.schema, req.json_mode, req.prompt, rng, strategy_pool(cfg.answers_file)
@@ -156,7 +158,7 @@ class SimState:
                 )
                 status = resp.status
                 return resp
-            answer, rng = self._answer(cfg, req)
+            answer, rng = self.answer(cfg, req)
             prompt_tokens = count_tokens(req.prompt)
             # OpenAI counts prompt + completion against TPM; Gemini's TPM quota is input tokens
             limit_tokens = (
@@ -187,7 +189,7 @@ class SimState:
                 )
                 status = 429
                 return resp
-            fault = self._fault(cfg)
+            fault = self.draw_fault(cfg)
             latency = self._latency(cfg)
             if fault == "hang":
                 await asyncio.sleep(cfg.hang_s)  # cancelled when the client gives up
@@ -227,8 +229,8 @@ class SimState:
             if isinstance(req, dict):  # an item that did not parse: its error, like the real API
                 item: dict[str, Any] = {"error": req}
             else:
-                answer, rng = self._answer(cfg, req)
-                fault = self._fault(cfg)
+                answer, rng = self.answer(cfg, req)
+                fault = self.draw_fault(cfg)
                 if fault == "malformed":
                     answer = malformed(answer, rng)
                 elif fault == "truncated":
@@ -335,9 +337,32 @@ async def _openai(state: SimState, request: web.Request) -> web.StreamResponse:
     return await state.generate(request, openai_wire, "v1", None)
 
 
+async def _openai_batch(state: SimState, request: web.Request, rest: str) -> web.StreamResponse:
+    entry = state.stats.arrive("openai-batch", request.path)
+    status: int | None = None
+    try:
+        key = openai_wire.api_key(request)
+        if state.config.api_key is not None and key != state.config.api_key:
+            resp = openai_wire.auth_error(key)
+        else:
+            resp = await state.openai_batches.dispatch(state, request, rest)
+        status = resp.status
+        return resp
+    finally:
+        state.stats.finish(entry, status)
+
+
 async def _gemini(state: SimState, request: web.Request) -> web.StreamResponse:
     version = request.match_info["version"]
     rest = request.match_info["rest"]
+    # /v1/files and /v1/batches are OpenAI's Batch API when the caller speaks OpenAI (Bearer)
+    if (
+        version == "v1"
+        and rest.split("/", 1)[0] in ("files", "batches")
+        and "x-goog-api-key" not in request.headers
+        and request.headers.get("Authorization", "").lower().startswith("bearer ")
+    ):
+        return await _openai_batch(state, request, rest)
     if (
         rest.startswith("models/")
         and rest.endswith(":generateContent")

@@ -9,6 +9,7 @@ Shapes follow what the official ``openai`` SDK (3.x) sends and parses: ``POST
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from functools import lru_cache
 from typing import Any
@@ -261,14 +262,14 @@ def logprobs_json(logprobs: list[tuple[str, float, list[tuple[str, float]]]]) ->
     return '{"content":[' + ",".join(parts) + '],"refusal":null}'
 
 
-def success(
+def completion_json(
     req: ParsedRequest,
     answer: Answer,
     logprobs: list[tuple[str, float, list[tuple[str, float]]]] | None,
     prompt_tokens: int,
-    headers: dict[str, str],
-) -> web.Response:
-    rid = hashlib.sha256(f"{req.model}{answer.text}{time.monotonic_ns()}".encode()).hexdigest()[:24]
+    rid: str,
+) -> str:
+    """A ``chat.completion`` object as JSON text (also a batch output line's body)."""
     lp = None if logprobs is None else RAW_MARKER
     completion_tokens = len(answer.tokens)
     body = {
@@ -304,5 +305,28 @@ def success(
         "service_tier": "default",
         "system_fingerprint": "fp_rewts_sim",
     }
-    raw = None if logprobs is None else logprobs_json(logprobs)
-    return json_response(body, 200, {**headers, "x-request-id": f"req_{rid}"}, raw)
+    text = json.dumps(body, ensure_ascii=False)
+    if logprobs is not None:
+        text = text.replace(f'"{RAW_MARKER}"', logprobs_json(logprobs), 1)
+    return text
+
+
+def request_id(req: ParsedRequest, answer: Answer) -> str:
+    return hashlib.sha256(f"{req.model}{answer.text}{time.monotonic_ns()}".encode()).hexdigest()[
+        :24
+    ]
+
+
+def success(
+    req: ParsedRequest,
+    answer: Answer,
+    logprobs: list[tuple[str, float, list[tuple[str, float]]]] | None,
+    prompt_tokens: int,
+    headers: dict[str, str],
+) -> web.Response:
+    rid = request_id(req, answer)
+    return web.Response(
+        text=completion_json(req, answer, logprobs, prompt_tokens, rid),
+        content_type="application/json",
+        headers={**headers, "x-request-id": f"req_{rid}"},
+    )
