@@ -7,8 +7,9 @@
    for Clarabel (no warm start) and OSQP cold and warm-started from the previous weights.
    Both position signals (+/-1, singular M^T M: the realistic case) and continuous ones.
 2. Backtest wall time for 6 tickers on the real data in ../shared/data (when present) with
-   tiny untrained agents standing in for trained ones, so the number is the backtest's own
-   cost (observations, forward passes, QP, accounting, metrics), not training time.
+   untrained networks of the configured size standing in for trained agents, so the number
+   is the backtest's own cost (observations, forward passes, QP, accounting, metrics), not
+   training time.
 
 It prints what it measured and on what; nothing is asserted.
 """
@@ -71,26 +72,128 @@ def bench_qp(repeats: int, window: int = 200) -> None:
     print("(last column: largest objective difference between the two solvers)")
 
 
-def bench_backtest(tickers: list[str]) -> None:
-    try:
-        from rewts.backtest.bench import backtest_wall_time
-    except ImportError as exc:  # the RL stage is not importable yet
-        print(f"backtest wall time: skipped ({exc})")
+def _untrained_source(cfg, dataset, strategies):
+    """RLAgentSource whose members are untrained networks of the configured size.
+
+    The backtest's own cost does not depend on what the weights learned, so this measures it
+    without hours of training: same observation matrices, same forward passes, same QP.
+    """
+    from rewts.agents import DDQNAgent, DQNSettings
+    from rewts.backtest.agents import Member
+    from rewts.backtest.rl_source import RLAgentSource
+    from rewts.env.factory import _timeline
+    from rewts.training import LoadedAgent
+
+    class Untrained(RLAgentSource):
+        def _load(self, ticker, variant, seed):
+            key = (ticker, variant, seed)
+            if key not in self._loaded:
+                data = self._env_data(ticker, variant)
+                tl = _timeline(dataset.frames[ticker], self.cfg)
+                chunks = tl.chunks(
+                    self.cfg.split.train_start,
+                    self.cfg.split.train_end,
+                    self.cfg.rewts.chunk_length,
+                )
+                settings = DQNSettings.from_config(self.cfg.rewts)
+                out = []
+                for c in [*chunks, None]:
+                    agent = DDQNAgent(
+                        data.obs_dim,
+                        len(self.action_positions),
+                        settings,
+                        seed=seed + (0 if c is None else c.index + 1),
+                    )
+                    idx = -1 if c is None else c.index
+                    member = Member(
+                        "global" if c is None else f"chunk {idx}", None if c is None else idx
+                    )
+                    out.append(
+                        (
+                            member,
+                            LoadedAgent(
+                                ticker,
+                                idx,
+                                tl.dates[0],
+                                tl.dates[-1],
+                                seed,
+                                variant != "no_tau",
+                                agent,
+                                {},
+                                Path(),
+                            ),
+                        )
+                    )
+                self._loaded[key] = out
+            return self._loaded[key]
+
+    return Untrained(cfg, dataset, strategies)
+
+
+def bench_backtest(tickers: list[str], data_dir: Path | None, runs: int) -> None:
+    import tempfile
+
+    import torch
+
+    from rewts.backtest.engine import run_backtest
+    from rewts.config import load_config
+    from rewts.data import prepare_data
+    from rewts.llm import generate_strategies
+
+    if data_dir is None:
+        print("backtest wall time: skipped (../shared/data not found)")
         return
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-    backtest_wall_time(tickers, shared if (shared / "manifest.json").is_file() else None)
+    torch.set_num_threads(1)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = load_config(
+            sets=[
+                f"tickers={','.join(tickers)}",
+                "data.source=csv",
+                f"data.csv_dir={data_dir}",
+                f"data.processed_dir={tmp}/processed",
+                "llm.provider=heuristic",
+                f"llm.output_dir={tmp}/strategies",
+                f"backtest.runs={runs}",
+            ]
+        )
+        t0 = time.perf_counter()
+        dataset = prepare_data(cfg)
+        strategies = generate_strategies(cfg, dataset).strategies
+        prep = time.perf_counter() - t0
+        source = _untrained_source(cfg, dataset, strategies)
+        t0 = time.perf_counter()
+        result = run_backtest(cfg, dataset, strategies, source, name="bench")
+        wall = time.perf_counter() - t0
+    n_agents = len(cfg.backtest.agents)
+    reb = sum(len(r) for r in result.rebalances.values())
+    qp = sum(float(r["solve_seconds"].sum()) for r in result.rebalances.values())
+    print(
+        f"backtest wall time, {len(tickers)} tickers x {n_agents} agents x {runs} run(s) on "
+        f"the 2018-2019 test period (real data, heuristic strategies, untrained agents of the "
+        f"configured size {cfg.rewts.hidden_dims}, chunk_length {cfg.rewts.chunk_length}, "
+        f"look-back {cfg.rewts.lookback_length}):"
+    )
+    print(f"  data + strategies (not part of the backtest): {prep:.1f} s")
+    print(
+        f"  backtest: {wall:.1f} s for {len(result.runs)} agent runs "
+        f"({wall / len(tickers):.2f} s per ticker)"
+    )
+    print(f"  of which ReWTS QP: {reb} solves, {qp:.2f} s ({1000 * qp / max(reb, 1):.2f} ms each)")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--skip-backtest", action="store_true")
+    parser.add_argument("--runs", type=int, default=1, help="seeds per learned agent")
     args = parser.parse_args(argv)
     t0 = time.perf_counter()
     bench_qp(args.repeats)
     if not args.skip_backtest:
         print()
-        bench_backtest(["AAPL", "AMZN", "GOOGL", "META", "MSFT", "TSLA"])
+        shared = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+        data_dir = shared if (shared / "manifest.json").is_file() else None
+        bench_backtest(["AAPL", "AMZN", "GOOGL", "META", "MSFT", "TSLA"], data_dir, args.runs)
     print(f"\ntotal benchmark time {time.perf_counter() - t0:.1f} s")
     return 0
 
