@@ -216,3 +216,37 @@ def test_engine_overhead_is_well_under_a_millisecond_per_request():
     per_task = (time.perf_counter() - t0) / n
     assert len(results) == n
     assert per_task < 0.5e-3, f"{per_task * 1e3:.3f} ms per request"
+
+
+def test_an_analyst_strategist_graph_with_its_own_schema_and_cache(tmp_path):
+    """Room for issue 4: an analyst task (own answer schema) feeding a strategist task."""
+    from pydantic import BaseModel
+
+    from .helpers import ANSWER
+
+    class Signal(BaseModel):
+        sentiment: int
+
+    def text(request):
+        return '{"sentiment": -1}' if request.messages[0]["content"] == "news" else ANSWER
+
+    def build(deps):
+        sig = deps["analyst"].strategy
+        return Request(({"role": "user", "content": f"sentiment {sig.sentiment}"},), "m")
+
+    def tasks():
+        return [
+            Task("analyst", Request(({"role": "user", "content": "news"},), "m"), schema=Signal),
+            Task("strategist", build=build, deps=("analyst",)),
+        ]
+
+    cache = StrategyCache(tmp_path / "c.sqlite")
+    provider = FakeProvider(0.0, text=text)
+    results = asyncio.run(Engine(provider, Unlimited(), cache=cache).run(tasks()))
+    assert results["analyst"].strategy == Signal(sentiment=-1)
+    assert provider.requests[1].messages[0]["content"] == "sentiment -1"
+    again = FakeProvider(0.0, text=text)
+    results = asyncio.run(Engine(again, Unlimited(), cache=cache).run(tasks()))
+    assert again.calls == 0 and results["strategist"].status == "cached"
+    assert results["analyst"].strategy == Signal(sentiment=-1)
+    cache.close()

@@ -31,6 +31,8 @@ from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from pydantic import BaseModel
+
 from rewts.errors import AuthenticationError, LLMError, QuotaExhaustedError
 from rewts.llm.cache import StrategyCache, cache_key
 from rewts.llm.limiter import Limiter, Outcome
@@ -56,7 +58,7 @@ from rewts.llm.providers.base import (
     Timeout,
 )
 from rewts.llm.retries import Backoff
-from rewts.llm.schemas import Strategy, answer_entropy, parse_strategy
+from rewts.llm.schemas import Strategy, answer_entropy, parse_answer, parse_strategy
 
 Status = Literal["ok", "cached", "failed", "stopped"]
 
@@ -71,6 +73,9 @@ class Task:
     build: Callable[[Mapping[Hashable, TaskResult]], Request] | None = None
     deps: tuple[Hashable, ...] = ()
     meta: Mapping[str, Any] = field(default_factory=dict)
+    #: the answer's model (default: the strategist's :class:`Strategy`); an analyst task
+    #: brings its own, used to validate the text and to reload it from the cache
+    schema: type[BaseModel] | None = None
 
 
 @dataclass(slots=True)
@@ -80,7 +85,8 @@ class TaskResult:
     id: Hashable
     status: Status
     key: str | None = None
-    strategy: Strategy | None = None
+    #: the validated answer (a :class:`Strategy` unless the task brought its own schema)
+    strategy: Any = None
     entropy: float | None = None
     response_text: str | None = None
     tokens_in: int = 0
@@ -196,7 +202,7 @@ class Engine:
             for task_id, key in keys.items():
                 entry = hits.get(key)
                 if entry is not None:
-                    results[task_id] = _from_cache(task_id, key, entry.strategy_json, entry)
+                    results[task_id] = _from_cache(by_id[task_id], key, entry)
                     cached_now += 1
             self._emit(
                 RunStarted(
@@ -361,7 +367,7 @@ class Engine:
                 self._writer, self.cache.get, key
             )
             if entry is not None:
-                return _from_cache(task.id, key, entry.strategy_json, entry)
+                return _from_cache(task, key, entry)
         future: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
         self._inflight_keys[key] = future
         try:
@@ -413,7 +419,11 @@ class Engine:
                 stats.tokens_out += response.tokens_out
                 self._observe_latency(latency)
                 try:
-                    strategy = self.parse(response.text)
+                    strategy = (
+                        self.parse(response.text)
+                        if task.schema is None
+                        else parse_answer(response.text, task.schema)
+                    )
                 finally:
                     self.limiter.feedback(
                         permit,
@@ -538,12 +548,13 @@ def _estimate_tokens(request: Request) -> int:
     return chars // 4 + request.max_tokens
 
 
-def _from_cache(task_id: Hashable, key: str, strategy_json: str, entry: Any) -> TaskResult:
+def _from_cache(task: Task, key: str, entry: Any) -> TaskResult:
+    schema = task.schema or Strategy
     return TaskResult(
-        task_id,
+        task.id,
         "cached",
         key=key,
-        strategy=Strategy.model_validate_json(strategy_json),
+        strategy=schema.model_validate_json(entry.strategy_json),
         entropy=entry.entropy,
         response_text=entry.response_text,
         tokens_in=entry.tokens_in,

@@ -78,28 +78,41 @@ STRATEGY_JSON_SCHEMA: dict[str, Any] = {
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 
 
+def parse_answer(text: str | None, schema: type[BaseModel]) -> Any:
+    """Validate an answer against any pydantic ``schema`` (the analyst's, later)."""
+    return _validate(_load_json(text), schema)
+
+
+def _validate(data: Any, schema: type[BaseModel]) -> Any:
+    try:
+        return schema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "answer"
+        raise InvalidOutput(f"answer does not match the schema: {where}: {first['msg']}") from None
+
+
+def _load_json(text: str | None) -> Any:
+    if not text or not text.strip():
+        raise InvalidOutput("empty answer")
+    fenced = _FENCE.match(text)
+    body = fenced.group(1) if fenced else text
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise InvalidOutput(f"answer is not valid JSON ({exc.msg} at char {exc.pos})") from None
+
+
 def parse_strategy(text: str | None) -> Strategy:
     """Validate a provider's answer text; anything unusable raises :class:`InvalidOutput`.
 
     A Markdown code fence around the JSON is tolerated (some models add one in JSON mode);
     nothing else is repaired, so a truncated answer is a retry, not a guess.
     """
-    if not text or not text.strip():
-        raise InvalidOutput("empty answer")
-    fenced = _FENCE.match(text)
-    body = fenced.group(1) if fenced else text
-    try:
-        data = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise InvalidOutput(f"answer is not valid JSON ({exc.msg} at char {exc.pos})") from None
+    data = _load_json(text)
     if isinstance(data, dict) and isinstance(data.get("direction"), bool):
         raise InvalidOutput("direction must be 0 or 1, not a boolean")
-    try:
-        return Strategy.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "answer"
-        raise InvalidOutput(f"answer does not match the schema: {where}: {first['msg']}") from None
+    return _validate(data, Strategy)
 
 
 # ---------------------------------------------------------------------------- entropy
