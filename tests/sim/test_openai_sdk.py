@@ -287,3 +287,37 @@ def test_in_flight_requests_fail_when_the_server_dies() -> None:
         results, took = run(go())
     assert took < 2.0
     assert all(isinstance(r, openai.APIConnectionError) for r in results)
+
+
+def test_garbage_body_is_a_decode_error_in_both_sdks() -> None:
+    from .helpers import gemini_client
+
+    with SimServer(SimConfig(latency_s=0.0, garbage_rate=1.0)) as sim:
+
+        async def go():
+            client = openai_client(sim)
+            with pytest.raises(json.JSONDecodeError):
+                await client.chat.completions.create(**chat_kwargs())
+            await client.close()
+            with pytest.raises(json.JSONDecodeError):
+                await gemini_client(sim).aio.models.generate_content(
+                    model="gemini-2.5-flash", contents="x"
+                )
+
+        run(go())
+        assert sim.stats(log=False)["faults"] == {"garbage": 2}
+
+
+def test_sync_clients_work_too_and_a_taken_port_is_an_oserror() -> None:
+    from .helpers import gemini_client
+
+    with SimServer(SimConfig(latency_s=0.0)) as sim:
+        client = openai.OpenAI(base_url=sim.openai_base_url, api_key="k", max_retries=0)
+        assert client.chat.completions.create(**chat_kwargs()).choices[0].message.content
+        assert (
+            gemini_client(sim).models.generate_content(model="gemini-2.5-flash", contents="x").text
+        )
+        clash = SimServer(port=sim.port)
+        with pytest.raises(OSError):
+            clash.start()
+        assert not clash.running

@@ -87,6 +87,10 @@ def sim_command(
     truncated_rate: Annotated[
         float, typer.Option("--truncated-rate", help="Share of 200s cut off (finish length).")
     ] = 0.0,
+    garbage_rate: Annotated[
+        float,
+        typer.Option("--garbage-rate", help="Share of 200s whose body is cut off (not JSON)."),
+    ] = 0.0,
     hang_rate: Annotated[
         float, typer.Option("--hang-rate", help="Share of requests never answered.")
     ] = 0.0,
@@ -149,6 +153,7 @@ def sim_command(
             error_rate=error_rate,
             malformed_rate=malformed_rate,
             truncated_rate=truncated_rate,
+            garbage_rate=garbage_rate,
             hang_rate=hang_rate,
             drop_rate=drop_rate,
             api_key=key,

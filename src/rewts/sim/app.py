@@ -102,7 +102,7 @@ class SimState:
 
     def draw_fault(self, cfg: SimConfig) -> str | None:
         u = self.rng.random()
-        for name in ("drop", "hang", "error", "malformed", "truncated"):
+        for name in ("drop", "hang", "error", "malformed", "truncated", "garbage"):
             rate = getattr(cfg, f"{name}_rate")
             if u < rate:
                 return name
@@ -210,8 +210,12 @@ class SimState:
             tokens = (prompt_tokens, len(answer.tokens))
             status = 200
             if wire is openai_wire:
-                return openai_wire.success(req, answer, logprobs, prompt_tokens, headers)
-            return gemini_wire.success(req, answer, logprobs, prompt_tokens)
+                resp = openai_wire.success(req, answer, logprobs, prompt_tokens, headers)
+            else:
+                resp = gemini_wire.success(req, answer, logprobs, prompt_tokens)
+            if fault == "garbage":
+                resp = _cut_body(resp)
+            return resp
         except asyncio.CancelledError:
             fault = fault or "client_gone"  # the client closed the connection first
             raise
@@ -324,6 +328,14 @@ class SimState:
         if not action and request.method == "GET":
             return json_response(self._operation(job))
         return gemini_wire.not_found(rest)
+
+
+def _cut_body(resp: web.Response) -> web.Response:
+    """The same 200 with its body cut in half: what a broken proxy or connection delivers."""
+    body = resp.body if isinstance(resp.body, bytes) else b""
+    return web.Response(
+        body=body[: max(1, len(body) // 2)], status=200, content_type="application/json"
+    )
 
 
 def _drop(request: web.Request) -> web.Response:

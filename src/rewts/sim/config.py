@@ -19,7 +19,14 @@ from rewts.errors import ConfigError
 LatencyDist = Literal["fixed", "lognormal"]
 
 #: the fault probabilities; together they may not exceed 1
-FAULT_RATES = ("error_rate", "malformed_rate", "truncated_rate", "hang_rate", "drop_rate")
+FAULT_RATES = (
+    "error_rate",
+    "malformed_rate",
+    "truncated_rate",
+    "garbage_rate",
+    "hang_rate",
+    "drop_rate",
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,8 @@ class SimConfig:
     error_rate: float = 0.0
     malformed_rate: float = 0.0
     truncated_rate: float = 0.0
+    #: 200 whose HTTP body itself is cut off (not JSON at all): the SDKs raise a JSONDecodeError
+    garbage_rate: float = 0.0
     hang_rate: float = 0.0
     drop_rate: float = 0.0
     #: how long a hung request is held before the server finally closes the connection

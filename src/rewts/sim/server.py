@@ -88,7 +88,8 @@ class SimServer:
 
     def start(self) -> SimServer:
         """Start serving (again); after ``stop()`` it binds the same port."""
-        if self._thread is None:
+        fresh = self._thread is None
+        if fresh:
             _raise_fd_limit()
             loop = asyncio.new_event_loop()
             ready = threading.Event()
@@ -104,7 +105,12 @@ class SimServer:
             self._thread.start()
             ready.wait(_START_TIMEOUT_S)
         if self._runner is None:
-            self._call(self._start_site())
+            try:
+                self._call(self._start_site())
+            except BaseException:
+                if fresh:  # e.g. the port is taken: leave no thread behind
+                    self.close()
+                raise
         return self
 
     async def _start_site(self) -> None:
