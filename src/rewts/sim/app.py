@@ -1,7 +1,7 @@
 """The simulator's aiohttp application: one request flow for both wire formats, plus control.
 
 Flow of a generation request: auth -> parse -> model check -> server-side limits (429) ->
-fault draw (drop, hang, 5xx, malformed, truncated) -> latency (``asyncio.sleep``: never blocks
+fault draw (drop, hang, 5xx, malformed, truncated, garbage body) -> latency (``asyncio.sleep``: never blocks
 the loop) -> answer. Answers are a pure function of the request's content; fault and latency
 draws come from one seeded ``random.Random`` in arrival order.
 """
@@ -9,13 +9,9 @@ draws come from one seeded ``random.Random`` in arrival order.
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
 from types import ModuleType
 from typing import Any
@@ -36,41 +32,13 @@ from rewts.sim.answers import (
     truncated,
 )
 from rewts.sim.config import SimConfig
+from rewts.sim.gemini_batch import GeminiBatches
 from rewts.sim.limits import RateWindows
 from rewts.sim.openai_batch import OpenAIBatches
 from rewts.sim.stats import SimStats
 from rewts.sim.wire import ParsedRequest, WireError, json_response
 
 _SERVER_ERRORS = (500, 502, 503)
-
-
-def _now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass
-class BatchJob:
-    """A Gemini batch: PENDING for a third of the delay, then RUNNING, then SUCCEEDED."""
-
-    name: str
-    model: str
-    display_name: str
-    items: list[tuple[ParsedRequest | dict[str, Any], Any]]
-    delay_s: float
-    created: float = field(default_factory=time.monotonic)
-    create_time: str = field(default_factory=_now_rfc3339)
-    update_time: str = field(default_factory=_now_rfc3339)
-    end_time: str | None = None
-    cancelled: bool = False
-    results: list[dict[str, Any]] | None = None
-
-    def state(self, now: float) -> str:
-        if self.cancelled:
-            return "BATCH_STATE_CANCELLED"
-        age = now - self.created
-        if age >= self.delay_s:
-            return "BATCH_STATE_SUCCEEDED"
-        return "BATCH_STATE_RUNNING" if age >= self.delay_s / 3 else "BATCH_STATE_PENDING"
 
 
 class SimState:
@@ -85,7 +53,7 @@ class SimState:
         self.stats = SimStats(config.log_limit)
         self.windows = RateWindows()
         self.rng = random.Random(config.seed)
-        self.batches: dict[str, BatchJob] = {}
+        self.gemini_batches = GeminiBatches()
         self.openai_batches = OpenAIBatches()
 
     def update(self, **changes: Any) -> SimConfig:
@@ -223,112 +191,6 @@ class SimState:
             # also runs when the client disconnects (the handler is cancelled): status None
             self.stats.finish(entry, status, fault=fault, tokens_in=tokens[0], tokens_out=tokens[1])
 
-    # -- Gemini batch mode -------------------------------------------------------------------
-
-    def _batch_results(self, job: BatchJob) -> list[dict[str, Any]]:
-        cfg = self.config
-        results = []
-        t_in = t_out = 0
-        for req, metadata in job.items:
-            if isinstance(req, dict):  # an item that did not parse: its error, like the real API
-                item: dict[str, Any] = {"error": req}
-            else:
-                answer, rng = self.answer(cfg, req)
-                fault = self.draw_fault(cfg)
-                if fault == "malformed":
-                    answer = malformed(answer, rng)
-                elif fault == "truncated":
-                    answer = truncated(answer, rng)
-                logprobs = (
-                    token_logprobs(answer.tokens, req.top_logprobs, rng) if req.logprobs else None
-                )
-                prompt_tokens = count_tokens(req.prompt)
-                t_in, t_out = t_in + prompt_tokens, t_out + len(answer.tokens)
-                item = {"response": gemini_wire.response_body(req, answer, logprobs, prompt_tokens)}
-            if metadata is not None:
-                item["metadata"] = metadata
-            results.append(item)
-        self.stats.add_tokens(t_in, t_out)  # a batch's tokens count when it completes
-        return results
-
-    def _operation(self, job: BatchJob) -> dict[str, Any]:
-        state = job.state(time.monotonic())
-        if state == "BATCH_STATE_SUCCEEDED" and job.results is None:
-            job.results = self._batch_results(job)
-            job.end_time = job.update_time = _now_rfc3339()
-        return gemini_wire.batch_operation(
-            name=job.name,
-            model=job.model,
-            display_name=job.display_name,
-            state=state,
-            create_time=job.create_time,
-            update_time=job.update_time,
-            end_time=job.end_time,
-            n_requests=len(job.items),
-            results=job.results if state == "BATCH_STATE_SUCCEEDED" else None,
-        )
-
-    async def batch(self, request: web.Request, version: str, rest: str) -> web.StreamResponse:
-        entry = self.stats.arrive("gemini-batch", request.path)
-        status: int | None = None
-        try:
-            resp = await self._batch(request, version, rest, entry)
-            status = resp.status
-            return resp
-        finally:
-            self.stats.finish(entry, status)
-
-    async def _batch(
-        self, request: web.Request, version: str, rest: str, entry: dict[str, Any]
-    ) -> web.Response:
-        cfg = self.config
-        key = gemini_wire.api_key(request)
-        if cfg.api_key is not None and key != cfg.api_key:
-            return gemini_wire.auth_error(key)
-        if rest.endswith(":batchGenerateContent") and request.method == "POST":
-            model = rest[len("models/") : -len(":batchGenerateContent")]
-            entry["model"] = model
-            if cfg.models is not None and model not in cfg.models:
-                return gemini_wire.model_not_found(model, version, "batchGenerateContent")
-            try:
-                body = await request.json()
-            except ValueError:
-                body = None
-            try:
-                display, raw_items = gemini_wire.batch_requests(body)
-            except WireError as exc:
-                return exc.response
-            items: list[tuple[ParsedRequest | dict[str, Any], Any]] = []
-            for raw, metadata in raw_items:
-                try:
-                    items.append((gemini_wire.parse(raw, model), metadata))
-                except WireError as exc:
-                    items.append((json.loads(exc.response.body)["error"], metadata))  # type: ignore[arg-type]
-            job = BatchJob(
-                f"batches/sim{uuid.uuid4().hex[:16]}", model, display, items, cfg.batch_delay_s
-            )
-            self.batches[job.name] = job
-            return json_response(self._operation(job))
-        if rest == "batches" and request.method == "GET":
-            return json_response(
-                {"operations": [self._operation(j) for j in self.batches.values()]}
-            )
-        name, _, action = rest.partition(":")
-        job = self.batches.get(name)
-        if job is None:
-            return gemini_wire.not_found(name)
-        if action == "cancel" and request.method == "POST":
-            if job.state(time.monotonic()) != "BATCH_STATE_SUCCEEDED":
-                job.cancelled = True
-                job.end_time = job.update_time = _now_rfc3339()
-            return json_response({})
-        if not action and request.method == "DELETE":
-            del self.batches[name]
-            return json_response({})
-        if not action and request.method == "GET":
-            return json_response(self._operation(job))
-        return gemini_wire.not_found(rest)
-
 
 def _cut_body(resp: web.Response) -> web.Response:
     """The same 200 with its body cut in half: what a broken proxy or connection delivers."""
@@ -383,7 +245,7 @@ async def _gemini(state: SimState, request: web.Request) -> web.StreamResponse:
         model = rest[len("models/") : -len(":generateContent")]
         return await state.generate(request, gemini_wire, version, model)
     if rest.startswith("batches") or rest.endswith(":batchGenerateContent"):
-        return await state.batch(request, version, rest)
+        return await state.gemini_batches.handle(state, request, version, rest)
     return gemini_wire.not_found(f"{request.method} /{version}/{rest}")
 
 
