@@ -178,7 +178,8 @@ def test_tokens_per_minute_and_per_day_quota_ids_and_no_retry_info() -> None:
     assert rpd_details["QuotaFailure"]["violations"][0]["quotaId"].startswith(
         "GenerateRequestsPerDayPerProjectPerModel"
     )
-    assert "RetryInfo" not in rpd_details
+    # like the real API: a short RetryInfo even for the daily quota; only the quotaId tells
+    assert "RetryInfo" in rpd_details
     bare_details = details_of(bare)
     assert "PerMinute" in bare_details["QuotaFailure"]["violations"][0]["quotaId"]
     assert "RetryInfo" not in bare_details

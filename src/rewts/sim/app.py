@@ -1,8 +1,8 @@
 """The simulator's aiohttp application: one request flow for both wire formats, plus control.
 
 Flow of a generation request: auth -> parse -> model check -> server-side limits (429) ->
-fault draw (drop, hang, 5xx, malformed, truncated, garbage body) -> latency (``asyncio.sleep``: never blocks
-the loop) -> answer. Answers are a pure function of the request's content; fault and latency
+fault draw (drop, hang, 5xx, malformed, truncated, garbage body) -> latency
+(``asyncio.sleep``: never blocks the loop) -> answer. Answers are a pure function of the request's content; fault and latency
 draws come from one seeded ``random.Random`` in arrival order.
 """
 
@@ -153,7 +153,7 @@ class SimState:
                 resp = (
                     openai_wire.rate_limited(verdict, req.model, cfg.retry_after, headers)
                     if wire is openai_wire
-                    else gemini_wire.rate_limited(verdict, req.model, cfg.retry_after)
+                    else gemini_wire.rate_limited(verdict, req.model, cfg.retry_after, cfg.window_s)
                 )
                 status = 429
                 return resp

@@ -7,9 +7,9 @@ and ``client.aio.batches.create/get``): ``POST /{version}/models/{model}:generat
 ``{"error": {"code", "message", "status", "details": [...]}}``; a 429 carries
 ``google.rpc.QuotaFailure`` (whose ``quotaId`` tells per-minute requests, per-minute input
 tokens and per-day requests apart) and ``google.rpc.RetryInfo.retryDelay`` — never a
-Retry-After header. Batch jobs are long-running operations named ``batches/{id}`` whose
-``metadata`` is the ``GenerateContentBatch`` (state ``BATCH_STATE_*``, which the SDK maps to
-``JOB_STATE_*``) and whose output is ``metadata.output.inlinedResponses.inlinedResponses``.
+Retry-After header (a per-day 429 carries a short RetryInfo as well). Batch jobs are
+long-running operations named ``batches/{id}`` whose ``metadata`` is the ``GenerateContentBatch`` (state ``BATCH_STATE_*``, which the SDK maps
+to ``JOB_STATE_*``) and whose output is ``metadata.output.inlinedResponses.inlinedResponses``.
 """
 
 from __future__ import annotations
@@ -169,8 +169,15 @@ def not_found(what: str) -> web.Response:
     return _error(404, "NOT_FOUND", f"Requested entity was not found. ({what})")
 
 
-def rate_limited(v: Verdict, model: str, retry_after: bool) -> web.Response:
+def rate_limited(v: Verdict, model: str, retry_after: bool, window_s: float = 60.0) -> web.Response:
+    """RESOURCE_EXHAUSTED with QuotaFailure (which quota) and RetryInfo (how long to wait).
+
+    Like the real API, a per-day 429 carries a short RetryInfo too (observed: "47s" on a
+    GenerateRequestsPerDay violation), which is misleading: only the quotaId says the day's
+    quota is gone, so a client must read it rather than trust the delay.
+    """
     metric, quota_id = QUOTAS[v.kind]
+    retry_s = v.retry_s if v.kind != "rpd" else 0.75 * min(window_s, 60.0)
     message = (
         "You exceeded your current quota, please check your plan and billing details. For more "
         f"information on this error, head to: {_RATE_DOC}. To monitor your current usage, head "
@@ -194,12 +201,12 @@ def rate_limited(v: Verdict, model: str, retry_after: bool) -> web.Response:
             "links": [{"description": "Learn more about Gemini API quotas", "url": _RATE_DOC}],
         },
     ]
-    if retry_after and v.retry_s is not None:
-        message += f"\nPlease retry in {v.retry_s:.2f}s."
+    if retry_after and retry_s is not None:
+        message += f"\nPlease retry in {retry_s:.2f}s."
         details.append(
             {
                 "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                "retryDelay": proto_duration(v.retry_s),
+                "retryDelay": proto_duration(retry_s),
             }
         )
     return _error(429, "RESOURCE_EXHAUSTED", message, details)
