@@ -8,8 +8,9 @@ and ``client.aio.batches.create/get``): ``POST /{version}/models/{model}:generat
 ``google.rpc.QuotaFailure`` (whose ``quotaId`` tells per-minute requests, per-minute input
 tokens and per-day requests apart) and ``google.rpc.RetryInfo.retryDelay`` — never a
 Retry-After header (a per-day 429 carries a short RetryInfo as well). Batch jobs are
-long-running operations named ``batches/{id}`` whose ``metadata`` is the ``GenerateContentBatch`` (state ``BATCH_STATE_*``, which the SDK maps
-to ``JOB_STATE_*``) and whose output is ``metadata.output.inlinedResponses.inlinedResponses``.
+long-running operations named ``batches/{id}`` whose ``metadata`` is the
+``GenerateContentBatch`` (state ``BATCH_STATE_*``, which the SDK maps to ``JOB_STATE_*``) and
+whose output is ``metadata.output.inlinedResponses.inlinedResponses``.
 """
 
 from __future__ import annotations
