@@ -140,8 +140,8 @@ def price_trades_signal(result: BacktestResult, ticker: str, agent: str) -> byte
         r = runs[0]
         trade_days = pd.DatetimeIndex(r.dates)
         px = price.reindex(trade_days).to_numpy()
-        change = np.diff(r.positions, prepend=0.0)
-        up, down = change > 1e-12, change < -1e-12
+        # actual trades at each close (a drifting weight is not a trade)
+        up, down = r.trades > 1e-12, r.trades < -1e-12
         ax.scatter(
             trade_days[up],
             px[up],
