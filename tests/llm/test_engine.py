@@ -216,6 +216,8 @@ def test_engine_overhead_is_well_under_a_millisecond_per_request():
     per_task = (time.perf_counter() - t0) / n
     assert len(results) == n
     assert per_task < 0.5e-3, f"{per_task * 1e3:.3f} ms per request"
+    # nothing per task is left behind but the results
+    assert engine._inflight_keys == {} and engine.stats.in_flight == 0
 
 
 def test_an_analyst_strategist_graph_with_its_own_schema_and_cache(tmp_path):

@@ -13,6 +13,7 @@ from rewts.config import Config
 from rewts.errors import AuthenticationError, LLMError
 from rewts.llm import COLUMNS, generate_strategies, load_strategies
 from rewts.llm.cache import StrategyCache
+from rewts.llm.limiter import RateLimiter
 from rewts.llm.providers import make_provider
 from rewts.llm.providers.base import AuthFailed, ServerError
 from rewts.llm.providers.heuristic import heuristic_strategy
@@ -76,15 +77,33 @@ def test_heuristic_reads_the_snapshot_it_is_given():
     assert heuristic_strategy(bull)["confidence"] > 2.0
 
 
-def test_a_rerun_makes_zero_requests(tmp_path):
+class CountingLimiter:
+    """A user's own policy (the seed's AdaptiveRateLimiter idea) wrapping the shipped one."""
+
+    def __init__(self):
+        self.inner = RateLimiter(1000.0)
+        self.acquired = 0
+        self.feedbacks = 0
+
+    async def acquire(self, tokens_estimate=0):
+        self.acquired += 1
+        return await self.inner.acquire(tokens_estimate)
+
+    def feedback(self, permit, outcome):
+        self.feedbacks += 1
+        self.inner.feedback(permit, outcome)
+
+
+def test_a_rerun_makes_zero_requests_and_hits_cost_no_rate_budget(tmp_path):
     cfg = _cfg(tmp_path)
     ds = fake_dataset()
-    first = FakeProvider(0.0)
-    r1 = generate_strategies(cfg, ds, provider=first)
+    first, limiter = FakeProvider(0.0), CountingLimiter()
+    r1 = generate_strategies(cfg, ds, provider=first, limiter=limiter)
     assert first.calls == 10 and r1.summary.generated == 10
-    second = FakeProvider(0.0)
-    r2 = generate_strategies(cfg, ds, provider=second)
-    assert second.calls == 0
+    assert limiter.acquired == limiter.feedbacks == 10  # a custom policy sees every request
+    second, limiter = FakeProvider(0.0), CountingLimiter()
+    r2 = generate_strategies(cfg, ds, provider=second, limiter=limiter)
+    assert second.calls == 0 and limiter.acquired == 0
     s = r2.summary.to_dict()
     assert s["cache_hits"] == 10 and s["api_calls"] == 0 and s["cache_misses"] == 0
     assert (r2.strategies["AAA"]["status"] == "cached").all()
