@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import random
 
-from hypothesis import given, settings
+import pytest
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -120,3 +121,84 @@ def test_truncation_cuts_and_marks_length() -> None:
     )
     limited = build_answer(answer.text, 4)
     assert limited.finish == "length" and len(limited.tokens) == 4
+
+
+def _schemas(depth: int = 2):
+    """Random schemas of the structured-output subset (objects, arrays, enums, bounds, $ref)."""
+    names = st.text("abcdefgh", min_size=1, max_size=6)
+
+    def numeric(kind):
+        keys = st.sets(
+            st.sampled_from(["minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"])
+        )
+
+        def build(lo, span, chosen):
+            values = {
+                "minimum": lo,
+                "maximum": lo + span,
+                "exclusiveMinimum": lo - 1,
+                "exclusiveMaximum": lo + span + 1,
+            }
+            if kind == "number":  # tight open intervals too (always satisfiable)
+                values["exclusiveMinimum"], values["exclusiveMaximum"] = lo - 0.5, lo + span + 0.5
+            return {"type": kind, **{k: values[k] for k in chosen}}
+
+        return st.builds(build, st.integers(-50, 50), st.integers(0, 20), keys)
+
+    def array(items, lo, extra, chosen):
+        limits = {"minItems": lo, "maxItems": lo + extra}
+        return {"type": "array", "items": items, **{k: limits[k] for k in chosen}}
+
+    leaf = st.one_of(
+        numeric("integer"),
+        numeric("number"),
+        st.builds(
+            lambda lo, extra: {"type": "string", "minLength": lo, "maxLength": lo + extra},
+            st.integers(0, 5),
+            st.integers(0, 30),
+        ),
+        st.just({"type": "boolean"}),
+        st.lists(st.one_of(st.integers(), names), min_size=1, max_size=4, unique=True).map(
+            lambda e: {"enum": e}
+        ),
+        st.just({"type": ["string", "null"]}),
+    )
+    if depth == 0:
+        return leaf
+    inner = _schemas(depth - 1)
+    return st.one_of(
+        leaf,
+        st.builds(
+            lambda items, lo, extra: {
+                "type": "array",
+                "items": items,
+                "minItems": lo,
+                "maxItems": lo + extra,
+            },
+            inner,
+            st.integers(0, 3),
+            st.integers(0, 3),
+        ),
+        st.builds(
+            lambda props: {
+                "type": "object",
+                "properties": props,
+                "required": sorted(props),
+                "additionalProperties": False,
+            },
+            st.dictionaries(names, inner, max_size=4),
+        ),
+        st.builds(lambda opts: {"anyOf": opts}, st.lists(inner, min_size=1, max_size=3)),
+    )
+
+
+@given(_schemas(), st.integers(0, 2**16))
+@example({"type": "array", "items": {"type": "integer"}, "maxItems": 0}, 0)
+@example({"type": "integer", "exclusiveMinimum": 5, "maximum": 6}, 0)
+@example({"type": "number", "exclusiveMinimum": 4.5, "exclusiveMaximum": 5.0}, 0)
+@settings(max_examples=300, deadline=None)
+def test_random_schemas_get_valid_instances(schema, seed) -> None:
+    jsonschema = pytest.importorskip("jsonschema")  # installed with the dev extra (via ray)
+    wrapped = {"$defs": {"x": schema}, "type": "object", "properties": {"v": {"$ref": "#/$defs/x"}}}
+    jsonschema.validate(instance(wrapped, random.Random(seed)), wrapped)
+    jsonschema.validate(instance(schema, random.Random(seed)), schema)

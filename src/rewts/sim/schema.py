@@ -164,8 +164,9 @@ def _object(schema: dict[str, Any], rng: random.Random, root: Any, depth: int) -
 def _array(
     schema: dict[str, Any], rng: random.Random, root: Any, hint: str, depth: int
 ) -> list[Any]:
-    lo = int(schema.get("minItems", 1))
-    hi = int(schema.get("maxItems", max(lo, 4)))
+    hi_given = schema.get("maxItems")
+    lo = int(schema.get("minItems", 1 if hi_given is None else min(1, int(hi_given))))
+    hi = int(hi_given) if hi_given is not None else max(lo, 4)
     hi = max(lo, min(hi, lo + 6))
     items = schema.get("items", {"type": "string"})
     return [_gen(items, rng, root, hint, depth + 1) for _ in range(rng.randint(lo, hi))]
