@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
@@ -160,12 +161,29 @@ def test_wrong_key_exits_within_seconds_naming_the_variable(workdir, shared_data
     assert not (workdir / "data" / "strategies").exists()
 
 
-def test_kill_9_mid_run_then_rerun_sends_only_the_missing(workdir, shared_data):
+def _kill_when(cmd, cwd, db, entries):
+    """Start ``cmd`` and SIGKILL it once the cache holds at least ``entries`` answers."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        if db.exists():
+            with StrategyCache(db) as c:
+                if len(c) >= entries:
+                    break
+    assert proc.poll() is None, "finished before the kill"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    with StrategyCache(db) as c:
+        assert c.integrity_ok()
+        return len(c)
+
+
+def test_kill_9_twice_then_rerun_equals_an_uninterrupted_run(workdir, shared_data):
+    import json
+
     with SimServer(SimConfig(latency_s=0.1)) as sim:
-        cmd = [
-            sys.executable,
-            "-c",
-            "from rewts.cli import main; main()",
+        args = [
             "strategies",
             "--data-dir",
             str(shared_data),
@@ -177,38 +195,31 @@ def test_kill_9_mid_run_then_rerun_sends_only_the_missing(workdir, shared_data):
             sim.openai_base_url,
             "--model",
             "deepseek-chat",
-            "--workers",
-            "2",
             "--rps",
             "100",
             "--no-progress",
-            "--set",
-            "llm.logprobs=false",
         ]
-        proc = subprocess.Popen(
-            cmd, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+        cmd = [sys.executable, "-c", "from rewts.cli import main; main()", *args, "--workers", "2"]
         db = workdir / "cache" / "strategies.sqlite"
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.1)
-            if db.exists():
-                with StrategyCache(db) as c:
-                    if len(c) >= 15:
-                        break
-        assert proc.poll() is None, "finished before the kill"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(10)
-        with StrategyCache(db) as c:
-            assert c.integrity_ok()
-            survived = len(c)
+        first = _kill_when(cmd, workdir, db, 10)
+        survived = _kill_when(cmd, workdir, db, first + 25)
+        assert survived >= first + 25
         before = sim.stats(log=False)["requests"]
-        rerun = [a if a != "2" else "auto" for a in cmd[3:]]  # the rest at full speed
-        result = CliRunner().invoke(app, [*rerun, "--json-summary", "s.json"])
+        result = CliRunner().invoke(app, [*args, "--json-summary", "s.json"])
         assert result.exit_code == 0, result.output
         sent = sim.stats(log=False)["requests"] - before
-    import json
-
+        # the same run, never interrupted, in its own folder
+        clean = workdir / "clean"
+        result = CliRunner().invoke(
+            app, [*args, "--cache", str(clean / "c.sqlite"), "--out", str(clean / "out")]
+        )
+        assert result.exit_code == 0, result.output
     summary = json.loads((workdir / "s.json").read_text())
     assert summary["cache_hits"] == survived
     assert sent == summary["total"] - survived == summary["api_calls"]
+    cols = ["period", "direction", "confidence", "entropy", "tau", "explanation", "cache_key"]
+    resumed = pd.read_parquet(workdir / "data" / "strategies" / "AAPL.parquet")[cols]
+    straight = pd.read_parquet(clean / "out" / "AAPL.parquet")[cols]
+    pd.testing.assert_frame_equal(resumed, straight)
+    with StrategyCache(db) as a, StrategyCache(clean / "c.sqlite") as b:
+        assert {e.key for e in a.entries()} == {e.key for e in b.entries()}
