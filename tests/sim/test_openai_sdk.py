@@ -285,8 +285,10 @@ def test_in_flight_requests_fail_when_the_server_dies() -> None:
             return results, time.monotonic() - t0
 
         results, took = run(go())
+        faults = sim.stats(log=False)["faults"]
     assert took < 2.0
     assert all(isinstance(r, openai.APIConnectionError) for r in results)
+    assert faults == {"server_stopped": 5}
 
 
 def test_garbage_body_is_a_decode_error_in_both_sdks() -> None:

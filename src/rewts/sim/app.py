@@ -2,8 +2,9 @@
 
 Flow of a generation request: auth -> parse -> model check -> server-side limits (429) ->
 fault draw (drop, hang, 5xx, malformed, truncated, garbage body) -> latency
-(``asyncio.sleep``: never blocks the loop) -> answer. Answers are a pure function of the request's content; fault and latency
-draws come from one seeded ``random.Random`` in arrival order.
+(``asyncio.sleep``: never blocks the loop) -> answer. Answers are a pure function of the
+request's content; fault and latency draws come from one seeded ``random.Random`` in arrival
+order. 429/401/404 answers are immediate, as on the real APIs.
 """
 
 from __future__ import annotations
@@ -55,11 +56,15 @@ class SimState:
         self.rng = random.Random(config.seed)
         self.gemini_batches = GeminiBatches()
         self.openai_batches = OpenAIBatches()
+        #: set while SimServer.stop() tears the application down (cancelled handlers say why)
+        self.stopping = False
 
     def update(self, **changes: Any) -> SimConfig:
         new = self.config.replace(**changes)
         if new.seed != self.config.seed:
             self.rng = random.Random(new.seed)
+        if new.log_limit != self.config.log_limit:
+            self.stats.set_log_limit(new.log_limit)
         self.config = new
         return new
 
@@ -185,7 +190,8 @@ class SimState:
                 resp = _cut_body(resp)
             return resp
         except asyncio.CancelledError:
-            fault = fault or "client_gone"  # the client closed the connection first
+            # the client closed the connection first, or the server is being stopped
+            fault = fault or ("server_stopped" if self.stopping else "client_gone")
             raise
         finally:
             # also runs when the client disconnects (the handler is cancelled): status None

@@ -136,7 +136,11 @@ class SimServer:
         """Stop serving: close the listener and every open connection (in-flight ones fail)."""
         if self._runner is not None and self._loop is not None:
             runner, self._runner = self._runner, None
-            self._call(runner.cleanup())
+            self._state.stopping = True
+            try:
+                self._call(runner.cleanup())
+            finally:
+                self._state.stopping = False
 
     def close(self) -> None:
         """Stop and end the background thread."""

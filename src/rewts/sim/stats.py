@@ -21,6 +21,11 @@ class SimStats:
         self._log_limit = log_limit
         self.reset()
 
+    def set_log_limit(self, log_limit: int) -> None:
+        with self._lock:
+            self._log_limit = log_limit
+            self._log = deque(self._log, maxlen=log_limit or None)
+
     def reset(self) -> None:
         with self._lock:
             self._next_id = 0
