@@ -97,6 +97,7 @@ def _load_pool(path: str) -> tuple[dict[str, Any], ...]:
     return tuple(p for p in pool if p["explanation"])
 
 
+@lru_cache(maxsize=1)
 def default_answers_file() -> Path:
     """The workspace's real DeepSeek answers (repo/../shared/data/llm), if this is a checkout."""
     return (
@@ -145,6 +146,8 @@ def _fits(value: Any, schema: Any) -> bool:
         if not isinstance(value, dict):
             return False
         props = schema.get("properties") or {}
+        if not set(schema.get("required", ())) <= set(value):
+            return False
         return set(value) <= set(props) and all(_fits(v, props.get(k)) for k, v in value.items())
     return True
 
