@@ -199,3 +199,15 @@ def test_summary_keys(tmp_path):
         assert key in s
     assert s["tokens_in"] == 1000 and s["total"] == 10
     json.dumps(s)
+
+
+@pytest.mark.parametrize(
+    "rps, rpm, expected", [(8.0, 60.0, 1.0), (8.0, 1200.0, 8.0), (8.0, None, 8.0)]
+)
+def test_the_strictest_rate_limit_applies(tmp_path, rps, rpm, expected):
+    from rewts.llm.generate import make_limiter
+
+    cfg = _cfg(tmp_path)
+    cfg.max_requests_per_second = rps
+    cfg.llm.rate_limits.rpm = rpm
+    assert make_limiter(cfg, FakeProvider(), None).configured_rate == pytest.approx(expected)

@@ -120,3 +120,12 @@ def test_live_display_draws_and_stops():
     display.close()
     assert "12/12" in buf.getvalue()
     assert isinstance(make_display(live=False, stream=io.StringIO()), PlainDisplay)
+
+
+def test_plain_display_reports_429s():
+    from rewts.llm.monitor import RequestRetried
+
+    out = io.StringIO()
+    PlainDisplay(out)(RequestRetried(("t", 1), "RateLimited", 1, 2.5, 429))
+    PlainDisplay(out)(RequestRetried(("t", 1), "ServerError", 1, 2.5, 503))
+    assert out.getvalue().count("Rate limit hit") == 1

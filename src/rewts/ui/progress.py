@@ -25,7 +25,14 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.text import Text
 
-from rewts.llm.monitor import RequestMonitor, RunFinished, RunStarted, RunStats, TaskFinished
+from rewts.llm.monitor import (
+    RequestMonitor,
+    RequestRetried,
+    RunFinished,
+    RunStarted,
+    RunStats,
+    TaskFinished,
+)
 
 HEURISTIC_BANNER = (
     "provider: heuristic — a rule-based strategist, NOT an LLM (set an API key for one)"
@@ -129,6 +136,11 @@ class PlainDisplay:
                 self._print(progress_line(self.done, self.total, self.clock() - self.started))
             if self.done % self.rpm_every == 0 and (line := rpm_line(self.monitor)):
                 self._print(line)
+        elif isinstance(event, RequestRetried) and event.error == "RateLimited":
+            self._print(
+                f"⚠️  Rate limit hit (HTTP 429): retry {event.attempt} in {event.delay_s:.1f}s "
+                "(every request waits for the server's Retry-After)"
+            )
         elif isinstance(event, RunStarted):
             self.total, self.done, self.started = event.total, 0, self.clock()
             self.monitor = event.monitor
