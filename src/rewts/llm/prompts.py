@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from rewts.data.timeline import StrategyPeriod
+from rewts.errors import ConfigError
 from rewts.llm.schemas import STRATEGY_JSON_SCHEMA
 
 #: prompt versions this module can render
@@ -119,7 +120,7 @@ def snapshot_inputs(frame: pd.DataFrame, period: StrategyPeriod) -> dict[str, An
 def system_message(prompt_version: str) -> str:
     """The shared instructions, identical for every call of a prompt version."""
     if prompt_version != "v1":
-        raise ValueError(
+        raise ConfigError(
             f"llm.prompt_version = {prompt_version!r}: unknown (known: {', '.join(PROMPT_VERSIONS)})"
         )
     schema = json.dumps(STRATEGY_JSON_SCHEMA, sort_keys=True, separators=(",", ":"))
