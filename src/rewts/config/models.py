@@ -201,8 +201,10 @@ class RewtsConfig(Section):
     learning_starts: int = Field(500, ge=0)
     #: environment steps per gradient update (``target_update_freq`` counts gradient updates)
     train_freq: PositiveInt = 1
-    #: start each training episode at a random day of the chunk (TDQN); False: at its first day
-    random_start: bool = False
+    #: start each training episode at a random day of the chunk (TDQN); False: at its first
+    #: day. On by default: with a drawdown stop, episodes that always start on day one would
+    #: rarely reach the chunk's later days.
+    random_start: bool = True
     #: parallel training processes: a number or ``auto`` (min(jobs, CPU count))
     n_jobs: PositiveInt | Literal["auto"] = "auto"
     #: ``auto``: CUDA when available, else CPU
