@@ -57,6 +57,9 @@ COLUMNS = [
     "prompt_version",
     "settings",
     "cache_key",
+    "tokens_in",
+    "tokens_out",
+    "latency_s",
 ]
 
 
@@ -228,6 +231,9 @@ def _row(
         "prompt_version": cfg.llm.prompt_version,
         "settings": settings_json,
         "cache_key": result.key,
+        "tokens_in": result.tokens_in,
+        "tokens_out": result.tokens_out,
+        "latency_s": result.latency_s,
     }
     if result.status in ("ok", "cached") and result.strategy is not None:
         s = result.strategy
@@ -278,10 +284,11 @@ def _row(
 def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["direction"] = df["direction"].astype("Int64")
-    for col in ("confidence", "entropy", "strength", "tau"):
+    for col in ("confidence", "entropy", "strength", "tau", "latency_s"):
         df[col] = df[col].astype("float64")
     df["fallback"] = df["fallback"].astype(bool)
-    df["period"] = df["period"].astype("int64")
+    for col in ("period", "tokens_in", "tokens_out"):
+        df[col] = df[col].astype("int64")
     return df
 
 
