@@ -90,15 +90,30 @@ def best_agents(result: BacktestResult, metric: str) -> dict[str, str]:
     return best
 
 
+#: compact column names for the terminal (the HTML and JSON keep the full names)
+SHORT_LABELS: dict[str, str] = {
+    "Buy & Hold": "B&H",
+    "Global LLM+RL": "Global",
+    "ReWTS ensemble": "ReWTS",
+    "Placebo: tau constant": "Pl.const",
+    "Placebo: tau shuffled": "Pl.shuffle",
+    "Sanity: leaked return": "Leak",
+}
+
+
 def print_paper_tables(result: BacktestResult, console: Console) -> None:
-    """The two paper-shaped tables and the paired test, for the terminal (stdout)."""
+    """The two paper-shaped tables and the paired test, for the terminal (stdout).
+
+    Cells never wrap: when stdout is not a terminal (a pipe, a file) the table is printed at
+    its natural width instead of being squeezed into 80 columns.
+    """
     for metric, title in PAPER_TABLES.items():
         frame = paper_table(result, metric)
         best = best_agents(result, metric)
         table = Table(title=title, title_justify="left")
-        table.add_column("Ticker", style="bold")
+        table.add_column("Ticker", style="bold", no_wrap=True)
         for col in frame.columns:
-            table.add_column(col, justify="right")
+            table.add_column(SHORT_LABELS.get(col, col), justify="right", no_wrap=True)
         last_ticker = frame.index[-2] if len(frame) > 1 else None
         for ticker, row in frame.iterrows():
             cells = []
@@ -106,7 +121,11 @@ def print_paper_tables(result: BacktestResult, console: Console) -> None:
                 text = str(row[col])
                 cells.append(f"[bold green]{text}[/]" if best.get(str(ticker)) == col else text)
             table.add_row(str(ticker), *cells, end_section=ticker == last_ticker)
-        console.print(table)
+        width = console.measure(table, options=console.options.update(width=10_000)).maximum
+        console.print(table, width=max(width, console.width) if not console.is_terminal else None)
+    shown = [c for c in SHORT_LABELS if c in set(paper_table(result, "sharpe").columns)]
+    if shown:
+        console.print("columns: " + "; ".join(f"{SHORT_LABELS[c]} = {c}" for c in shown))
     for test in result.tests:
         console.print(test.describe())
     for note in result.notes:
