@@ -213,7 +213,7 @@ def training_curves(result: BacktestResult, ticker: str) -> bytes | None:
         ax.set_xlabel(curves[next(iter(curves))].index.name or "episode")
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(f"{ticker}: training curves per chunk")
+    fig.suptitle(f"{ticker}: training curves per chunk (first seed)", y=1.04)
     return _png(fig)
 
 

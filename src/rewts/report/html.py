@@ -274,8 +274,11 @@ def render_html(result: BacktestResult, *, progress: Callable[[str], None] | Non
         parts.append(
             _img(
                 figures.training_curves(result, ticker),
-                "Training curves of each chunk agent (per episode), as recorded at training "
-                "time: a curve that never rises means that agent learned little.",
+                "Training curves of each chunk agent and the global one (per episode, first "
+                "seed), as recorded at training time on the agent's own training days: the "
+                "episode's return and Sharpe while exploring (epsilon-greedy, so early "
+                "episodes are close to random) and the mean TD loss. A curve that never rises "
+                "means that agent learned little.",
             )
         )
     parts.append("</body></html>")
