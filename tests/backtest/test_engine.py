@@ -156,3 +156,17 @@ def test_ensemble_weights_ignore_prices_from_the_decision_day_on(world):
         np.testing.assert_array_equal(base.iloc[:t].to_numpy(), earlier.iloc[:t].to_numpy())
         moved_earlier += not np.allclose(base.iloc[t].to_numpy(), earlier.iloc[t].to_numpy())
     assert moved_earlier >= 3  # day t-1's close does reach the weights of day t (ties aside)
+
+
+@pytest.mark.parametrize(("signal", "solver"), [("q_value", "clarabel"), ("position", "osqp")])
+def test_ensemble_options_run_end_to_end(world, signal, solver):
+    _, data, strat = world
+    cfg = fakes.small_config(agents=["rewts"], runs=1, qp_solver=solver, rebalance_every=5)
+    cfg.rewts.ensemble_signal = signal
+    cfg = cfg.model_copy(update={"tickers": ["AAA"]})
+    result = run_backtest(cfg, data, strat, fakes.FakeSource(data))
+    w = result.ensemble_weights[("AAA", 0)]
+    assert w["chunk 2"].mean() > 0.8  # the oracle chunk wins under either scale and solver
+    reb = result.rebalances[("AAA", 0)]
+    assert len(reb) == -(-len(w) // 5) and (reb.status == "solved").all()
+    assert reb.warm_started.iloc[1:].all() == (solver == "osqp")
