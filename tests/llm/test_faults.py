@@ -98,3 +98,19 @@ def test_client_side_daily_budget_is_remembered_across_runs(tmp_path):
         with pytest.raises(QuotaExhaustedError):  # same day, new process state: nothing sent
             generate_strategies(cfg, fake_dataset(ONE, 350))
         assert sim.stats(log=False)["requests"] == sent
+
+
+def test_two_runs_sharing_one_cache_at_once_lose_nothing(tmp_path):
+    import concurrent.futures
+
+    with SimServer(SimConfig(latency_s=0.05)) as sim:
+        cfg_a = _cfg(tmp_path, sim, tickers=("AAA", "BBB"))
+        cfg_b = cfg_a.model_copy(update={"tickers": ["BBB", "CCC"]})
+        ds = fake_dataset(("AAA", "BBB", "CCC"), 350)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            runs = [pool.submit(generate_strategies, c, ds, write=False) for c in (cfg_a, cfg_b)]
+            results = [r.result(60) for r in runs]
+    assert all(r.summary.fallbacks == 0 for r in results)
+    with StrategyCache(cfg_a.llm.cache_path) as cache:
+        assert cache.integrity_ok()
+        assert len(cache) == 90  # three tickers, BBB's 30 answers stored once
