@@ -72,10 +72,15 @@ def test_explicit_workers_give_min_of_rate_and_workers_over_latency(tmp_path):
     workers, latency = 8, 0.25
     with SimServer(SimConfig(latency_s=latency)) as sim:
         result = generate_strategies(_cfg(tmp_path, sim, workers=workers), _ds(25))
-        stats = sim.stats(log=False)
-    throughput = result.summary.total / result.summary.wall_s
-    assert stats["max_in_flight"] <= workers
+        stats = sim.stats()
+    assert result.summary.total == 100 and stats["max_in_flight"] <= workers
+    # steady state: completions after the first wave, as the server saw them
+    done = sorted(e["t_end"] for e in stats["log"])
+    throughput = (len(done) - 1 - workers) / (done[-1] - done[workers])
     assert throughput == pytest.approx(min(100.0, workers / latency), rel=0.10)
+    # and end to end, with the one-latency tail: n / (n / throughput + latency)
+    ideal_wall = 100 / min(100.0, workers / latency) + latency
+    assert result.summary.wall_s == pytest.approx(ideal_wall, rel=0.10)
 
 
 def test_known_limit_gives_no_429_storm(tmp_path):
