@@ -114,3 +114,16 @@ def test_process_pool_matches_in_process(cfg: Config, dataset, strategies, tmp_p
         for wa, wb in zip(_weights(a), _weights(b), strict=True):
             np.testing.assert_array_equal(wa, wb)
         assert load_curves(a).equals(load_curves(b))
+
+
+def test_chunks_left_over_from_an_earlier_config_are_not_loaded(cfg, dataset, strategies) -> None:
+    coarse = cfg.model_copy(update={"rewts": cfg.rewts.model_copy(update={"chunk_length": 60})})
+    train_all(coarse, dataset, strategies, include_global=False)
+    assert len(load_chunk_agents(coarse, "AAA")) == 5  # 285 days: 60 x 4 + 45
+    train_all(cfg, dataset, strategies, include_global=False)
+    agents = load_chunk_agents(cfg, "AAA")
+    assert [a.chunk for a in agents] == [0, 1, 2]
+    assert all(a.metadata["end_row"] - a.metadata["start_row"] >= 84 for a in agents)
+    (agents[1].path / "meta.json").unlink()
+    with pytest.raises(TrainingError, match="rerun `rewts train`"):
+        load_chunk_agents(cfg, "AAA")

@@ -31,7 +31,7 @@ def test_train_cli_trains_then_skips(shared_data: Path, workdir: Path) -> None:
     first = runner.invoke(app, args)
     assert first.exit_code == 0, first.output
     assert "AAPL" in first.output and "train Sharpe" in first.output
-    chunk_dirs = sorted(p.name for p in (workdir / "checkpoints" / "AAPL").iterdir())
+    chunk_dirs = sorted(p.name for p in (workdir / "checkpoints" / "AAPL").iterdir() if p.is_dir())
     # 2012-2017 = 1509 trading days (the warm-up lies in 2010-2011): 3 x 400 + 309
     assert chunk_dirs == ["chunk_0", "chunk_1", "chunk_2", "chunk_3"]
     assert (workdir / "checkpoints" / "AAPL" / "chunk_0" / "rl_s0" / "model.pt").is_file()

@@ -3,6 +3,7 @@ agent, each with the metadata the backtest needs to rebuild and check its observ
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from rewts.training.jobs import (
     chunk_folder,
     read_meta,
     variant_name,
+    write_json_atomic,
 )
 
 if TYPE_CHECKING:
@@ -79,6 +81,49 @@ def _load(folder: Path, device: str) -> LoadedAgent:
     )
 
 
+def manifest_path(root: Path, ticker: str, variant: str) -> Path:
+    """The record of a variant's last complete training run: which chunks make its ensemble."""
+    return Path(root) / ticker / f"{variant}.manifest.json"
+
+
+def write_manifests(root: Path, folders: list[Path]) -> None:
+    """After a complete run: per (ticker, variant), the chunk folders and their input hashes.
+
+    Loading goes through it, so chunks left over from an earlier config (say a longer
+    ``chunk_length`` that made more chunks) never join the ensemble.
+    """
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for folder in folders:
+        meta = read_meta(folder)
+        if meta is None:
+            continue
+        entry = {"chunk": meta["chunk"], "path": str(folder), "input_hash": meta["input_hash"]}
+        groups.setdefault((meta["ticker"], folder.name), []).append(entry)
+    for (ticker, variant), entries in groups.items():
+        path = manifest_path(root, ticker, variant)
+        entries.sort(key=lambda e: (e["chunk"] == GLOBAL_CHUNK, e["chunk"]))
+        write_json_atomic(path, {"ticker": ticker, "variant": variant, "agents": entries})
+
+
+def _from_manifest(root: Path, ticker: str, variant: str) -> list[tuple[int, Path]] | None:
+    path = manifest_path(root, ticker, variant)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    out = []
+    for entry in manifest["agents"]:
+        folder = Path(entry["path"])
+        meta = read_meta(folder)
+        if meta is None or meta.get("input_hash") != entry["input_hash"]:
+            raise TrainingError(
+                f"{ticker} ({variant}): the checkpoint in {folder} changed or is missing since "
+                "the last complete training run; rerun `rewts train` to finish it"
+            )
+        out.append((int(entry["chunk"]), folder))
+    return out
+
+
 def _device(cfg: Config) -> str:
     return "cpu" if cfg.rewts.device == "auto" else cfg.rewts.device
 
@@ -100,8 +145,11 @@ def load_chunk_agents(
     seed = cfg.seed if seed is None else seed
     root = Path(cfg.rewts.checkpoint_dir) / ticker
     variant = variant_name(llm_guidance, seed, tag)
+    listed = _from_manifest(Path(cfg.rewts.checkpoint_dir), ticker, variant)
     found: list[tuple[int, Path]] = []
-    if root.is_dir():
+    if listed is not None:
+        found = [(chunk, folder) for chunk, folder in listed if chunk != GLOBAL_CHUNK]
+    elif root.is_dir():  # no complete run recorded: every finished chunk on disk
         for child in root.iterdir():
             match = _CHUNK_DIR.match(child.name)
             if match and (child / variant / META_FILE).is_file():

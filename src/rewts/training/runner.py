@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -27,6 +28,7 @@ from rewts.agents.ddqn import DQNSettings
 from rewts.agents.presets import apply_preset
 from rewts.env.factory import _timeline, env_data_for
 from rewts.errors import TrainingError
+from rewts.training.checkpoints import write_manifests
 from rewts.training.jobs import (
     GLOBAL_CHUNK,
     JobResult,
@@ -251,21 +253,25 @@ def _run_pool(
     ctx = mp.get_context("spawn")
     manager = ctx.Manager() if display.rich else None
     ticks = manager.Queue() if manager is not None else None
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker)
     try:
-        with ProcessPoolExecutor(
-            max_workers=workers, mp_context=ctx, initializer=init_worker
-        ) as pool:
-            futures: dict[Future, int] = {pool.submit(run_job, job, ticks): i for i, job in pending}
-            jobs = dict(pending)
-            remaining = set(futures)
-            while remaining:
-                done, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
-                _drain(ticks, display)
-                for fut in done:
-                    i = futures[fut]
-                    results[i] = fut.result()
-                    display.job(results[i], jobs[i].episodes)
+        futures: dict[Future, int] = {pool.submit(run_job, job, ticks): i for i, job in pending}
+        jobs = dict(pending)
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(ticks, display)
+            for fut in done:
+                i = futures[fut]
+                results[i] = fut.result()
+                display.job(results[i], jobs[i].episodes)
+        _drain(ticks, display)
+        pool.shutdown(wait=True)
+    except BaseException:
+        # Ctrl-C or a failed job: drop queued jobs instead of running them all first; what
+        # finished is checkpointed and the next run resumes from there
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     finally:
         if manager is not None:
             manager.shutdown()
@@ -304,4 +310,5 @@ def train_all(
     jobs = build_jobs(cfg, dataset, strategies, include_global=include_global, seeds=seeds, tag=tag)
     workers = pool_size(cfg, sum(1 for j in jobs if is_done(j) is None) or 1)
     results = run_jobs(jobs, workers, progress=progress)
+    write_manifests(Path(cfg.rewts.checkpoint_dir), [Path(r.path) for r in results])
     return TrainingResult(jobs=results, seconds=time.perf_counter() - t0, workers=workers)
