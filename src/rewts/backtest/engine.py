@@ -170,8 +170,9 @@ class TickerBacktest:
         q = np.stack(
             [self.source.q_values(self.ticker, "llm", seed, m, rows) for m in chunks], axis=1
         )  # (rows, models, positions, actions)
-        outcome = long_outcomes(self.prices[hist_lo : self.hi + 2])[: len(rows)]
-        outcome[-1] = 0.0  # the last test day's outcome lies after the test: never in a window
+        # the last test day's outcome would need the close after the test: it is set to 0
+        # and never enters a window (windows end OUTCOME_LAG rows before their decision)
+        outcome = long_outcomes(self.prices[hist_lo : self.hi + 1])
         settings = EnsembleSettings(
             lookback=lookback,
             rebalance_every=cfg.backtest.rebalance_every,
