@@ -95,6 +95,10 @@ def test_report_files_are_written_and_html_parses_with_non_empty_images(tmp_path
     files = write_report(result, tmp_path / "results" / "test-run")
     for path in (files.metrics_csv, files.summary_csv, files.metrics_json, files.daily_csv):
         assert path.is_file() and path.stat().st_size > 0
+    weights = pd.read_csv(files.weights_csv, parse_dates=["date"])
+    assert {"date", "ticker", "run", "chunk 0", "chunk 2"} <= set(weights.columns)
+    assert len(weights) == 2 * 60
+    assert (pd.read_csv(files.rebalances_csv).status == "fallback").sum() == 2
     metrics = pd.read_csv(files.metrics_csv)
     assert len(metrics) == 2 * (1 + 4 * 2)
     assert {"ticker", "agent", "run", "sharpe", "max_drawdown"} <= set(metrics.columns)

@@ -35,6 +35,10 @@ class ReportFiles:
     summary_csv: Path
     metrics_json: Path
     daily_csv: Path
+    #: ReWTS weights in force each test day (ticker, run, date, one column per chunk)
+    weights_csv: Path
+    #: one row per QP re-fit (status, fallback reason, objective, solve time, window)
+    rebalances_csv: Path
     html: Path | None
 
 
@@ -55,10 +59,18 @@ def _clean(value: Any) -> Any:
     return value
 
 
+def _write_frames(frames: list[pd.DataFrame], path: Path) -> None:
+    if frames:
+        pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+    else:
+        path.write_text("")
+
+
 def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) -> ReportFiles:
     """Write ``metrics.csv`` (one row per ticker, agent, run), ``summary.csv`` (mean/std),
     ``metrics.json`` (both, the paired tests, notes and conventions), ``daily.csv`` (every
-    agent's daily equity, return and position) and ``report.html``."""
+    agent's daily equity, return and position), ``ensemble_weights.csv`` and
+    ``rebalances.csv`` (the ReWTS weights over time and each re-fit), and ``report.html``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = result.metrics_table()
@@ -70,6 +82,8 @@ def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) ->
         summary_csv=out_dir / "summary.csv",
         metrics_json=out_dir / "metrics.json",
         daily_csv=out_dir / "daily.csv",
+        weights_csv=out_dir / "ensemble_weights.csv",
+        rebalances_csv=out_dir / "rebalances.csv",
         html=out_dir / "report.html" if html else None,
     )
     table.to_csv(files.metrics_csv, index=False)
@@ -82,6 +96,13 @@ def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) ->
         pd.concat(daily, ignore_index=True).to_csv(files.daily_csv, index=False)
     else:
         files.daily_csv.write_text("")
+    weights = [
+        w.rename_axis("date").reset_index().assign(ticker=t, run=r)
+        for (t, r), w in result.ensemble_weights.items()
+    ]
+    _write_frames(weights, files.weights_csv)
+    rebalances = [reb.assign(ticker=t, run=r) for (t, r), reb in result.rebalances.items()]
+    _write_frames(rebalances, files.rebalances_csv)
     payload = {
         "run": result.name,
         "conventions": CONVENTIONS,
