@@ -119,3 +119,22 @@ def test_no_look_ahead_future_data_and_later_tau_do_not_change_the_observation()
     assert not np.array_equal(moved.obs[t], base.obs[t])
     # and tau of day t is the value of its own period (inputs ended before it began)
     assert base.obs[t, base.tau_index] == pytest.approx(taus[period])
+
+
+def test_risk_adjusted_reward_subtracts_penalties_and_reduces_to_return() -> None:
+    data = _data(seed=2)
+
+    def rewards(**kw) -> np.ndarray:
+        env = TradingEnv(data, TradingEnvConfig(max_drawdown_limit=None, **kw), start=20, end=120)
+        env.reset(seed=0)
+        out = []
+        for t in range(99):
+            out.append(env.step(t % 2)[1])  # flip every day: turnover and volatility
+        return np.array(out)
+
+    plain = rewards()
+    zero = rewards(reward="risk_adjusted", reward_vol_penalty=0.0, reward_drawdown_penalty=0.0,
+                   reward_trade_penalty=0.0)  # fmt: skip
+    adjusted = rewards(reward="risk_adjusted")
+    np.testing.assert_allclose(zero, plain)
+    assert (adjusted <= plain + 1e-15).all() and (adjusted < plain).mean() > 0.9
