@@ -55,17 +55,23 @@ def _ds(periods_per_ticker, tickers=TICKERS):
     return fake_dataset(tickers, n=200 + 5 * periods_per_ticker)
 
 
-@pytest.mark.parametrize("latency", [0.2, 2.0], ids=["rate-bound", "latency-bound"])
-def test_auto_finishes_within_25_percent_of_n_over_rate_plus_latency(tmp_path, latency):
+@pytest.mark.parametrize(
+    "latency, periods", [(0.2, 25), (1.0, 38)], ids=["rate-bound", "latency-bound"]
+)
+def test_auto_finishes_within_25_percent_of_n_over_rate_plus_latency(tmp_path, latency, periods):
+    """50 req/s: the official SDK costs ~3 ms of CPU per request and the simulator shares the
+    process, so 100 req/s measured CPU-bound on a loaded 2-core machine (the engine itself is
+    tested at 100 req/s with 500 tasks in virtual time, tests/llm/test_engine.py)."""
+    rate, n = 50.0, 4 * periods
     with SimServer(SimConfig(latency_s=latency)) as sim:
-        result = generate_strategies(_cfg(tmp_path, sim), _ds(50))
+        result = generate_strategies(_cfg(tmp_path, sim, rps=rate), _ds(periods))
         stats = sim.stats(log=False)
     s = result.summary
-    assert s.total == s.generated == 200 and s.fallbacks == 0
-    ideal = 200 / 100.0 + latency
+    assert s.total == s.generated == n and s.fallbacks == 0
+    ideal = n / rate + latency
     assert s.wall_s == pytest.approx(ideal, rel=0.25)
-    if latency == 2.0:
-        assert stats["max_in_flight"] >= 150  # Little's law: ~rate * latency in flight
+    # Little's law: about rate * latency in flight (here 10 and 50), never a fixed handful
+    assert stats["max_in_flight"] >= 0.8 * rate * latency
 
 
 def test_explicit_workers_give_min_of_rate_and_workers_over_latency(tmp_path):
