@@ -146,8 +146,9 @@ class LLMConfig(Section):
     structured_output: Literal["auto", "json_schema", "json_object", "off"] = "auto"
     #: latency assumed before any call returned (sizes ``parallel_workers: auto`` from the start)
     latency_prior_s: PositiveFloat = 30.0
-    #: ceiling on requests in flight with ``parallel_workers: auto``
-    max_concurrency: PositiveInt = 2048
+    #: ceiling on requests in flight with ``parallel_workers: auto`` (the openai SDK's connection
+    #: pool holds 1000; 1000 RPM with 40 s calls needs ~670)
+    max_concurrency: PositiveInt = 1000
 
     @model_validator(mode="before")
     @classmethod

@@ -108,7 +108,7 @@ class EngineSettings:
     #: latency assumed before any is observed (auto concurrency)
     latency_prior_s: float = 30.0
     #: ceiling of auto concurrency
-    max_concurrency: int = 2048
+    max_concurrency: int = 1000
     #: rate used by auto concurrency when the limiter does not expose one (requests/s)
     fallback_rate: float = 8.0
     jitter_seed: int | None = 0
