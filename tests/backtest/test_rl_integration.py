@@ -167,3 +167,12 @@ def test_end_to_end_with_real_training_then_a_rerun_trains_nothing(tmp_path):
     again = backtest_all(cfg, ds, strategies, name="tiny")
     pd.testing.assert_frame_equal(result.metrics_table(), again.metrics_table())
     assert mtimes == {p: (tmp_path / "ck" / p).stat().st_mtime_ns for p in checkpoints}
+
+
+def test_missing_checkpoints_without_training_is_a_clear_error(tmp_path):
+    from rewts.errors import BacktestError
+
+    cfg, ds, strategies = _tiny_world(tmp_path, agents=["buy_and_hold", "llm_rl"])
+    cfg.backtest.train_missing = False
+    with pytest.raises(BacktestError, match="train_missing: true"):
+        backtest_all(cfg, ds, strategies)
