@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 
 import pytest
@@ -252,3 +253,11 @@ def test_an_analyst_strategist_graph_with_its_own_schema_and_cache(tmp_path):
     assert again.calls == 0 and results["strategist"].status == "cached"
     assert results["analyst"].strategy == Signal(sentiment=-1)
     cache.close()
+
+
+def test_auto_concurrency_starts_from_the_prior_then_follows_observed_latency():
+    provider = FakeProvider(1.0)
+    engine = _engine(provider, RateLimiter(10.0), concurrency="auto", latency_prior_s=30.0)
+    assert engine.concurrency_limit == math.ceil(10 * 30 * 1.25) + 1
+    _run(engine, _tasks(60))
+    assert engine.concurrency_limit == math.ceil(10 * 1.0 * 1.25) + 1  # EWMA of 1 s calls

@@ -225,3 +225,10 @@ def test_auto_picks_the_first_provider_with_a_key(tmp_path, workdir, monkeypatch
     expected = "gemini" if _gemini_available() else "deepseek"
     assert resolve_provider_name(_cfg(tmp_path)) == expected
     assert resolve_provider_name(_cfg(tmp_path, base_url="http://127.0.0.1:1/v1")) == "local"
+
+
+def test_progress_true_prints_the_plain_lines_without_a_tty(tmp_path, capsys):
+    cfg = _cfg(tmp_path)
+    generate_strategies(cfg, fake_dataset(), provider=FakeProvider(0.0), progress=True)
+    err = capsys.readouterr().err
+    assert "Progress: 10/10 (100.0%)" in err and "Cache misses: 10 (100.0%)" in err
