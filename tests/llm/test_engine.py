@@ -207,14 +207,15 @@ def test_dependencies_run_in_order_and_feed_the_request():
 
 
 def test_engine_overhead_is_well_under_a_millisecond_per_request():
-    """Wall clock on the real loop: zero-latency provider, no limit, no cache."""
+    """CPU time on the real loop (robust to a loaded machine): zero-latency provider, no
+    limit, no cache; what is left is the engine's own work per request."""
     n = 3000
     provider = FakeProvider(0.0)
     engine = Engine(provider, Unlimited(), settings=EngineSettings(concurrency=256))
     tasks = _tasks(n)
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     results = asyncio.run(engine.run(tasks))
-    per_task = (time.perf_counter() - t0) / n
+    per_task = (time.process_time() - t0) / n
     assert len(results) == n
     assert per_task < 0.5e-3, f"{per_task * 1e3:.3f} ms per request"
     # nothing per task is left behind but the results
