@@ -2,12 +2,31 @@
 
 ::
 
-    generate_strategies(cfg, dataset, *, progress=False, events=None) -> GenerationResult
-    load_strategies(cfg) -> dict[str, pd.DataFrame] | None
+    generate_strategies(cfg, dataset, *, progress=False, events=None,
+                        provider=None, limiter=None, write=True, write_json=False)
+        -> GenerationResult(strategies: dict[str, DataFrame], summary: GenerationSummary)
+    load_strategies(cfg) -> dict[str, DataFrame] | None   # llm.output_dir/<TICKER>.parquet
 
-Everything else (engine, limiter, cache, providers, prompts) is importable from its module
-for extension (a custom :class:`~rewts.llm.limiter.Limiter`, a provider) but is not promised
-to stay put.
+One row per ticker and strategy period, columns :data:`COLUMNS` (direction, confidence,
+entropy, strength, tau, status ok|cached|fallback|skipped, provenance). ``load_strategies``
+returns what is stored as-is; ``rewts.pipeline.ensure_strategies`` regenerates (cache hits cost
+nothing) so the tables follow the data.
+
+How the pieces fit (each in its own module, importable for extension, not promised to stay):
+
+* :mod:`.prompts` builds each period's snapshot from rows up to ``period.inputs_end`` only
+  and renders versioned, deterministic messages;
+* :mod:`.engine` runs :class:`~rewts.llm.engine.Task` objects: a task may depend on others
+  (``deps``) and build its request from their results (``build``), and may bring its own
+  answer schema (``schema``) — the analyst agent and reflection chains of issue 4 are tasks
+  of this kind;
+* :mod:`.limiter` is the rate-limit policy behind a two-call protocol
+  (:class:`Limiter`: ``acquire``/``feedback``); pass your own as ``limiter=``;
+* :mod:`.providers` adapts each API behind
+  :class:`~rewts.llm.providers.base.Provider` (``generate(request) -> Response`` with text,
+  usage and log-probabilities) and maps its errors to a small taxonomy. A Gemini adapter plugs
+  in as ``rewts.llm.providers.gemini.make_gemini_provider(cfg)``;
+* :mod:`.cache` is the SQLite store, :mod:`.monitor` the events a display subscribes to.
 """
 
 from rewts.llm.generate import (
