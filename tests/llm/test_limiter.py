@@ -135,19 +135,47 @@ def test_aimd_cuts_once_per_round_and_recovers_additively():
 
 def test_tokens_per_minute_estimate_then_correction():
     async def main():
-        limiter = RateLimiter(1e6, tpm=6000.0)  # 100 tokens per second
+        limiter = RateLimiter(1e6, tpm=6000.0)  # 100 tokens per second, bucket of 100
         loop = asyncio.get_running_loop()
-        p = await limiter.acquire(6000)  # the whole bucket
-        limiter.feedback(p, Outcome("ok", tokens_used=3000))  # used half: 3000 come back
         t0 = loop.time()
-        await limiter.acquire(3000)  # available at once
+        p = await limiter.acquire(100)  # the whole bucket
+        limiter.feedback(p, Outcome("ok", tokens_used=50))  # used half: 50 come back
+        await limiter.acquire(50)  # available at once
         immediate = loop.time() - t0
-        await limiter.acquire(1000)  # bucket empty: 10 s of refill
-        return immediate, loop.time() - t0
+        big = await limiter.acquire(600)  # waits for a full bucket (1 s), leaves a debt of 500
+        after_full = loop.time() - t0
+        limiter.feedback(big, Outcome("ok", tokens_used=600))
+        await limiter.acquire(100)  # the debt is paid first: 5 s, then a full bucket: 1 s
+        return immediate, after_full, loop.time() - t0
 
-    immediate, waited = run_virtual(main())
+    immediate, after_full, waited = run_virtual(main())
     assert immediate == pytest.approx(0.0, abs=1e-6)
-    assert waited == pytest.approx(10.0, rel=1e-3)
+    assert after_full == pytest.approx(1.0, rel=1e-3)
+    assert waited == pytest.approx(7.0, rel=1e-3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    tpm=st.floats(600.0, 60000.0),
+    sizes=st.lists(st.integers(1, 5000), min_size=1, max_size=40),
+)
+def test_tokens_in_any_window_stay_within_the_rate_plus_one_bucket_and_one_request(tpm, sizes):
+    async def main():
+        limiter = RateLimiter(1e6, tpm=tpm)
+        loop = asyncio.get_running_loop()
+        grants = []
+        for size in sizes:
+            await limiter.acquire(size)
+            grants.append((loop.time(), size))
+        return grants
+
+    grants = run_virtual(main())
+    rate, capacity, biggest = tpm / 60.0, max(tpm / 60.0, 1.0), max(sizes)
+    for i, (t_i, _) in enumerate(grants):
+        total = 0
+        for t_j, size in grants[i:]:
+            total += size
+            assert total <= capacity + biggest + rate * (t_j - t_i) + 1e-6
 
 
 def test_requests_per_day_persist_across_runs_and_reset_on_a_new_day(tmp_path):

@@ -11,7 +11,8 @@ The interface is two calls, so a user can plug in a policy of their own::
   the request rate: the strictest of ``max_requests_per_second`` and ``rpm / 60``, with
   ``burst`` requests allowed at once after an idle spell. Over any window of ``w`` seconds at
   most ``burst + rate * w`` requests are granted.
-* a **token bucket** for tokens per minute: the caller's estimate is taken before the call and
+* a **token bucket** for tokens per minute (one second's worth deep; a larger request waits for
+  a full bucket and leaves a debt): the caller's estimate is taken before the call and
   corrected with the usage the provider reports in :meth:`feedback`;
 * a **daily request count** (``rpd``), loaded from and written to a persistent store (the cache
   database), so it survives restarts. The day is the UTC calendar day (it resets at 00:00 UTC)
@@ -156,7 +157,10 @@ class RateLimiter:
         self._persist_daily = persist_daily
         self._tat = -math.inf  # GCRA theoretical arrival time
         self._pause_until = -math.inf
-        self._tokens = float(tpm) if tpm else 0.0
+        # one second's worth of tokens: a full minute's worth at once would let a burst plus
+        # the refill put up to twice the limit into one 60 s window
+        self._token_capacity = max(float(tpm) / 60.0, 1.0) if tpm else 0.0
+        self._tokens = self._token_capacity
         self._tokens_at: float | None = None
         self._waiters: collections.deque[tuple[asyncio.Future[Permit], int]] = collections.deque()
         self._timer: asyncio.TimerHandle | None = None
@@ -242,14 +246,14 @@ class RateLimiter:
 
     def _clamp_tokens(self, tokens: int) -> int:
         tokens = max(0, int(tokens))
-        return min(tokens, int(self.tpm)) if self.tpm else 0
+        return tokens if self.tpm else 0
 
     def _refill(self, now: float) -> None:
         if not self.tpm:
             return
         if self._tokens_at is not None:
             self._tokens = min(
-                float(self.tpm), self._tokens + (now - self._tokens_at) * self.tpm / 60.0
+                self._token_capacity, self._tokens + (now - self._tokens_at) * self.tpm / 60.0
             )
         self._tokens_at = now
 
@@ -270,8 +274,11 @@ class RateLimiter:
         ready = max(self._tat - (self.burst - 1) * interval, self._pause_until)
         if self.tpm and tokens:
             self._refill(now)
-            if self._tokens < tokens:
-                ready = max(ready, now + (tokens - self._tokens) * 60.0 / self.tpm)
+            # a request larger than the bucket waits for a full bucket and leaves a debt
+            # (the level goes negative), so the long-run rate stays exactly tpm
+            need = min(float(tokens), self._token_capacity)
+            if self._tokens < need:
+                ready = max(ready, now + (need - self._tokens) * 60.0 / self.tpm)
         return ready
 
     def _grant(self, now: float, tokens: int) -> Permit:
