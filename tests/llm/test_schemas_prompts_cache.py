@@ -191,3 +191,28 @@ def test_unusable_cache_file_names_the_setting(tmp_path):
 
     with pytest.raises(ConfigError, match=r"llm\.cache_path"):
         StrategyCache(bad)
+
+
+def test_opening_a_new_cache_from_several_threads_at_once(tmp_path):
+    """Regression: switching a fresh file to WAL raced ("database is locked") between openers."""
+    import threading
+
+    errors = []
+    for i in range(40):
+        path = tmp_path / f"c{i}.sqlite"
+        barrier = threading.Barrier(3)
+
+        def open_it(path=path, barrier=barrier):
+            barrier.wait()
+            try:
+                with StrategyCache(path) as cache:
+                    cache.get_many(["k"])
+            except Exception as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_it) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []

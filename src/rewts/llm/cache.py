@@ -19,7 +19,8 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,12 +121,31 @@ class StrategyCache:
         self._lock = threading.Lock()
         self._create_file()
         conn = self._conn()
-        with conn:
-            conn.executescript(_SCHEMA)
-            conn.execute(
-                "INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', ?)",
-                (str(SCHEMA_VERSION),),
-            )
+
+        def create_schema() -> None:
+            with conn:
+                conn.executescript(_SCHEMA)
+                conn.execute(
+                    "INSERT OR IGNORE INTO meta(name, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+
+        self._while_locked(create_schema)
+
+    def _while_locked(self, step: Callable[[], Any]) -> Any:
+        """Run ``step``, retrying while another connection holds a lock SQLite will not wait
+        for (switching to WAL, creating the schema: two processes opening a new cache at once)."""
+        deadline = time.monotonic() + self.busy_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                return step()
+            except sqlite3.OperationalError as exc:
+                locked = "locked" in str(exc) or "busy" in str(exc)
+                if not locked or time.monotonic() > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(delay * 2, 0.2)
 
     def _create_file(self) -> None:
         try:
@@ -148,10 +168,10 @@ class StrategyCache:
                     isolation_level=None,
                     check_same_thread=False,
                 )
-                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+                self._while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 # WAL + NORMAL: a commit survives a killed process (not a power cut), fast
                 conn.execute("PRAGMA synchronous=NORMAL")
-                conn.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
             except sqlite3.DatabaseError as exc:
                 raise ConfigError(
                     f"llm.cache_path = {self.path}: not a usable SQLite cache ({exc}); "
