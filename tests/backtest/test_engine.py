@@ -170,3 +170,16 @@ def test_ensemble_options_run_end_to_end(world, signal, solver):
     reb = result.rebalances[("AAA", 0)]
     assert len(reb) == -(-len(w) // 5) and (reb.status == "solved").all()
     assert reb.warm_started.iloc[1:].all() == (solver == "osqp")
+
+
+def test_no_secret_reaches_the_result_files(world, tmp_path):
+    from rewts.report import write_report
+
+    _, data, strat = world
+    cfg = fakes.small_config(agents=["buy_and_hold"], runs=1)
+    cfg.llm.openai_api_key = "sk-very-secret-123"
+    result = run_backtest(cfg, data, strat, None)
+    files = write_report(result, tmp_path)
+    for path in tmp_path.iterdir():
+        assert "sk-very-secret-123" not in path.read_text(), path.name
+    assert files.metrics_json.is_file()
