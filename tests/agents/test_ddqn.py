@@ -66,6 +66,8 @@ def test_learns_an_alternating_market_far_better_than_random() -> None:
     assert greedy >= 0.95, curves
     assert random_rate < 0.65
     assert curves["sharpe"].iloc[-1] > curves["sharpe"].iloc[0]
+    greedy_eval = agent.evaluate(env)
+    assert greedy_eval["steps"] == 190 and greedy_eval["sharpe"] > 10
 
 
 def test_same_seed_same_run_other_seed_other_run() -> None:

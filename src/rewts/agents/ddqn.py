@@ -287,6 +287,25 @@ class DDQNAgent:
                 on_episode(row)
         return pd.DataFrame(rows)
 
+    def evaluate(self, env: gym.Env, start: int | None = None) -> dict[str, float]:
+        """One greedy episode (no exploration, no learning) from ``start`` (default: the
+        environment's first day): its Sharpe, total log return, final equity and steps."""
+        options = {"start": start if start is not None else getattr(env, "start", 0)}
+        obs, info = env.reset(options=options)
+        daily, equity, done = [], float(info.get("equity", 0.0)), False
+        while not done:
+            obs, reward, terminated, truncated, info = env.step(self._greedy_one(obs))
+            daily.append(info.get("return", reward))
+            equity = float(info.get("equity", equity))
+            done = terminated or truncated
+        returns = np.asarray(daily)
+        return {
+            "sharpe": sharpe(returns),
+            "log_return": float(np.log1p(returns).sum()),
+            "final_equity": equity,
+            "steps": float(len(returns)),
+        }
+
     # ------------------------------------------------------------ persistence
 
     def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:

@@ -27,7 +27,7 @@ from rewts.env.features import EnvData
 from rewts.env.trading import TradingEnv
 
 #: bump when training semantics change, so old checkpoints are retrained
-TRAINING_VERSION = "1"
+TRAINING_VERSION = "2"
 GLOBAL_CHUNK = -1
 META_FILE, MODEL_FILE, CURVES_FILE = "meta.json", "model.pt", "curves.csv"
 
@@ -177,14 +177,19 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
                 progress.put((job.key, int(row["episode"])))
 
         curves = agent.learn(env, job.episodes, on_episode=tick)
+        greedy = agent.evaluate(env, job.start)
     finally:
         torch.set_num_threads(threads)
     folder.mkdir(parents=True, exist_ok=True)
     last = curves.iloc[-1]
     seconds = time.perf_counter() - t0
     metrics = {
-        "final_sharpe": float(last["sharpe"]),
-        "final_return": float(last["return"]),
+        # the trained greedy policy over the whole chunk (not the last, exploring episode)
+        "final_sharpe": greedy["sharpe"],
+        "final_return": greedy["log_return"],
+        "greedy_final_equity": greedy["final_equity"],
+        "last_episode_sharpe": float(last["sharpe"]),
+        "last_episode_return": float(last["return"]),
         "final_equity": float(last["final_equity"]),
         "best_sharpe": float(curves["sharpe"].max()),
         "episodes": len(curves),
