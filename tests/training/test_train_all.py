@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -127,3 +128,14 @@ def test_chunks_left_over_from_an_earlier_config_are_not_loaded(cfg, dataset, st
     (agents[1].path / "meta.json").unlink()
     with pytest.raises(TrainingError, match="rerun `rewts train`"):
         load_chunk_agents(cfg, "AAA")
+
+
+def test_pool_size_follows_executor_jobs_and_cpus(cfg) -> None:
+    from rewts.training.runner import pool_size
+
+    auto = cfg.model_copy(update={"rewts": cfg.rewts.model_copy(update={"n_jobs": "auto"})})
+    assert pool_size(auto, 1) == 1
+    assert pool_size(auto, 10_000) == (os.cpu_count() or 1)
+    three = cfg.model_copy(update={"rewts": cfg.rewts.model_copy(update={"n_jobs": 3})})
+    assert pool_size(three, 10) == 3
+    assert pool_size(three.model_copy(update={"executor": "local"}), 10) == 1

@@ -149,6 +149,11 @@ def build_jobs(
 
 
 def pool_size(cfg: Config, n_jobs: int) -> int:
+    """Workers for ``n_jobs`` pending jobs: 1 (in-process) with ``executor: local``."""
+    if cfg.executor == "local":
+        return 1
+    if cfg.executor == "ray":
+        log.warning("executor: ray is not supported by training yet; using a process pool")
     wanted = cfg.rewts.n_jobs
     cpus = os.cpu_count() or 1
     limit = cpus if wanted == "auto" else int(wanted)
