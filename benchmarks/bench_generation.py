@@ -147,10 +147,11 @@ def seed_run(sim: SimServer, dataset: Dataset, tickers: list[str], workers: int,
     return time.perf_counter() - t0, len(jobs)
 
 
-def _arrival_rate(sim: SimServer) -> float:
-    """Requests per second as the server saw them arrive, first to last (steady state)."""
-    times = sorted(e["t"] for e in sim.stats()["log"])
-    return (len(times) - 1) / (times[-1] - times[0])
+def _steady_rate(sim: SimServer, skip: int) -> float:
+    """Requests per second in steady state: the server's completions after the first ``skip``
+    (the first wave, which the rate limiter spaces rather than the workers)."""
+    done = sorted(e["t_end"] for e in sim.stats()["log"])
+    return (len(done) - skip) / (done[-1] - done[skip - 1])
 
 
 # --------------------------------------------------------------------------- main
@@ -173,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"Seed table: workers at {SEED_RATE:g} req/s with {SEED_LATENCY:g} s calls, time "
             f"scaled {k:g}x ({rate:g} req/s, {latency:.3f} s calls on the simulator); "
-            "req/s = the server's steady-state arrival rate, in the seed's units\n"
+            "req/s = the server's steady-state completion rate, in the seed's units\n"
         )
         header = (
             f"{'workers':>8} | {'rewts req/s':>11} | {'% of limit':>10} | {'seed req/s':>10} | "
@@ -190,14 +191,15 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = _cfg(tmp, sim, workers, rate, ["AAPL"], f"w{workers}")
                 sim.reset_stats()
                 generate_strategies(cfg, data)
-                ours = _arrival_rate(sim) / k
+                wave = 16 if workers == "auto" else workers
+                ours = _steady_rate(sim, wave) / k
                 seed_n = 8 if workers == "auto" else workers
                 if workers == "auto" and seed_default is not None:
                     seed = seed_default
                 else:
                     sim.reset_stats()
                     seed_run(sim, data, ["AAPL"], seed_n, rate)
-                    seed = _arrival_rate(sim) / k
+                    seed = _steady_rate(sim, seed_n) / k
                     if seed_n == 8:
                         seed_default = seed
                 ideal = SEED_RATE if workers == "auto" else min(SEED_RATE, workers / SEED_LATENCY)

@@ -82,7 +82,7 @@ def test_explicit_workers_give_min_of_rate_and_workers_over_latency(tmp_path):
     assert result.summary.total == 100 and stats["max_in_flight"] <= workers
     # steady state: completions after the first wave, as the server saw them
     done = sorted(e["t_end"] for e in stats["log"])
-    throughput = (len(done) - 1 - workers) / (done[-1] - done[workers])
+    throughput = (len(done) - workers) / (done[-1] - done[workers - 1])
     assert throughput == pytest.approx(min(100.0, workers / latency), rel=0.10)
     # and end to end, with the one-latency tail: n / (n / throughput + latency)
     ideal_wall = 100 / min(100.0, workers / latency) + latency
