@@ -14,6 +14,8 @@ from rewts.config import Config
 from rewts.errors import BacktestError
 
 POSITIONS = np.array([-1.0, 0.0, 1.0])
+#: the training days every fake member claims (inside the small config's training range)
+TRAINED_ON = (pd.Timestamp("2016-09-01"), pd.Timestamp("2017-08-31"))
 LONG_SHORT = np.array([-1.0, 1.0])
 
 
@@ -78,6 +80,9 @@ class FakeSource:
     position_values: np.ndarray = field(default_factory=lambda: POSITIONS.copy())
     calls: list = field(default_factory=list)
     missing_global: bool = False
+    #: the leak agent: ``oracle`` everywhere, ``overfit`` (oracle on its training days only)
+    #: or ``broken`` (random everywhere)
+    leak_mode: str = "oracle"
 
     def members(self, ticker, variant, seed):
         members = [
@@ -87,6 +92,7 @@ class FakeSource:
                 pd.DataFrame(
                     {"return": np.arange(5.0) * (i + 1)}, index=pd.RangeIndex(5, name="episode")
                 ),
+                trained_on=TRAINED_ON,
             )
             for i in range(self.n_chunks)
         ]
@@ -102,7 +108,14 @@ class FakeSource:
         oracle = nxt[rows]
         salt = zlib.crc32(f"{ticker}/{variant}/{member.label}".encode()) + 7 * seed
         noise = np.sign(np.random.default_rng(salt).normal(size=len(rows)))
-        if variant == "leak" or (member.chunk is not None and member.chunk == self.oracle_chunk):
+        if variant == "leak":
+            dates = self.data.frames[ticker].index[rows]
+            trained = (dates >= TRAINED_ON[0]) & (dates <= TRAINED_ON[1])
+            knows = {"oracle": np.ones(len(rows), bool), "overfit": trained}.get(
+                self.leak_mode, np.zeros(len(rows), bool)
+            )
+            sig = np.where(knows, oracle, noise)
+        elif member.chunk is not None and member.chunk == self.oracle_chunk:
             sig = oracle
         else:
             sig = noise

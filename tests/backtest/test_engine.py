@@ -183,3 +183,21 @@ def test_no_secret_reaches_the_result_files(world, tmp_path):
     for path in tmp_path.iterdir():
         assert "sk-very-secret-123" not in path.read_text(), path.name
     assert files.metrics_json.is_file()
+
+
+@pytest.mark.parametrize(
+    ("mode", "verdict"),
+    [
+        ("oracle", "Sanity check passed"),
+        ("overfit", "does not generalize"),
+        ("broken", "did not even learn the leak in-sample"),
+    ],
+)
+def test_sanity_check_tells_broken_from_overfit(world, mode, verdict):
+    _, data, strat = world
+    cfg = fakes.small_config(agents=["leak_sanity"], runs=1)
+    result = run_backtest(cfg, data, strat, fakes.FakeSource(data, leak_mode=mode))
+    assert any(verdict in n for n in result.notes), result.notes
+    diag = result.diagnostics[("AAA", "leak_sanity", 0)]
+    assert diag["train_accuracy"] == pytest.approx(1.0 if mode != "broken" else 0.5, abs=0.1)
+    assert diag["test_accuracy"] == pytest.approx(1.0 if mode == "oracle" else 0.5, abs=0.15)

@@ -45,6 +45,8 @@ class Member:
     chunk: int | None
     #: per-episode training record (episode index; columns such as return, loss), if any
     curve: pd.DataFrame | None = None
+    #: first and last day the member was trained on (for in-sample diagnostics), if known
+    trained_on: tuple[pd.Timestamp, pd.Timestamp] | None = None
 
     @property
     def is_global(self) -> bool:

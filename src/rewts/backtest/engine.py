@@ -154,11 +154,50 @@ class TickerBacktest:
         if agent != "rewts":
             member = self._pick_single(members, agent, variant)
             q = src.q_values(self.ticker, variant, seed, member, self.rows)
-            return greedy_targets(q, src.position_values, src.action_positions), {}
+            targets = greedy_targets(q, src.position_values, src.action_positions)
+            extra: dict[str, Any] = {}
+            if agent == "leak_sanity":
+                extra["diagnostics"] = self._in_and_out_of_sample(member, variant, seed, targets)
+            return targets, extra
         chunks = [m for m in members if not m.is_global]
         if not chunks:
             raise BacktestError(f"{self.ticker}: the ReWTS ensemble needs trained chunk agents")
         return self._ensemble(chunks, seed)
+
+    def _direction_accuracy(self, rows: np.ndarray, targets: np.ndarray) -> float:
+        """Share of days whose held direction matched the next close's move (flat excluded)."""
+        nxt = np.sign(long_outcomes(self.prices[rows[0] : rows[-1] + 2])[: len(rows)])
+        ok = (targets != 0) & (rows + 1 < len(self.prices))
+        return float(np.mean(np.sign(targets[ok]) == nxt[ok])) if ok.any() else float("nan")
+
+    def _in_and_out_of_sample(
+        self, member: Member, variant: Variant, seed: int, test_targets: np.ndarray
+    ) -> dict[str, float]:
+        """Greedy Sharpe and direction accuracy on the member's own training days vs the test.
+
+        Tells a broken learner or environment (bad in-sample too) from an overfit one.
+        """
+        from rewts.env.accounting import simulate
+        from rewts.metrics import sharpe_ratio
+
+        assert self.source is not None
+        out = {"test_accuracy": self._direction_accuracy(self.rows, test_targets)}
+        if member.trained_on is None:
+            return out
+        lo = max(self.timeline.position(member.trained_on[0]), self.timeline.warmup)
+        hi = self.timeline.position(member.trained_on[1])
+        if hi - lo < 2:
+            return out
+        rows = np.arange(lo, hi + 1)
+        q = self.source.q_values(self.ticker, variant, seed, member, rows)
+        src = self.source
+        targets = greedy_targets(q, src.position_values, src.action_positions)
+        path = simulate(self.prices[lo : hi + 1], targets, self.cfg.trading_env)
+        out["train_sharpe"] = sharpe_ratio(
+            path.returns, self.cfg.backtest.risk_free_rate, self.cfg.backtest.periods_per_year
+        )
+        out["train_accuracy"] = self._direction_accuracy(rows, targets)
+        return out
 
     def _ensemble(self, chunks: list[Member], seed: int) -> tuple[np.ndarray, dict[str, Any]]:
         assert self.source is not None
@@ -226,9 +265,11 @@ class TickerBacktest:
                 names.append(agent)
                 run_ids.append(run)
                 seed_ids.append(seed)
-                if extra:
+                if "weights" in extra:
                     result.ensemble_weights[(self.ticker, run)] = extra["weights"]
                     result.rebalances[(self.ticker, run)] = extra["rebalances"]
+                if "diagnostics" in extra:
+                    result.diagnostics[(self.ticker, agent, run)] = extra["diagnostics"]
         if not targets:
             return []
         return evaluate(
@@ -279,10 +320,31 @@ def _sanity_notes(result: BacktestResult, min_sharpe: float) -> None:
         )
     else:
         detail = ", ".join(f"{t} {v:.2f}" for t, v in bad.items())
+        diag = pd.DataFrame(
+            [
+                {"ticker": t, **d}
+                for (t, a, _), d in result.diagnostics.items()
+                if a == "leak_sanity" and t in bad.index
+            ]
+        )
+        why = "the learner or the environment is broken"
+        if not diag.empty and {"train_accuracy", "test_accuracy"} <= set(diag.columns):
+            tr, te = diag["train_accuracy"].mean(), diag["test_accuracy"].mean()
+            sh = diag["train_sharpe"].mean()
+            why = (
+                f"on its own training days it called the direction right {100 * tr:.0f} % of "
+                f"the time (Sharpe {sh:.1f}) against {100 * te:.0f} % on the test: "
+                + (
+                    "it learned the leak but does not generalize (overfit or undertrained), "
+                    if tr > te + 0.1
+                    else "it did not even learn the leak in-sample: the learner or the "
+                    "environment is broken, "
+                )
+            )
         result.notes.append(
             f"Sanity check failed: the agent fed the next day's return stayed below Sharpe "
-            f"{min_sharpe} ({detail}); the learner or the environment is broken, so the learned "
-            "agents' numbers of this run cannot be trusted."
+            f"{min_sharpe} ({detail}); {why} so the learned agents' numbers of this run "
+            "cannot be trusted."
         )
 
 

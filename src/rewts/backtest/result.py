@@ -86,6 +86,8 @@ class BacktestResult:
     rebalances: dict[tuple[str, int], pd.DataFrame] = field(default_factory=dict)
     #: per (ticker, label): a training curve (episode -> value columns), when available
     training_curves: dict[tuple[str, str], pd.DataFrame] = field(default_factory=dict)
+    #: per (ticker, agent, run): extra numbers, e.g. the leak agent's in- vs out-of-sample fit
+    diagnostics: dict[tuple[str, str, int], dict[str, float]] = field(default_factory=dict)
     tests: list[PairedTest] = field(default_factory=list)
     #: things a reader must know (skipped agents, fallbacks, sanity-check verdicts)
     notes: list[str] = field(default_factory=list)

@@ -245,7 +245,12 @@ class RLAgentSource:
                     "observations than the current data gives; retrain it (`rewts train`)"
                 )
             label = "global" if agent.is_global else f"chunk {agent.chunk}"
-            member = Member(label, None if agent.is_global else agent.chunk, _curve(agent))
+            member = Member(
+                label,
+                None if agent.is_global else agent.chunk,
+                _curve(agent),
+                trained_on=(pd.Timestamp(agent.start), pd.Timestamp(agent.end)),
+            )
             members.append((member, agent))
         self._loaded[key] = members
         return members

@@ -114,6 +114,9 @@ def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) ->
             if not table.empty
         },
         "tests": [t.to_dict() for t in result.tests],
+        "diagnostics": [
+            {"ticker": t, "agent": a, "run": r, **d} for (t, a, r), d in result.diagnostics.items()
+        ],
         "notes": result.notes,
         "wall_seconds": result.wall_seconds,
         "config": result.config,
