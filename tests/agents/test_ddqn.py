@@ -193,3 +193,21 @@ def test_sticky_actions_repeat_the_previous_action() -> None:
     switches = np.mean(actions[1:] != actions[:-1])
     # random actions switch half the time; repeating 90 % of them leaves ~5 %
     assert switches < 0.15
+
+
+def test_learns_to_follow_a_tau_that_reveals_the_next_move() -> None:
+    """A random walk is unpredictable from prices; a tau equal to the sign of the move from
+    day t's close to day t+1's is the whole edge. Learning it also proves the timing: tau on
+    row t reaches the decision executed at day t's close, whose reward is that very move."""
+    frame = synthetic_frame(260, seed=5, pattern="random")
+    close = frame["close"].to_numpy()
+    leak = np.zeros(len(close))
+    leak[:-1] = np.sign(close[1:] - close[:-1])
+    data = build_env_data(
+        "SYN", frame, SYNTHETIC_FEATURES, window=5, train_range=(0, 200), tau=leak
+    )
+    cfg = TradingEnvConfig(max_drawdown_limit=None, transaction_cost=0.0)
+    env = TradingEnv(data, cfg, start=10, end=200)
+    agent = DDQNAgent(env.observation_space.shape[0], 2, TINY, seed=0)
+    agent.learn(env, 8)
+    assert _hit_rate(env, lambda o: agent.act(o)) >= 0.85  # random: ~0.5
