@@ -232,3 +232,21 @@ def test_progress_true_prints_the_plain_lines_without_a_tty(tmp_path, capsys):
     generate_strategies(cfg, fake_dataset(), provider=FakeProvider(0.0), progress=True)
     err = capsys.readouterr().err
     assert "Progress: 10/10 (100.0%)" in err and "Cache misses: 10 (100.0%)" in err
+
+
+def test_an_unreachable_base_url_is_one_clear_error_not_a_table_of_fallbacks(tmp_path):
+    cfg = _cfg(tmp_path, provider="local", model="m", base_url="http://127.0.0.1:9/v1")
+    with pytest.raises(LLMError, match=r"cannot reach http://127\.0\.0\.1:9/v1.*llm\.base_url"):
+        generate_strategies(cfg, fake_dataset())
+    assert not (tmp_path / "out").exists()
+
+
+def test_connection_errors_after_a_success_are_ordinary_failures(tmp_path):
+    from rewts.llm.providers.base import ConnectionFailed
+
+    def script(n, request):
+        if n >= 3:
+            raise ConnectionFailed("reset")
+
+    result = generate_strategies(_cfg(tmp_path), fake_dataset(), provider=FakeProvider(0.0, script))
+    assert result.summary.generated == 3 and result.summary.fallbacks == 7

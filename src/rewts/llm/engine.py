@@ -47,6 +47,7 @@ from rewts.llm.monitor import (
 from rewts.llm.providers.base import (
     AuthFailed,
     BadRequest,
+    ConnectionFailed,
     InvalidOutput,
     NotFound,
     Provider,
@@ -114,8 +115,10 @@ class EngineSettings:
     jitter_seed: int | None = 0
 
 
-class _Abort(Exception):
-    """Internal: stop everything (a fatal error was recorded)."""
+class _Unreachable(ProviderError):
+    """Internal: every attempt of a task failed to connect and no request ever succeeded."""
+
+    fatal = True
 
 
 class Engine:
@@ -444,6 +447,9 @@ class Engine:
                     return TaskResult(task.id, "stopped", key=key, attempts=attempt, error=str(exc))
                 last_error = f"{type(exc).__name__}: {exc}"
                 if attempt > backoff.max_retries:
+                    if isinstance(exc, ConnectionFailed) and stats.generated == 0:
+                        # never reached the server at all: a wrong URL, not a bad moment
+                        raise _Unreachable(str(exc)) from None
                     return TaskResult(
                         task.id, "failed", key=key, attempts=attempt, error=last_error
                     )
@@ -521,6 +527,14 @@ class Engine:
             return LLMError(
                 f"{name}: model {exc.model or model!r} not found (HTTP {exc.status or 404}): set "
                 "llm.model (--model) to a model this endpoint serves; no strategies were written"
+            )
+        if isinstance(exc, _Unreachable):
+            where = getattr(self.provider, "base_url", None) or self._provider_id
+            return LLMError(
+                f"{name}: cannot reach {where} ({exc}) after "
+                f"{self.settings.backoff.max_retries + 1} attempts: check llm.base_url "
+                "(--base-url), that the server is running, and the network; no strategies "
+                "were written"
             )
         if isinstance(exc, BadRequest):
             return LLMError(
