@@ -160,6 +160,7 @@ def test_tdqn_preset_sets_the_published_values() -> None:
         0.1,
     )
     assert s.epsilon.kind == "step_exponential" and s.epsilon.minimum == 0.01
+    assert s.network == "tdqn" and s.hidden_dims == (512,) * 5
     env = cfg.trading_env
     assert (env.actions, env.transaction_cost, env.max_drawdown_limit) == (
         "long_short",
@@ -211,3 +212,16 @@ def test_learns_to_follow_a_tau_that_reveals_the_next_move() -> None:
     agent = DDQNAgent(env.observation_space.shape[0], 2, TINY, seed=0)
     agent.learn(env, 8)
     assert _hit_rate(env, lambda o: agent.act(o)) >= 0.85  # random: ~0.5
+
+
+def test_tdqn_network_acts_in_eval_mode_and_learns() -> None:
+    env = _env()
+    settings = DQNSettings(**{**TINY.__dict__, "network": "tdqn", "hidden_dims": (32, 32)})
+    agent = DDQNAgent(env.observation_space.shape[0], 2, settings, seed=1)
+    layers = [type(m).__name__ for m in agent.online.net]
+    assert layers[:4] == ["Linear", "BatchNorm1d", "LeakyReLU", "Dropout"]
+    obs = env.data.obs[10:40]
+    np.testing.assert_array_equal(agent.greedy_q(obs), agent.greedy_q(obs))  # no dropout noise
+    agent.learn(env, 8)
+    assert agent.online.training  # learning happens in train mode
+    assert _hit_rate(env, lambda o: agent.act(o)) >= 0.9

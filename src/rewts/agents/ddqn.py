@@ -14,6 +14,7 @@ sampling), so a seed reproduces a run on the same device and thread count.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import tempfile
@@ -32,7 +33,7 @@ from rewts.agents.schedules import EpsilonSchedule
 from rewts.errors import TrainingError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     import gymnasium as gym
 
@@ -71,6 +72,8 @@ class DQNSettings:
     train_freq: int = 1
     sticky_actions: float = 0.0
     epsilon: EpsilonSchedule = field(default_factory=EpsilonSchedule)
+    #: ``mlp`` (Linear + ReLU) or ``tdqn`` (Linear + BatchNorm + LeakyReLU + Dropout 0.2)
+    network: str = "mlp"
 
     @classmethod
     def from_config(cls, rewts: RewtsConfig) -> DQNSettings:
@@ -86,6 +89,7 @@ class DQNSettings:
             learning_starts=rewts.learning_starts,
             train_freq=rewts.train_freq,
             sticky_actions=rewts.sticky_actions,
+            network=rewts.network,
             epsilon=EpsilonSchedule(
                 kind=rewts.epsilon_schedule,
                 start=rewts.epsilon_start,
@@ -106,6 +110,20 @@ class DQNSettings:
         data["hidden_dims"] = tuple(data["hidden_dims"])
         data["epsilon"] = EpsilonSchedule(**data["epsilon"])
         return cls(**data)
+
+
+@contextlib.contextmanager
+def _eval_mode(net: QNetwork) -> Iterator[None]:
+    """Evaluation mode while acting, for networks where it matters (batch norm, dropout)."""
+    if not net.has_modes:
+        yield
+        return
+    was_training = net.training
+    net.eval()
+    try:
+        yield
+    finally:
+        net.train(was_training)
 
 
 def _adam(params: Any, lr: float, weight_decay: float) -> torch.optim.Adam:
@@ -145,10 +163,12 @@ class DDQNAgent:
         torch.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
         dims = self.settings.hidden_dims
-        self.online = QNetwork(self.obs_dim, self.n_actions, dims).to(self.device)
-        self.target = QNetwork(self.obs_dim, self.n_actions, dims).to(self.device)
+        kind = self.settings.network
+        self.online = QNetwork(self.obs_dim, self.n_actions, dims, kind).to(self.device)
+        self.target = QNetwork(self.obs_dim, self.n_actions, dims, kind).to(self.device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
+        self.target.eval()
         self.optimizer = _adam(
             self.online.parameters(), self.settings.learning_rate, self.settings.weight_decay
         )
@@ -170,17 +190,19 @@ class DDQNAgent:
                 f"observations have {obs.shape[-1]} features but the agent expects "
                 f"{self.obs_dim} (was it trained with the same llm_guidance and window?)"
             )
-        parts = [
-            self.online(torch.from_numpy(obs[i : i + INFERENCE_CHUNK]).to(self.device)).cpu()
-            for i in range(0, len(obs), INFERENCE_CHUNK)
-        ]
+        with _eval_mode(self.online):
+            parts = [
+                self.online(torch.from_numpy(obs[i : i + INFERENCE_CHUNK]).to(self.device)).cpu()
+                for i in range(0, len(obs), INFERENCE_CHUNK)
+            ]
         q = torch.cat(parts).numpy() if parts else np.zeros((0, self.n_actions), np.float32)
         return q[0] if single else q
 
     @torch.inference_mode()
     def _greedy_one(self, obs: np.ndarray) -> int:
         """The training loop's fast path: one observation, no checks, no copies on the CPU."""
-        return int(self.online(torch.from_numpy(obs).to(self.device).unsqueeze(0)).argmax())
+        with _eval_mode(self.online):
+            return int(self.online(torch.from_numpy(obs).to(self.device).unsqueeze(0)).argmax())
 
     def act(self, obs: np.ndarray, epsilon: float = 0.0) -> np.ndarray | int:
         """Greedy action(s) of one observation or a batch; epsilon-greedy when ``epsilon > 0``."""

@@ -1,4 +1,9 @@
-"""The Q-network: a plain MLP from observation to one Q-value per action."""
+"""The Q-network: an MLP from observation to one Q-value per action.
+
+``mlp``: Linear + ReLU layers (the default). ``tdqn``: Théate & Ernst's layers, each Linear +
+BatchNorm + LeakyReLU + Dropout(0.2); it behaves differently in training and evaluation, so the
+agent acts in eval mode and learns in train mode (as their code does).
+"""
 
 from __future__ import annotations
 
@@ -7,17 +12,34 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+NETWORKS = ("mlp", "tdqn")
+TDQN_DROPOUT = 0.2
+
 
 class QNetwork(nn.Module):
-    def __init__(self, obs_dim: int, n_actions: int, hidden_dims: Sequence[int]) -> None:
+    def __init__(
+        self, obs_dim: int, n_actions: int, hidden_dims: Sequence[int], kind: str = "mlp"
+    ) -> None:
         super().__init__()
+        if kind not in NETWORKS:
+            raise ValueError(f"unknown network {kind!r} (choose from {', '.join(NETWORKS)})")
+        self.kind = kind
         layers: list[nn.Module] = []
         width = obs_dim
         for hidden in hidden_dims:
-            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            layers.append(nn.Linear(width, hidden))
+            if kind == "tdqn":
+                layers += [nn.BatchNorm1d(hidden), nn.LeakyReLU(), nn.Dropout(TDQN_DROPOUT)]
+            else:
+                layers.append(nn.ReLU())
             width = hidden
         layers.append(nn.Linear(width, n_actions))
         self.net = nn.Sequential(*layers)
+
+    @property
+    def has_modes(self) -> bool:
+        """True when train and eval modes compute different things (batch norm, dropout)."""
+        return self.kind == "tdqn"
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)

@@ -5,8 +5,8 @@ A preset's values replace the file's for the keys it names (documented in defaul
 stage that builds an agent or an environment goes through :func:`apply_preset`, so they agree.
 The episode count is left to ``rewts.episodes_per_chunk`` / ``--episodes`` so that the flag
 keeps working (TDQN trained 50 episodes: ``--episodes 50``).
-Not reproduced: TDQN's batch norm and dropout layers, storing both actions' transitions per
-step, and whole-share sizing (we trade fractional shares).
+Not reproduced: storing both actions' transitions per step, and whole-share sizing (we trade
+fractional shares).
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "epsilon_decay_steps": 10_000.0,
             "sticky_actions": 0.1,
             "hidden_dims": [512, 512, 512, 512, 512],
+            "network": "tdqn",
             "random_start": True,
             "learning_starts": 32,
         },

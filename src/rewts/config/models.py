@@ -210,6 +210,8 @@ class RewtsConfig(Section):
     n_jobs: PositiveInt | Literal["auto"] = "auto"
     #: ``auto``: CUDA when available, else CPU
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    #: Q-network layers: ``mlp`` (Linear + ReLU) or ``tdqn`` (+ BatchNorm, LeakyReLU, Dropout)
+    network: Literal["mlp", "tdqn"] = "mlp"
     #: also train one agent over the whole training range (chunked vs global comparison)
     train_global: bool = True
 
