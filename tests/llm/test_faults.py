@@ -60,7 +60,10 @@ def test_server_dies_mid_run_and_comes_back(tmp_path):
         cfg = _cfg(tmp_path, sim, tickers=ONE, rps=20.0)
 
         def outage():
-            time.sleep(0.4)
+            deadline = time.monotonic() + 30
+            while sim.stats(log=False)["by_status"].get("200", 0) < 8:  # mid-run
+                assert time.monotonic() < deadline
+                time.sleep(0.01)
             sim.stop()
             time.sleep(0.5)
             sim.start()
