@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -47,6 +48,7 @@ from rewts.training import (
     load_global_agent,
     run_jobs,
 )
+from rewts.training.checkpoints import write_manifests
 
 #: name of the leaked feature column of the sanity check
 LEAK_COLUMN = "leak_next_return"
@@ -193,7 +195,9 @@ class RLAgentSource:
             self.say(f"training {variant} agents ({len(jobs)} jobs; finished ones are skipped)")
             wanted = cfg.rewts.n_jobs
             workers = (os.cpu_count() or 1) if wanted == "auto" else int(wanted)
-            run_jobs(jobs, max(1, min(workers, len(jobs))), progress=self.progress)
+            results = run_jobs(jobs, max(1, min(workers, len(jobs))), progress=self.progress)
+            # record the run like `rewts train` does, so loading sees exactly these members
+            write_manifests(Path(cfg.rewts.checkpoint_dir), [Path(r.path) for r in results])
 
     # ------------------------------------------------------------ AgentSource
 
