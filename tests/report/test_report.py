@@ -167,3 +167,14 @@ def test_json_has_no_nan(tmp_path):
 def test_agent_lookup(agent):
     result = _fake_result(tickers=("AAPL",), runs=1)
     assert (result.find("AAPL", agent) is not None) == (agent == "rewts")
+
+
+def test_piped_terminal_tables_keep_every_cell_whole(capsys):
+    result = _fake_result()
+    console = Console(width=60, force_terminal=False)
+    print_paper_tables(result, console)
+    out = capsys.readouterr().out
+    assert "…" not in out
+    runs = [r.metrics["sharpe"] for r in result.runs if r.ticker == "MSFT" and r.agent == "rewts"]
+    assert f"{np.mean(runs):.2f} ± {np.std(runs, ddof=1):.2f}" in out
+    assert console.width == 60

@@ -121,8 +121,17 @@ def print_paper_tables(result: BacktestResult, console: Console) -> None:
                 text = str(row[col])
                 cells.append(f"[bold green]{text}[/]" if best.get(str(ticker)) == col else text)
             table.add_row(str(ticker), *cells, end_section=ticker == last_ticker)
-        width = console.measure(table, options=console.options.update(width=10_000)).maximum
-        console.print(table, width=max(width, console.width) if not console.is_terminal else None)
+        if console.is_terminal:
+            console.print(table)
+            continue
+        # piped or redirected: print at the table's natural width instead of 80 columns
+        natural = console.measure(table, options=console.options.update(width=10_000)).maximum
+        previous = console.width
+        console.width = max(previous, natural)
+        try:
+            console.print(table)
+        finally:
+            console.width = previous
     shown = [c for c in SHORT_LABELS if c in set(paper_table(result, "sharpe").columns)]
     if shown:
         console.print("columns: " + "; ".join(f"{SHORT_LABELS[c]} = {c}" for c in shown))
