@@ -335,15 +335,15 @@ def _sanity_notes(result: BacktestResult, min_sharpe: float) -> None:
                 f"on its own training days it called the direction right {100 * tr:.0f} % of "
                 f"the time (Sharpe {sh:.1f}) against {100 * te:.0f} % on the test: "
                 + (
-                    "it learned the leak but does not generalize (overfit or undertrained), "
+                    "it learned the leak but does not generalize (overfit or undertrained)"
                     if tr > te + 0.1
                     else "it did not even learn the leak in-sample: the learner or the "
-                    "environment is broken, "
+                    "environment is broken"
                 )
             )
         result.notes.append(
             f"Sanity check failed: the agent fed the next day's return stayed below Sharpe "
-            f"{min_sharpe} ({detail}); {why} so the learned agents' numbers of this run "
+            f"{min_sharpe} ({detail}); {why}. The learned agents' numbers of this run "
             "cannot be trusted."
         )
 
