@@ -112,15 +112,15 @@ def _untrained_source(cfg, dataset, strategies):
                         (
                             member,
                             LoadedAgent(
-                                ticker,
-                                idx,
-                                tl.dates[0],
-                                tl.dates[-1],
-                                seed,
-                                variant != "no_tau",
-                                agent,
-                                {},
-                                Path(),
+                                ticker=ticker,
+                                chunk=idx,
+                                start=tl.dates[0],
+                                end=tl.dates[-1],
+                                seed=seed,
+                                llm_guidance=variant != "no_tau",
+                                agent=agent,
+                                metadata={},
+                                path=Path(),
                             ),
                         )
                     )
