@@ -147,7 +147,7 @@ def bench_backtest(tickers: list[str], data_dir: Path | None, runs: int) -> None
     with tempfile.TemporaryDirectory() as tmp:
         cfg = load_config(
             sets=[
-                f"tickers={','.join(tickers)}",
+                f"tickers=[{','.join(tickers)}]",
                 "data.source=csv",
                 f"data.csv_dir={data_dir}",
                 f"data.processed_dir={tmp}/processed",
