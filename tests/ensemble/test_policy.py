@@ -148,3 +148,18 @@ def test_bad_inputs_are_clear_errors():
         ens.run(np.zeros((10, 2, 2)), np.zeros(9))
     with pytest.raises(ConfigError, match="rebalance_every"):
         EnsembleSettings(lookback=5, rebalance_every=0)
+
+
+def test_a_one_day_lookback_still_fits_weights():
+    pos, outcome = _world(n=40, k=2, seed=5)
+    pos[:, 1] = np.sign(outcome)
+    run = ReWTSEnsemble(2, EnsembleSettings(lookback=1), LS).run(
+        _q_from_positions(pos), outcome, start=5
+    )
+    assert (run.rebalances.status == "solved").all() and len(run.rebalances) == 35
+    # the one-day window holds row t-1: where the models disagreed there, the right one wins;
+    # where they agreed, the tie is split evenly
+    disagreed = pos[4:-1, 0] != pos[4:-1, 1]
+    assert disagreed.any() and (~disagreed).any()
+    np.testing.assert_allclose(run.weights[disagreed, 1], 1.0, atol=1e-4)
+    np.testing.assert_allclose(run.weights[~disagreed, 1], 0.5, atol=1e-4)

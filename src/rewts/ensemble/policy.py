@@ -37,7 +37,7 @@ class EnsembleSettings:
     q_normalize: bool = True
     #: rows between a decision and the first decision that may see its outcome
     outcome_lag: int = 1
-    #: fewest look-back rows for a QP; before that the weights stay uniform
+    #: fewest look-back rows for a QP (at most ``lookback``); before that the weights stay uniform
     min_window: int = 2
 
     def __post_init__(self) -> None:
@@ -148,7 +148,7 @@ class ReWTSEnsemble:
         for t in range(n_rows):
             if (t - start) % s.rebalance_every == 0:
                 lo, hi = window_bounds(t, s.lookback, s.outcome_lag)
-                if hi - lo + 1 >= s.min_window:
+                if hi - lo + 1 >= min(s.min_window, s.lookback):
                     window = held_q[lo : hi + 1]
                     M, y = window_problem(
                         window, outcome[lo : hi + 1], self.action_positions, s.signal
