@@ -81,7 +81,7 @@ def _untrained_source(cfg, dataset, strategies):
     from rewts.agents import DDQNAgent, DQNSettings
     from rewts.backtest.agents import Member
     from rewts.backtest.rl_source import RLAgentSource
-    from rewts.env.factory import _timeline
+    from rewts.data import timeline_for
     from rewts.training import LoadedAgent
 
     class Untrained(RLAgentSource):
@@ -89,7 +89,7 @@ def _untrained_source(cfg, dataset, strategies):
             key = (ticker, variant, seed)
             if key not in self._loaded:
                 data = self._env_data(ticker, variant)
-                tl = _timeline(dataset.frames[ticker], self.cfg)
+                tl = timeline_for(dataset.frames[ticker], self.cfg)
                 chunks = tl.chunks(
                     self.cfg.split.train_start,
                     self.cfg.split.train_end,

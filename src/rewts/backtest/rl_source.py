@@ -143,7 +143,7 @@ class RLAgentSource:
                 "backtest.agents)"
             )
         if variant in ("placebo_const", "placebo_shuffled"):
-            from rewts.env.factory import _timeline
+            from rewts.data import timeline_for
 
             assert strategies is not None
             kind = "constant" if variant == "placebo_const" else "shuffled"
@@ -151,7 +151,7 @@ class RLAgentSource:
                 t: baselines.placebo_strategies(
                     s,
                     kind,
-                    timeline=_timeline(self.dataset.frames[t], cfg),
+                    timeline=timeline_for(self.dataset.frames[t], cfg),
                     test_start=pd.Timestamp(cfg.split.test_start),
                     seed=cfg.seed,
                 )
