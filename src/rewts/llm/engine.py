@@ -57,6 +57,8 @@ from rewts.llm.providers.base import (
     Request,
     Response,
     Timeout,
+    concurrency_cap,
+    is_cacheable,
 )
 from rewts.llm.retries import Backoff
 from rewts.llm.schemas import Strategy, answer_entropy, parse_answer, parse_strategy
@@ -170,8 +172,11 @@ class Engine:
     def concurrency_limit(self) -> int:
         """The current bound on requests in flight."""
         fixed = self.settings.concurrency
+        cap = concurrency_cap(self.provider)
         if fixed != "auto":
-            return int(fixed)
+            return int(fixed) if cap is None else min(int(fixed), cap)
+        if cap is not None:
+            return cap
         if getattr(self.provider, "local", False):
             return 64
         rate = getattr(self.limiter, "rate", None) or self.settings.fallback_rate
@@ -188,7 +193,7 @@ class Engine:
         stats = self.stats
         stats.total = len(tasks)
         stats.started_at = loop.time()
-        use_cache = self.cache is not None and not getattr(self.provider, "local", False)
+        use_cache = self.cache is not None and is_cacheable(self.provider)
         self._writer = (
             concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rewts-cache")
             if use_cache

@@ -29,7 +29,7 @@ from rewts.llm.limiter import Limiter, RateLimiter, Unlimited, utc_today
 from rewts.llm.monitor import RequestMonitor, RunStats
 from rewts.llm.prompts import render_messages, snapshot_inputs, system_message
 from rewts.llm.providers import BANNER, Provider, make_provider
-from rewts.llm.providers.base import Request
+from rewts.llm.providers.base import Request, is_cacheable
 from rewts.llm.providers.heuristic import heuristic_strategy
 from rewts.llm.retries import Backoff
 from rewts.llm.schemas import STRATEGY_JSON_SCHEMA, strength, tau
@@ -403,7 +403,7 @@ def generate_strategies(
     provider = provider if provider is not None else make_provider(cfg)
     if provider.local and provider.name == "heuristic" and events is None and not progress:
         log.warning(BANNER)  # a display announces it itself
-    cache = None if provider.local else StrategyCache(cfg.llm.cache_path)
+    cache = StrategyCache(cfg.llm.cache_path) if is_cacheable(provider) else None
     display = None
     try:
         limiter = limiter if limiter is not None else make_limiter(cfg, provider, cache)

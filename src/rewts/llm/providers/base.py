@@ -64,8 +64,11 @@ class Response:
 class Provider(Protocol):
     """An LLM API (or an offline stand-in) behind one async call.
 
-    ``local`` providers (the heuristic) cost nothing: the engine bypasses rate limits and cache
-    for them. ``identity`` names the endpoint for cache keys (provider, base URL).
+    ``local`` providers (the heuristic, an in-process model) have no rate limit: the engine
+    bypasses the limiter for them. Two optional attributes refine that: ``cacheable`` (default
+    ``not local``; an in-process LLM is slow and deterministic, so it sets True) and
+    ``max_concurrency`` (default None; an in-process model is bounded by the machine's cores,
+    not by a rate limit). ``identity`` names the endpoint for cache keys (provider, base URL).
     """
 
     name: str
@@ -78,6 +81,17 @@ class Provider(Protocol):
     async def generate(self, request: Request) -> Response: ...
 
     async def aclose(self) -> None: ...
+
+
+def is_cacheable(provider: Provider) -> bool:
+    """Whether answers go through the cache (everything but the heuristic by default)."""
+    return bool(getattr(provider, "cacheable", not provider.local))
+
+
+def concurrency_cap(provider: Provider) -> int | None:
+    """The provider's own bound on requests in flight (cores of an in-process model), if any."""
+    cap = getattr(provider, "max_concurrency", None)
+    return int(cap) if cap else None
 
 
 # ----------------------------------------------------------------------- errors
