@@ -10,13 +10,15 @@ from __future__ import annotations
 import copy
 import os
 import re
+import types
+import typing
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from rewts.config.models import Config
 from rewts.errors import ConfigError
@@ -82,28 +84,141 @@ def deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, A
     return merged
 
 
+def _unwrap(annotation: Any) -> list[Any]:
+    """The alternatives of a type: ``list[str] | None`` -> [list[str], NoneType]."""
+    annotation = _strip_annotated(annotation)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return [_strip_annotated(a) for a in typing.get_args(annotation)]
+    return [annotation]
+
+
+def _strip_annotated(annotation: Any) -> Any:
+    while typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _model_of(alternatives: list[Any]) -> type[BaseModel] | None:
+    for alt in alternatives:
+        if isinstance(alt, type) and issubclass(alt, BaseModel):
+            return alt
+    return None
+
+
+def _field_annotation(keys: list[str], model: type[BaseModel] = Config) -> Any:
+    """The type of the config key at ``keys`` (None when the path is not a known key).
+
+    ``profiles.NAME.rest`` is looked up as ``rest``: a profile holds overrides of the config.
+    """
+    if len(keys) > 2 and keys[0] == "profiles" and model is Config:
+        keys = keys[2:]
+    annotation: Any = model
+    for i, key in enumerate(keys):
+        section = _model_of(_unwrap(annotation))
+        if section is None:
+            dicts = [a for a in _unwrap(annotation) if typing.get_origin(a) is dict]
+            if not dicts or i != len(keys) - 1:
+                return None
+            args = typing.get_args(dicts[0])
+            return args[1] if len(args) == 2 else Any
+        fields = section.model_fields
+        if key not in fields:
+            return None
+        annotation = fields[key].annotation
+    return annotation
+
+
+def _is_list(annotation: Any) -> bool:
+    return any(typing.get_origin(a) is list for a in _unwrap(annotation))
+
+
 def parse_set_option(item: str) -> dict[str, Any]:
     """Turn ``a.b.c=value`` into ``{"a": {"b": {"c": value}}}``; the value is parsed as YAML.
 
-    Comma-separated values become lists for keys that hold lists (``tickers=AAPL,MSFT``); the
-    model validation decides, so ``--set tickers=AAPL`` also works.
+    For keys that hold lists, a plain string becomes a list: comma-separated values are split
+    (``tickers=AAPL,MSFT``) and a single value is a one-element list (``tickers=AAPL``), so the
+    command line needs no YAML brackets. Other keys keep commas as written. ``KEY=null`` on an
+    entry of a mapping (``data.market_symbols.vix=null``) removes that entry.
     """
     if "=" not in item:
         raise ConfigError(f"--set {item!r}: expected KEY.PATH=VALUE, for example llm.temperature=0")
     path, raw = item.split("=", 1)
-    keys = [k for k in path.strip().split(".")]
+    keys = [k.strip() for k in path.strip().split(".")]
     if not all(keys):
         raise ConfigError(f"--set {item!r}: empty key in path {path!r}")
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError:
         value = raw
-    if isinstance(value, str) and "," in value and not value.startswith(("http://", "https://")):
+    annotation = _field_annotation(keys)
+    listy = annotation is not None and _is_list(annotation)
+    if listy and value is None:
+        value = []  # "tickers=" is an empty list (and an error that says so), not a null
+    elif listy and not isinstance(value, list | dict):
+        value = (
+            [v.strip() for v in value.split(",") if v.strip()]
+            if isinstance(value, str)
+            else [value]
+        )
+    elif (
+        annotation is None
+        and isinstance(value, str)
+        and "," in value
+        and not value.startswith(("http://", "https://"))
+    ):
+        # a key not in the models (validation will name it): the comma reading, as before
         value = [v.strip() for v in value.split(",") if v.strip()]
     tree: dict[str, Any] = {keys[-1]: value}
     for key in reversed(keys[:-1]):
         tree = {key: tree}
     return tree
+
+
+def _clears_mapping(item: str) -> list[str] | None:
+    """The key path when ``item`` sets a whole mapping-typed key to null or ``{}``.
+
+    Merging ``{}`` into a mapping changes nothing, so ``--set data.market_symbols=null`` (or
+    ``={}``) is applied as a replacement: no market symbols at all.
+    """
+    path, _, raw = item.partition("=")
+    keys = [k.strip() for k in path.strip().split(".")]
+    annotation = _field_annotation(keys) if all(keys) else None
+    if annotation is None or _model_of(_unwrap(annotation)) is not None:
+        return None
+    if not any(typing.get_origin(a) is dict for a in _unwrap(annotation)):
+        return None
+    return keys if raw.strip() in ("", "null", "~", "{}") else None
+
+
+def _replace_at(tree: dict[str, Any], keys: list[str], value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(tree)
+    node = out
+    for key in keys[:-1]:
+        child = node.get(key)
+        node[key] = child = dict(child) if isinstance(child, dict) else {}
+        node = child
+    node[keys[-1]] = value
+    return out
+
+
+def drop_null_entries(tree: dict[str, Any], model: type[BaseModel] = Config) -> dict[str, Any]:
+    """Remove ``None`` entries of mapping-typed keys (``data.market_symbols``, ``llm.prices``).
+
+    A null entry means "not this one" (``--set data.market_symbols.vix=null`` runs without
+    VIX), since merging an override can add or change an entry but never remove one.
+    """
+    out = dict(tree)
+    for name, info in model.model_fields.items():
+        value = out.get(name)
+        if not isinstance(value, dict):
+            continue
+        alternatives = _unwrap(info.annotation)
+        section = _model_of(alternatives)
+        if section is not None:
+            out[name] = drop_null_entries(value, section)
+        elif any(typing.get_origin(a) is dict for a in alternatives):
+            out[name] = {k: v for k, v in value.items() if v is not None}
+    return out
 
 
 _SECRET_HINT = ("api_key", "secret", "token", "password")
@@ -119,7 +234,9 @@ def _locate(tree: Any, loc: tuple[Any, ...]) -> tuple[list[str], Any, bool]:
     path: list[str] = []
     node = tree
     for part in loc:
-        if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+        if (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and part < len(node)
+        ):
             node = node[part]
         else:
             return path, node, False
@@ -191,7 +308,12 @@ def load_config(
     for override in overrides:
         tree = deep_merge(tree, override)
     for item in sets:
-        tree = deep_merge(tree, interpolate_env(parse_set_option(item), env))
+        cleared = _clears_mapping(item)
+        if cleared is not None:
+            tree = _replace_at(tree, cleared, {})
+        else:
+            tree = deep_merge(tree, interpolate_env(parse_set_option(item), env))
+    tree = drop_null_entries(tree)
     try:
         return Config.model_validate(tree)
     except ValidationError as exc:
