@@ -1,0 +1,5 @@
+"""``python -m rewts.cli``: the same as the ``rewts`` script."""
+
+from rewts.cli import main
+
+main()
