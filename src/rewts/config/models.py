@@ -64,6 +64,47 @@ class DataConfig(Section):
         return self
 
 
+RatePreset = Literal["gemini-free", "gemini-tier1", "gemini-tier2", "gemini-tier3"]
+
+#: (rpm, tpm, rpd) per preset and model family (longest matching prefix of the model name;
+#: None = no limit). Gemini's limits are per project and model, change without notice and are
+#: shown for each project in AI Studio (Usage -> Rate limits). Source: the paid tiers from
+#: https://ai.google.dev/gemini-api/docs/rate-limits as published in 2025; the free tier as
+#: reported after Google cut it on 2025-12-06/07 (2.5 Flash from 10 RPM / 250 RPD to 5 RPM /
+#: 20 RPD, in line with "a few dozen requests a day"; 2.5 Pro as reported in 2026-01),
+#: checked 2026-11. An explicit rpm/tpm/rpd always wins over the preset.
+RATE_PRESETS: dict[str, dict[str, tuple[float | None, float | None, int | None]]] = {
+    "gemini-free": {
+        "gemini-2.5-flash-lite": (10, 250_000, 20),
+        "gemini-2.5-flash": (5, 250_000, 20),
+        "gemini-2.5-pro": (5, 250_000, 100),
+    },
+    "gemini-tier1": {
+        "gemini-2.5-flash-lite": (4_000, 4_000_000, None),
+        "gemini-2.5-flash": (1_000, 1_000_000, 10_000),
+        "gemini-2.5-pro": (150, 2_000_000, 10_000),
+    },
+    "gemini-tier2": {
+        "gemini-2.5-flash-lite": (10_000, 10_000_000, None),
+        "gemini-2.5-flash": (2_000, 3_000_000, 100_000),
+        "gemini-2.5-pro": (1_000, 5_000_000, 50_000),
+    },
+    "gemini-tier3": {
+        "gemini-2.5-flash-lite": (30_000, 30_000_000, None),
+        "gemini-2.5-flash": (10_000, 8_000_000, None),
+        "gemini-2.5-pro": (2_000, 8_000_000, None),
+    },
+}
+
+
+def preset_limits(preset: str, model: str) -> tuple[float | None, float | None, int | None] | None:
+    """(rpm, tpm, rpd) of ``preset`` for ``model`` (longest prefix match), None if unknown."""
+    table = RATE_PRESETS[preset]
+    name = model.rsplit("/", 1)[-1]
+    matches = [prefix for prefix in table if name.startswith(prefix)]
+    return table[max(matches, key=len)] if matches else None
+
+
 class RateLimitsConfig(Section):
     """Optional provider limits on top of ``max_requests_per_second``; the strictest applies."""
 
@@ -72,6 +113,9 @@ class RateLimitsConfig(Section):
     rpd: PositiveInt | None = None
     #: requests that may be sent at once after an idle spell
     burst: PositiveInt = 1
+    #: a provider tier (gemini-free, gemini-tier1..3) whose published limits fill rpm/tpm/rpd
+    #: left null, for the configured model (see RATE_PRESETS)
+    preset: RatePreset | None = None
 
 
 class RetryConfig(Section):
@@ -156,6 +200,13 @@ class LLMConfig(Section):
     n_threads: PositiveInt | None = None
     #: context window of the in-process model, in tokens (prompt + answer)
     n_ctx: PositiveInt = 4096
+    #: Gemini thinking tokens before the answer: 0 = off (short JSON answers: faster, cheaper;
+    #: 2.5 Pro cannot go below 128, Gemini 3 gets level low), -1 = dynamic, None = the
+    #: model's default. Only sent to models that think.
+    thinking_budget: int | None = Field(0, ge=-1)
+    #: batch mode: seconds between status polls, and how long to wait before cancelling the job
+    batch_poll_s: PositiveFloat = 30.0
+    batch_max_wait_s: PositiveFloat = 48 * 3600.0
 
     @model_validator(mode="before")
     @classmethod
@@ -168,6 +219,32 @@ class LLMConfig(Section):
             if data["model"] is None:
                 data["model"] = seed_value
         return data
+
+    @model_validator(mode="after")
+    def _fill_rate_preset(self) -> LLMConfig:
+        """``rate_limits.preset`` fills rpm/tpm/rpd left null with the tier's numbers."""
+        limits = self.rate_limits
+        if limits.preset is None:
+            return self
+        if self.provider not in ("auto", "gemini"):
+            raise ValueError(
+                f"rate_limits.preset {limits.preset} describes Gemini's tiers, but llm.provider "
+                f"is {self.provider}: set rate_limits.rpm/tpm/rpd instead"
+            )
+        model = self.model or "gemini-2.5-flash"
+        numbers = preset_limits(limits.preset, model)
+        if numbers is None:
+            known = ", ".join(RATE_PRESETS[limits.preset])
+            raise ValueError(
+                f"rate_limits.preset {limits.preset} has no numbers for model {model} (known: "
+                f"{known}); set rate_limits.rpm/tpm/rpd from AI Studio's rate-limit page"
+            )
+        rpm, tpm, rpd = numbers
+        # bypass validate_assignment (it would re-enter this validator); values are valid
+        for name, value in (("rpm", rpm), ("tpm", tpm), ("rpd", rpd)):
+            if getattr(limits, name) is None and value is not None:
+                limits.__dict__[name] = value
+        return self
 
 
 class RewtsConfig(Section):
