@@ -79,6 +79,9 @@ class Task:
     #: the answer's model (default: the strategist's :class:`Strategy`); an analyst task
     #: brings its own, used to validate the text and to reload it from the cache
     schema: type[BaseModel] | None = None
+    #: build even when a dependency failed (``build`` then sees its failed result): a
+    #: reflection chain goes on past one failed period, telling the next prompt so
+    tolerate_failed_deps: bool = False
 
 
 @dataclass(slots=True)
@@ -355,7 +358,7 @@ class Engine:
             request = task.request
         elif task.build is not None:
             dep_failed = [d for d in task.deps if results[d].status not in ("ok", "cached")]
-            if dep_failed:
+            if dep_failed and not task.tolerate_failed_deps:
                 return TaskResult(task.id, "failed", error=f"dependency failed: {dep_failed[0]}")
             request = task.build({d: results[d] for d in task.deps})
         else:

@@ -22,10 +22,24 @@ from typing import Any
 import pandas as pd
 
 from rewts.config import Config
+from rewts.data.timeline import StrategyPeriod
 from rewts.errors import DataError, LLMError
+from rewts.llm.analyst import (
+    ANALYST_JSON_SCHEMA,
+    NEUTRAL,
+    NewsAnalysis,
+    NewsWindow,
+    analyst_system_message,
+    anonymizer,
+    news_signal,
+    news_windows,
+    render_analyst_messages,
+    window_headlines,
+)
 from rewts.llm.cache import StrategyCache
 from rewts.llm.engine import Engine, EngineSettings, Task, TaskResult
 from rewts.llm.limiter import Limiter, RateLimiter, Unlimited, utc_today
+from rewts.llm.memory import memory_section, period_outcome
 from rewts.llm.monitor import RequestMonitor, RunStats
 from rewts.llm.prompts import render_messages, snapshot_inputs, system_message
 from rewts.llm.providers import BANNER, Provider, make_provider
@@ -60,6 +74,11 @@ COLUMNS = [
     "tokens_in",
     "tokens_out",
     "latency_s",
+    "news_status",
+    "news_count",
+    "analysis",
+    "analysis_key",
+    "memory",
 ]
 
 
@@ -133,36 +152,192 @@ def _request_settings(cfg: Config, provider: Provider) -> dict[str, Any]:
     }
 
 
-def build_tasks(cfg: Config, dataset: Any, provider: Provider) -> tuple[list[Task], dict]:
-    """One strategist task per ticker and period, plus the period facts for the output rows."""
-    system = system_message(cfg.llm.prompt_version)
-    schema = None if cfg.llm.structured_output == "off" else ("strategy", STRATEGY_JSON_SCHEMA)
-    logprobs = bool(cfg.llm.logprobs and not provider.local)
+# --------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True, slots=True)
+class NewsPlan:
+    """The news input of one strategist call.
+
+    ``status``: ``off`` (no news: ``skip_news_processing`` or no ``data.news_path``),
+    ``heuristic`` (the rule-based provider cannot read headlines: no analyst, labelled so),
+    ``none`` (no headlines in the window: :data:`~rewts.llm.analyst.NEUTRAL`, no API call) or
+    ``analyst`` (the analyst task ``task_id`` runs first).
+    """
+
+    status: str
+    window: NewsWindow | None = None
+    count: int = 0
+    task_id: Hashable | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodPlan:
+    """What one strategist task stands for, for its output row."""
+
+    ticker: str
+    period: StrategyPeriod
+    news: NewsPlan
+    #: the strategist's inputs (also what a heuristic fallback decides from)
+    snapshot: Mapping[str, Any] = field(default_factory=dict)
+    #: the previous period's task id when ``llm.reflection`` chains this one to it
+    previous: Hashable | None = None
+
+
+def _news_on(cfg: Config, headlines: pd.DataFrame | None) -> bool:
+    return headlines is not None and not cfg.skip_news_processing
+
+
+def load_news(cfg: Config, headlines: pd.DataFrame | None = None) -> pd.DataFrame | None:
+    """The headlines a run uses: ``headlines`` if given, else ``data.news_path``, else None;
+    None whenever ``skip_news_processing`` is set (then nothing is read at all)."""
+    if cfg.skip_news_processing:
+        return None
+    if headlines is None:
+        if cfg.data.news_path is None:
+            return None
+        from rewts.data import load_headlines
+
+        return load_headlines(cfg.data.news_path)
+    missing = [c for c in ("date", "ticker", "headline") if c not in headlines.columns]
+    if missing:
+        raise DataError(
+            f"headlines table is missing column(s) {', '.join(missing)}; load it with "
+            "rewts.data.load_headlines or pass a table with date, ticker and headline"
+        )
+    return headlines
+
+
+def build_tasks(
+    cfg: Config,
+    dataset: Any,
+    provider: Provider,
+    headlines: pd.DataFrame | None = None,
+) -> tuple[list[Task], dict[Hashable, PeriodPlan]]:
+    """Every task of the run, in one place: analysts ``("news", ticker, m)`` and strategists
+    ``(ticker, m)``, with the plan of each strategist task (keyed by its id) for its row.
+
+    Analysts depend on nothing (they start at once); a strategist depends on its period's
+    analyst and, with ``llm.reflection``, on its ticker's previous strategist, and builds its
+    request from their results once they are done. A strategist with no dependency carries
+    its request up front (one batched cache lookup for all of them).
+    """
+    llm = cfg.llm
+    system = system_message(llm.prompt_version)
+    schema = None if llm.structured_output == "off" else ("strategy", STRATEGY_JSON_SCHEMA)
+    news_schema = None if llm.structured_output == "off" else ("news_analysis", ANALYST_JSON_SCHEMA)
+    logprobs = bool(llm.logprobs and not provider.local)
+    news_on = _news_on(cfg, headlines)
+    analyst_runs = news_on and provider.name != "heuristic"
+    analyst_system = analyst_system_message(llm.prompt_version) if analyst_runs else ""
+
+    def request(messages: tuple[dict[str, str], ...], json_schema: Any, context: Any) -> Request:
+        return Request(
+            messages=messages,
+            model=provider.model,
+            temperature=llm.temperature,
+            seed=llm.seed,
+            max_tokens=llm.max_output_tokens,
+            json_schema=json_schema,
+            logprobs=logprobs,
+            context=context,
+        )
+
     tasks: list[Task] = []
-    periods: dict[Hashable, Any] = {}
+    plans: dict[Hashable, PeriodPlan] = {}
     for ticker, frame in _frames(cfg, dataset).items():
         timeline = _timeline(frame, cfg)
+        anon = anonymizer(ticker) if llm.anonymize else None
+        windows = (
+            news_windows(timeline.dates, timeline.periods, cfg.strategy_frequency)
+            if news_on
+            else {}
+        )
+        previous: StrategyPeriod | None = None
         for period in timeline.periods:
             snap = snapshot_inputs(frame, period)
-            messages = render_messages(
-                ticker, period, snap, prompt_version=cfg.llm.prompt_version, system=system
-            )
-            request = Request(
-                messages=messages,
-                model=provider.model,
-                temperature=cfg.llm.temperature,
-                seed=cfg.llm.seed,
-                max_tokens=cfg.llm.max_output_tokens,
-                json_schema=schema,
-                logprobs=logprobs,
-                context=snap,
-            )
             task_id = (ticker, period.index)
-            tasks.append(
-                Task(id=task_id, request=request, meta={"ticker": ticker, "period": period.index})
-            )
-            periods[task_id] = period
-    return tasks, periods
+            # ---- news: an analyst task, a neutral signal, or nothing
+            if not news_on:
+                news = NewsPlan("off")
+            elif not analyst_runs:
+                news = NewsPlan("heuristic", windows[period.index])
+            else:
+                window = windows[period.index]
+                items, total = window_headlines(headlines, ticker, window)
+                if not items:
+                    news = NewsPlan("none", window)
+                else:
+                    news_id = ("news", ticker, period.index)
+                    messages = render_analyst_messages(
+                        ticker, window, items, total, system=analyst_system, anonymize=anon
+                    )
+                    tasks.append(
+                        Task(
+                            id=news_id,
+                            request=request(messages, news_schema, None),
+                            meta={"ticker": ticker, "period": period.index, "agent": "analyst"},
+                            schema=NewsAnalysis,
+                        )
+                    )
+                    news = NewsPlan("analyst", window, len(items), news_id)
+            # ---- memory: the previous period's task, when chained
+            prev_id = (ticker, previous.index) if llm.reflection and previous else None
+            outcome = period_outcome(frame, previous, period) if prev_id else None
+            plan = PeriodPlan(ticker, period, news, snap, prev_id)
+            plans[task_id] = plan
+
+            def build(
+                results: Mapping[Hashable, TaskResult],
+                *,
+                plan: PeriodPlan = plan,
+                snap: dict[str, Any] = snap,
+                prev: StrategyPeriod | None = previous,
+                outcome: float | None = outcome,
+                anon: Any = anon,
+            ) -> Request:
+                memory = None
+                if plan.previous is not None and prev is not None:
+                    memory = memory_section(prev, _answer(results.get(plan.previous)), outcome)
+                messages = render_messages(
+                    plan.ticker,
+                    plan.period,
+                    snap,
+                    prompt_version=llm.prompt_version,
+                    system=system,
+                    news=_news_for_prompt(plan.news, results),
+                    memory=memory,
+                    anonymize=anon,
+                )
+                return request(messages, schema, snap)
+
+            deps = tuple(d for d in (news.task_id, prev_id) if d is not None)
+            meta = {"ticker": ticker, "period": period.index}
+            if deps:
+                tasks.append(
+                    Task(id=task_id, build=build, deps=deps, meta=meta, tolerate_failed_deps=True)
+                )
+            else:
+                tasks.append(Task(id=task_id, request=build({}), meta=meta))
+            previous = period
+    return tasks, plans
+
+
+def _answer(result: TaskResult | None) -> Any:
+    """The validated answer of a finished task, or None when it failed."""
+    if result is None or result.status not in ("ok", "cached"):
+        return None
+    return result.strategy
+
+
+def _news_for_prompt(
+    news: NewsPlan, results: Mapping[Hashable, TaskResult]
+) -> dict[str, Any] | None:
+    if news.status in ("off", "heuristic") or news.window is None:
+        return None
+    if news.status == "none":
+        return news_signal(news.window, 0, NEUTRAL, "none")
+    return news_signal(news.window, news.count, _answer(results.get(news.task_id)), "analyzed")
 
 
 def make_limiter(cfg: Config, provider: Provider, cache: StrategyCache | None) -> Limiter:
@@ -210,9 +385,37 @@ def engine_settings(cfg: Config, limiter: Limiter) -> EngineSettings:
 # ------------------------------------------------------------------------ rows
 
 
+def _news_columns(plan: PeriodPlan, results: Mapping[Hashable, TaskResult]) -> dict[str, Any]:
+    """Provenance of the news input: status, headline count, the analysis and its cache key."""
+    news = plan.news
+    out: dict[str, Any] = {
+        "news_status": news.status,
+        "news_count": news.count,
+        "analysis": "",
+        "analysis_key": None,
+    }
+    if news.status == "none":
+        out["analysis"] = NEUTRAL.model_dump_json()
+    elif news.status == "analyst":
+        result = results[news.task_id]
+        out["news_status"] = result.status
+        out["analysis_key"] = result.key
+        if result.status in ("ok", "cached") and result.strategy is not None:
+            out["analysis"] = result.strategy.model_dump_json()
+    return out
+
+
+def _memory_column(plan: PeriodPlan, cfg: Config, results: Mapping[Hashable, TaskResult]) -> str:
+    if not cfg.llm.reflection:
+        return "off"
+    if plan.previous is None:
+        return "none"
+    return "previous" if _answer(results.get(plan.previous)) is not None else "unavailable"
+
+
 def _row(
-    ticker: str,
-    period: Any,
+    plan: PeriodPlan,
+    results: Mapping[Hashable, TaskResult],
     result: TaskResult,
     cfg: Config,
     provider: Provider,
@@ -220,8 +423,9 @@ def _row(
     context: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
     """One output row; a failed task becomes what ``llm.on_failure`` says (never cached)."""
+    period = plan.period
     base = {
-        "ticker": ticker,
+        "ticker": plan.ticker,
         "period": period.index,
         "start": period.start,
         "end": period.end,
@@ -234,6 +438,8 @@ def _row(
         "tokens_in": result.tokens_in,
         "tokens_out": result.tokens_out,
         "latency_s": result.latency_s,
+        **_news_columns(plan, results),
+        "memory": _memory_column(plan, cfg, results),
     }
     if result.status in ("ok", "cached") and result.strategy is not None:
         s = result.strategy
@@ -287,7 +493,7 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     for col in ("confidence", "entropy", "strength", "tau", "latency_s"):
         df[col] = df[col].astype("float64")
     df["fallback"] = df["fallback"].astype(bool)
-    for col in ("period", "tokens_in", "tokens_out"):
+    for col in ("period", "tokens_in", "tokens_out", "news_count"):
         df[col] = df[col].astype("int64")
     return df
 
@@ -391,12 +597,14 @@ def generate_strategies(
     limiter: Limiter | None = None,
     write: bool = True,
     write_json: bool = False,
+    headlines: pd.DataFrame | None = None,
 ) -> GenerationResult:
     """Generate (or load from the cache) one strategy per ticker and period.
 
     ``progress=True`` shows a live display on stderr (plain lines without a TTY); ``events``
     receives every engine event. ``provider``/``limiter`` replace the configured ones (a custom
-    rate-limit policy, a test double). Raises :class:`~rewts.errors.AuthenticationError`,
+    rate-limit policy, a test double). ``headlines`` (a :func:`rewts.data.load_headlines`
+    table) replaces ``data.news_path``; ``skip_news_processing`` ignores both. Raises :class:`~rewts.errors.AuthenticationError`,
     :class:`~rewts.errors.LLMError` or :class:`~rewts.errors.QuotaExhaustedError`; in those
     cases no strategy table is written.
     """
@@ -407,7 +615,8 @@ def generate_strategies(
     display = None
     try:
         limiter = limiter if limiter is not None else make_limiter(cfg, provider, cache)
-        tasks, periods = build_tasks(cfg, dataset, provider)
+        headlines = load_news(cfg, headlines)
+        tasks, plans = build_tasks(cfg, dataset, provider, headlines)
         monitor = RequestMonitor(limit_rpm=getattr(limiter, "limit_rpm", None))
         engine = Engine(
             provider,
@@ -441,18 +650,19 @@ def generate_strategies(
     settings_json = json.dumps(_request_settings(cfg, provider), sort_keys=True)
     rows: dict[str, list[dict[str, Any]]] = {t: [] for t in cfg.tickers}
     failed: list[TaskResult] = []
-    for task in tasks:
-        result = results[task.id]
+    for task_id, plan in plans.items():
+        result = results[task_id]
         if result.status not in ("ok", "cached"):
             failed.append(result)
-        ticker = task.meta["ticker"]
-        context = task.request.context if task.request is not None else None
-        rows[ticker].append(
-            _row(ticker, periods[task.id], result, cfg, provider, settings_json, context)
+        news_id = plan.news.task_id
+        if news_id is not None and results[news_id].status not in ("ok", "cached"):
+            failed.append(results[news_id])
+        rows[plan.ticker].append(
+            _row(plan, results, result, cfg, provider, settings_json, plan.snapshot)
         )
     if failed and cfg.llm.on_failure == "error":
         raise LLMError(
-            f"{len(failed)} of {len(tasks)} strategies failed after "
+            f"{len(failed)} of {len(tasks)} LLM calls failed after "
             f"{cfg.llm.retry.max_retries} retries (first: {failed[0].id}: {failed[0].error}); "
             "everything answered is cached: rerun to retry only the failed ones, or set "
             "llm.on_failure (--on-failure) to neutral, heuristic or skip"

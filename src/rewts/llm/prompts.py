@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pandas as pd
@@ -90,6 +91,10 @@ def _stable(value: Any) -> Any:
     return 0.0 if rounded == 0.0 else rounded
 
 
+#: public name of the rounding rule, for other prompt sections (news, memory)
+stable_number = _stable
+
+
 def snapshot_inputs(frame: pd.DataFrame, period: StrategyPeriod) -> dict[str, Any]:
     """The strategist's inputs for ``period``: built only from rows up to ``period.inputs_end``.
 
@@ -127,6 +132,10 @@ def system_message(prompt_version: str) -> str:
     return SYSTEM_V1.replace("{schema}", schema)
 
 
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(", ", ": "), allow_nan=False)
+
+
 def render_messages(
     ticker: str,
     period: StrategyPeriod,
@@ -134,14 +143,27 @@ def render_messages(
     *,
     prompt_version: str = "v1",
     system: str | None = None,
+    news: Mapping[str, Any] | None = None,
+    memory: Mapping[str, Any] | None = None,
+    anonymize: Callable[[str], str] | None = None,
 ) -> tuple[dict[str, str], ...]:
-    """Chat messages for one strategist call (shared system message first, then the inputs)."""
+    """Chat messages for one strategist call (shared system message first, then the inputs).
+
+    ``news`` (the analyst's signal) and ``memory`` (the previous strategy and its outcome) are
+    optional sections; without them the text is exactly the independent-periods prompt, so
+    existing cache entries stay valid. ``anonymize`` rewrites the user message (names, ticker).
+    """
     system = system if system is not None else system_message(prompt_version)
-    body = json.dumps(snapshot, sort_keys=True, separators=(", ", ": "), allow_nan=False)
     user = (
         f"Ticker: {ticker}\n"
         f"Data up to and including: {period.inputs_end.date().isoformat()}\n"
-        f"Snapshot (JSON): {body}\n"
-        "Decide the position for the strategy period."
+        f"Snapshot (JSON): {_json(snapshot)}\n"
     )
+    if news is not None:
+        user += f"News analyst signal for the past period (JSON): {_json(news)}\n"
+    if memory is not None:
+        user += f"Your previous strategy and how it turned out (JSON): {_json(memory)}\n"
+    user += "Decide the position for the strategy period."
+    if anonymize is not None:
+        user = anonymize(user)
     return ({"role": "system", "content": system}, {"role": "user", "content": user})
