@@ -43,6 +43,29 @@ _STRATEGIST_SCHEMA: dict[str, Any] = {
         },
     },
 }
+#: the news analyst's answer (rewts.llm.analyst.NewsAnalysis), for JSON mode without a schema
+ANALYST_FIELDS = ("factors", "overall_sentiment", "key_topics")
+_ANALYST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "factors": {
+            "type": "array",
+            "minItems": 0,
+            "maxItems": 3,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "description": {"type": "string"},
+                    "sentiment": {"type": "integer", "enum": [-1, 0, 1]},
+                    "impact": {"type": "integer", "enum": [1, 2, 3]},
+                },
+            },
+        },
+        "overall_sentiment": {"type": "string", "enum": ["bullish", "neutral", "bearish"]},
+        "confidence": {"type": "number", "minimum": 0.0, "maximum": 1.0},
+        "key_topics": {"type": "array", "maxItems": 5, "items": {"type": "string"}},
+    },
+}
 _TOKEN_RE = re.compile(r" ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]+|\s+")
 _ALTERNATIVES = (" the", " a", ",", ".", " and", '"', " of", " to", "1", "0", " is", ":")
 
@@ -208,6 +231,9 @@ def answer_text(
         # JSON mode without a schema (DeepSeek): answer the strategist's fields when asked for them
         if all(f in prompt for f in ("direction", "confidence")):
             return json.dumps(_strategist(_STRATEGIST_SCHEMA, rng, pool), ensure_ascii=False)
+        # the news analyst (its prompt names these fields; a strategist prompt matched above)
+        if all(f in prompt for f in ANALYST_FIELDS):
+            return json.dumps(instance(_ANALYST_SCHEMA, rng), ensure_ascii=False)
         return json.dumps({"answer": instance({"type": "string"}, rng, hint="summary")})
     return instance({"type": "string"}, rng, hint="explanation")
 
