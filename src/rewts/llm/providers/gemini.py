@@ -1,0 +1,503 @@
+"""Google's Gemini API through the official ``google-genai`` SDK (its async client).
+
+Choices, each for a reason:
+
+* the SDK's own retries are off (``HttpRetryOptions(attempts=1)``: with ``None`` its aiohttp
+  transport silently retries a dropped connection once): the engine owns every retry, so each
+  one passes the rate limiter;
+* the shared part of the prompt (the system message, identical for every task) goes first, as
+  ``system_instruction``: Gemini's implicit prompt caching matches on a common prefix;
+* the thinking budget is 0 for these short JSON answers where the model allows it (latency and
+  cost; thinking tokens are billed as output and count against ``max_output_tokens``);
+* the answer's *text* is returned and validated by the caller, never the SDK's ``.parsed``
+  (which hides validation errors);
+* Gemini's 429 carries no Retry-After header: the wait is ``google.rpc.RetryInfo.retryDelay``
+  in the body, and only ``QuotaFailure.violations[].quotaId`` tells a per-minute limit (wait)
+  from a per-day quota (stop; it resets at midnight Pacific time). A per-day 429 carries a
+  short RetryInfo too, so the quotaId wins over the delay;
+* a spend-based 429 (paid tiers: a cap on spend over a rolling 10-minute window, or a project
+  spend cap) and a 402 (prepaid credit used up) are budgets, not rates: retrying within
+  seconds cannot succeed, so they stop the run cleanly like a daily quota (everything answered
+  is cached; rerun later, or raise the cap);
+* log-probabilities (``responseLogprobs`` + ``logprobs`` top-k) are asked for when requested;
+  a model that answers "Logprobs is not enabled/supported" (most 2.5 models on the Gemini
+  Developer API, at the time of writing) is remembered and asked again without them, once,
+  with a warning: its strategies get ``C = 1`` (no entropy), as the paper's fallback says.
+
+The key is sent as a header by the SDK and never appears in a message: error texts from the
+server are redacted before they are repeated.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rewts.config import Config
+from rewts.errors import AuthenticationError
+from rewts.llm.providers.base import (
+    AuthFailed,
+    BadRequest,
+    ConnectionFailed,
+    InvalidOutput,
+    NotFound,
+    ProviderError,
+    QuotaExhausted,
+    RateLimited,
+    Request,
+    Response,
+    ServerError,
+    Timeout,
+    TokenLogprob,
+)
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "gemini-2.5-flash"
+DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
+#: the variables the key is read from, in order (the SDK's own two)
+KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+#: alternatives returned per position when log-probabilities are on (the API allows 1-20)
+TOP_LOGPROBS = 5
+#: daily quotas reset at midnight in this zone (Gemini's documentation)
+QUOTA_TZ = "America/Los_Angeles"
+
+_LOGPROBS_UNSUPPORTED = re.compile(r"logprobs? (is|are) not (enabled|supported)", re.IGNORECASE)
+_SPEND = re.compile(r"spend|billing|prepa(y|id)|credit", re.IGNORECASE)
+
+
+# ----------------------------------------------------------------------- key and thinking
+
+
+def resolve_key(cfg: Config) -> tuple[str, str]:
+    """(key, where it came from) from the environment or the config; a clear error if none.
+
+    ``llm.api_key_env`` names one variable to use instead of GEMINI_API_KEY/GOOGLE_API_KEY.
+    """
+    variables = (cfg.llm.api_key_env,) if cfg.llm.api_key_env else KEY_VARS
+    for var in variables:
+        value = os.environ.get(var)
+        if value:
+            return value, var
+    secret = cfg.llm.gemini_api_key
+    if secret is not None and secret.get_secret_value():
+        return secret.get_secret_value(), "llm.gemini_api_key"
+    raise AuthenticationError(
+        f"no API key for provider gemini: set {' or '.join(variables)} "
+        "(or llm.gemini_api_key in the config), choose another variable with "
+        "llm.api_key_env, or use --provider heuristic (offline, not an LLM)"
+    )
+
+
+def thinking_settings(model: str, budget: int | None) -> dict[str, Any] | None:
+    """The ``thinking_config`` for ``model`` given the configured budget, or None to send none.
+
+    Gemini 2.5 Flash/Flash-Lite accept 0 (off); 2.5 Pro cannot turn thinking off (its minimum is
+    128, used instead of 0); Gemini 3 models take a level (0 -> ``low``); older models have no
+    thinking and reject the setting. ``budget`` None leaves the model's default; -1 is dynamic.
+    """
+    if budget is None:
+        return None
+    name = model.rsplit("/", 1)[-1].lower()
+    if name.startswith("gemini-2.5-pro"):
+        return {"thinking_budget": budget if budget < 0 else max(128, budget)}
+    if name.startswith("gemini-2.5"):
+        return {"thinking_budget": budget}
+    if name.startswith("gemini-3"):
+        return {"thinking_level": "low" if 0 <= budget <= 1024 else "high"}
+    return None
+
+
+# ------------------------------------------------------------------------ error mapping
+
+
+def _details(exc: Any) -> list[Mapping[str, Any]]:
+    """The ``google.rpc`` details of an SDK error (a list of typed dicts), [] if none."""
+    body = getattr(exc, "details", None)
+    if isinstance(body, Mapping):
+        err = body.get("error", body)
+        details = err.get("details") if isinstance(err, Mapping) else None
+        if isinstance(details, list):
+            return [d for d in details if isinstance(d, Mapping)]
+    return []
+
+
+def _detail(details: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
+    for d in details:
+        if str(d.get("@type", "")).endswith(f".{kind}"):
+            return d
+    return None
+
+
+def parse_duration(value: Any) -> float | None:
+    """A protobuf Duration as JSON ("53s", "0.250s") in seconds; None if unreadable."""
+    if isinstance(value, int | float):
+        return max(0.0, float(value))
+    if isinstance(value, str) and value.endswith("s"):
+        try:
+            return max(0.0, float(value[:-1]))
+        except ValueError:
+            return None
+    return None
+
+
+def quota_ids(details: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Every ``quotaId`` (else ``quotaMetric``) of the QuotaFailure detail."""
+    failure = _detail(details, "QuotaFailure") or {}
+    out = []
+    for v in failure.get("violations") or ():
+        if isinstance(v, Mapping):
+            out.append(str(v.get("quotaId") or v.get("quotaMetric") or ""))
+    return [q for q in out if q]
+
+
+def until_pacific_midnight(now: dt.datetime | None = None) -> dt.timedelta | None:
+    """Time left until the daily quotas reset (midnight Pacific), None without a tz database."""
+    try:
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(QUOTA_TZ)
+    except Exception:  # no tz database on this machine: say "midnight Pacific" without a count
+        return None
+    local = (now or dt.datetime.now(dt.UTC)).astimezone(tz)
+    midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tzinfo=tz)
+    return midnight - local
+
+
+def _in_words(delta: dt.timedelta | None) -> str:
+    if delta is None:
+        return ""
+    minutes = int(delta.total_seconds() // 60)
+    return f", in about {minutes // 60} h {minutes % 60:02d} min"
+
+
+def classify_429(message: str, details: Sequence[Mapping[str, Any]], model: str) -> ProviderError:
+    """A RESOURCE_EXHAUSTED answer as a taxonomy error: per-minute wait, or a stop."""
+    ids = quota_ids(details)
+    retry = _detail(details, "RetryInfo")
+    delay = parse_duration(retry.get("retryDelay")) if retry else None
+    text = " ".join(ids) if ids else message
+    if any("perday" in q.lower() or "daily" in q.lower() for q in ids):
+        which = ids[0]
+        return QuotaExhausted(
+            f"gemini: the daily quota of {model} is used up ({which}); it resets at midnight "
+            f"Pacific time{_in_words(until_pacific_midnight())}: rerun then",
+            status=429,
+        )
+    if _SPEND.search(text):
+        return QuotaExhausted(
+            f"gemini: a spend limit was reached for {model} (HTTP 429: "
+            f"{ids[0] if ids else 'spend-based limit'}); paid tiers cap spend over a rolling "
+            "10-minute window, and a project spend cap or prepaid credit stops all calls: rerun "
+            "in about 10 minutes, or raise the cap / add credit in AI Studio",
+            status=429,
+        )
+    kind = "tokens per minute" if any("token" in q.lower() for q in ids) else "requests per minute"
+    return RateLimited(
+        f"gemini: {kind} limit ({ids[0]})" if ids else "gemini: HTTP 429",
+        retry_after=delay,
+    )
+
+
+def _is_key_invalid(details: Sequence[Mapping[str, Any]], message: str) -> bool:
+    info = _detail(details, "ErrorInfo") or {}
+    return info.get("reason") == "API_KEY_INVALID" or "API key not valid" in message
+
+
+# ------------------------------------------------------------------------------ provider
+
+
+class GeminiProvider:
+    """``generateContent`` with a JSON schema, thinking off, optional log-probabilities."""
+
+    name = "gemini"
+    local = False
+
+    def __init__(
+        self,
+        *,
+        model: str = DEFAULT_MODEL,
+        api_key: str,
+        key_source: str = "GEMINI_API_KEY",
+        base_url: str | None = None,
+        timeout_s: float = 60.0,
+        thinking_budget: int | None = 0,
+        top_logprobs: int = TOP_LOGPROBS,
+    ) -> None:
+        from google import genai
+        from google.genai import types
+
+        self.model = model
+        self.base_url = base_url
+        self.key_source = key_source
+        self.thinking_budget = thinking_budget
+        self.top_logprobs = top_logprobs
+        #: models that refused log-probabilities in this run (asked again without them)
+        self.no_logprobs: set[str] = set()
+        self._key = api_key
+        self._types = types
+        self.client = genai.Client(
+            api_key=api_key,
+            http_options=types.HttpOptions(
+                base_url=base_url,
+                timeout=int(timeout_s * 1000),
+                retry_options=types.HttpRetryOptions(attempts=1),
+            ),
+        )
+
+    def __repr__(self) -> str:  # never show the key
+        return f"GeminiProvider(model={self.model!r}, base_url={self.base_url!r})"
+
+    @property
+    def identity(self) -> str:
+        return f"gemini@{self.base_url or DEFAULT_BASE_URL}"
+
+    @property
+    def env_var(self) -> str:
+        """What to fix when the key is rejected: the variable it came from (or the config key)."""
+        return self.key_source
+
+    # -------------------------------------------------------------- request building
+
+    def contents(self, request: Request) -> tuple[str | None, list[dict[str, Any]]]:
+        """(system instruction, contents): system messages first (the shared prefix)."""
+        system = [m["content"] for m in request.messages if m.get("role") == "system"]
+        contents = [
+            {
+                "role": "model" if m.get("role") == "assistant" else "user",
+                "parts": [{"text": m.get("content", "")}],
+            }
+            for m in request.messages
+            if m.get("role") != "system"
+        ]
+        return ("\n\n".join(system) if system else None), contents
+
+    def config(self, request: Request, *, logprobs: bool | None = None) -> Any:
+        """The ``GenerateContentConfig`` for a request (also what a batch item carries)."""
+        types = self._types
+        system, _ = self.contents(request)
+        want_logprobs = request.logprobs if logprobs is None else logprobs
+        kwargs: dict[str, Any] = {
+            "temperature": request.temperature,
+            "max_output_tokens": request.max_tokens,
+        }
+        if system is not None:
+            kwargs["system_instruction"] = system
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if request.json_schema is not None:
+            kwargs["response_mime_type"] = "application/json"
+            kwargs["response_json_schema"] = dict(request.json_schema[1])
+        thinking = thinking_settings(request.model, self.thinking_budget)
+        if thinking is not None:
+            kwargs["thinking_config"] = types.ThinkingConfig(**thinking)
+        if want_logprobs and request.model not in self.no_logprobs:
+            kwargs["response_logprobs"] = True
+            kwargs["logprobs"] = self.top_logprobs
+        return types.GenerateContentConfig(**kwargs)
+
+    # ------------------------------------------------------------------------- call
+
+    async def generate(self, request: Request) -> Response:
+        _, contents = self.contents(request)
+        try:
+            response = await self._send(request, contents, self.config(request))
+        except BadRequest as exc:
+            if not (request.logprobs and _LOGPROBS_UNSUPPORTED.search(str(exc))):
+                raise
+            if request.model not in self.no_logprobs:
+                self.no_logprobs.add(request.model)
+                log.warning(
+                    "gemini: %s does not return log-probabilities; its strategies get no "
+                    "entropy (C = 1). Set llm.logprobs: false to stop asking.",
+                    request.model,
+                )
+            response = await self._send(request, contents, self.config(request, logprobs=False))
+        return parse_response(response)
+
+    async def _send(self, request: Request, contents: list[dict[str, Any]], config: Any) -> Any:
+        try:
+            return await self.client.aio.models.generate_content(
+                model=request.model, contents=contents, config=config
+            )
+        except Exception as exc:
+            raise self.translate(exc, request.model) from None
+
+    def translate(self, exc: BaseException, model: str | None = None) -> ProviderError:
+        """Any exception of the SDK or its transport as a taxonomy error (key redacted)."""
+        from google.genai import errors
+
+        model = model or self.model
+        if isinstance(exc, ProviderError):
+            return exc
+        if isinstance(exc, errors.APIError):
+            code = int(exc.code or 0)
+            message = self._redact(str(exc.message or exc.status or ""))
+            details = _details(exc)
+            if code == 429:
+                return classify_429(message, details, model)
+            if code in (401, 403) or (code == 400 and _is_key_invalid(details, message)):
+                return AuthFailed("key rejected", env_var=self.env_var, status=code)
+            if code == 402:
+                return QuotaExhausted(
+                    "gemini: prepaid credit used up (HTTP 402): add credit in AI Studio, then "
+                    "rerun",
+                    status=402,
+                )
+            if code == 404:
+                return NotFound("model not found", model=model, status=404)
+            if code >= 500 or code in (408, 409, 499):
+                return ServerError(f"HTTP {code} {exc.status or ''}".strip(), status=code)
+            return BadRequest(message[:300] or f"HTTP {code}", status=code)
+        if isinstance(exc, TimeoutError):
+            return Timeout("the request timed out (llm.timeout_s)")
+        if _is_connection_error(exc):
+            return ConnectionFailed(f"connection failed: {type(exc).__name__}")
+        if isinstance(exc, ValueError):  # a malformed body (JSON or pydantic) the SDK rejected
+            return InvalidOutput(f"malformed response ({type(exc).__name__})")
+        return ServerError(f"{type(exc).__name__}")
+
+    def _redact(self, text: str) -> str:
+        return text.replace(self._key, "***") if self._key else text
+
+    async def aclose(self) -> None:
+        await self.client.aio.aclose()
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """aiohttp (the SDK's async transport when installed) or httpx connection failures."""
+    try:
+        import aiohttp
+
+        if isinstance(exc, aiohttp.ClientError):
+            return True
+    except ImportError:  # pragma: no cover - aiohttp is a dependency
+        pass
+    try:
+        import httpx
+
+        if isinstance(exc, httpx.TransportError):
+            return True
+    except ImportError:  # pragma: no cover
+        pass
+    return isinstance(exc, ConnectionError)
+
+
+# ---------------------------------------------------------------------------- responses
+
+
+def _field(obj: Any, *names: str) -> Any:
+    """A field of an SDK object or of the same thing as a plain dict (batch items may be)."""
+    for name in names:
+        value = obj.get(name) if isinstance(obj, Mapping) else getattr(obj, name, None)
+        if value is not None:
+            return value
+    return None
+
+
+def parse_response(response: Any) -> Response:
+    """A ``GenerateContentResponse`` to a :class:`Response`; an unusable one is InvalidOutput."""
+    candidates = _field(response, "candidates") or []
+    if not candidates:
+        feedback = _field(response, "prompt_feedback", "promptFeedback")
+        reason = _field(feedback, "block_reason", "blockReason") if feedback else None
+        raise InvalidOutput(f"no answer (prompt blocked: {reason})" if reason else "no answer")
+    cand = candidates[0]
+    finish = _field(cand, "finish_reason", "finishReason")
+    finish = getattr(finish, "value", finish)
+    content = _field(cand, "content")
+    parts = (_field(content, "parts") or []) if content is not None else []
+    text = "".join(
+        _field(p, "text") or "" for p in parts if not _field(p, "thought")
+    )  # thought summaries are not the answer
+    if finish == "MAX_TOKENS":
+        raise InvalidOutput("the answer was truncated (finishReason=MAX_TOKENS)")
+    if not text:
+        raise InvalidOutput(f"the answer is empty (finishReason={finish})")
+    if finish not in (None, "STOP", "FINISH_REASON_UNSPECIFIED"):
+        raise InvalidOutput(f"the answer was stopped (finishReason={finish})")
+    usage = _field(response, "usage_metadata", "usageMetadata")
+    tokens_in = int(_field(usage, "prompt_token_count", "promptTokenCount") or 0) if usage else 0
+    # thinking tokens are billed as output: count them, or the cost estimate is low
+    tokens_out = (
+        int(_field(usage, "candidates_token_count", "candidatesTokenCount") or 0)
+        + int(_field(usage, "thoughts_token_count", "thoughtsTokenCount") or 0)
+        if usage
+        else 0
+    )
+    return Response(
+        text=text,
+        tokens_in=tokens_in,
+        tokens_out=tokens_out,
+        logprobs=_logprobs(_field(cand, "logprobs_result", "logprobsResult")),
+        finish_reason=str(finish) if finish is not None else None,
+    )
+
+
+def _logprobs(result: Any) -> list[TokenLogprob] | None:
+    """``logprobsResult`` (chosen token per position, top-k alternatives) as TokenLogprobs."""
+    if result is None:
+        return None
+    chosen = _field(result, "chosen_candidates", "chosenCandidates") or []
+    tops = _field(result, "top_candidates", "topCandidates") or []
+    if not chosen:
+        return None
+    try:
+        out = []
+        for i, c in enumerate(chosen):
+            alternatives = _field(tops[i], "candidates") or [] if i < len(tops) else []
+            out.append(
+                TokenLogprob(
+                    str(_field(c, "token") or ""),
+                    float(_field(c, "log_probability", "logProbability")),
+                    tuple(
+                        (
+                            str(_field(a, "token") or ""),
+                            float(_field(a, "log_probability", "logProbability")),
+                        )
+                        for a in alternatives
+                    ),
+                )
+            )
+    except (TypeError, ValueError):
+        return None  # unusable log-probabilities: C = 1, as without them
+    return out
+
+
+def response_to_json(response: Any) -> str:
+    """The SDK response as compact JSON (debugging; holds no key)."""
+    dump = getattr(response, "model_dump", None)
+    data = dump(mode="json", exclude_none=True) if dump else response
+    return json.dumps(data, sort_keys=True)
+
+
+# ------------------------------------------------------------------------------ factory
+
+
+def make_gemini_provider(cfg: Config) -> GeminiProvider:
+    """The Gemini adapter from the config; a missing key stops here, naming the variables."""
+    key, source = resolve_key(cfg)
+    return GeminiProvider(
+        model=cfg.llm.model or DEFAULT_MODEL,
+        api_key=key,
+        key_source=source,
+        base_url=cfg.llm.base_url,
+        timeout_s=cfg.llm.timeout_s,
+        thinking_budget=getattr(cfg.llm, "thinking_budget", 0),
+    )
+
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "GeminiProvider",
+    "classify_429",
+    "make_gemini_provider",
+    "parse_response",
+    "resolve_key",
+    "thinking_settings",
+]
