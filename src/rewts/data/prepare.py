@@ -195,6 +195,17 @@ def cut_to_range(
     valid = full[list(columns)].notna().all(axis=1).to_numpy()
     if not valid[s:].any():
         never = [c for c in columns if full[c].iloc[s:].isna().all()]
+        market = {c for c in never if c.rsplit("_", 1)[0] in (coverage or {})}
+        if never and not market:
+            # the ticker's own indicators (sma_200, ...) never fill: its history is too short
+            raise DataError(
+                f"{ticker}: too little history: {len(full)} trading days "
+                f"({full.index[0].date()}..{full.index[-1].date()}), so "
+                f"{', '.join(never)} never get a value and the {warmup}-day warm-up "
+                f"(data.warmup_days) needs at least {warmup + 1} days; give {ticker} a longer "
+                f"history (data.end_date later or more rows in its file) or remove {ticker} "
+                "from tickers"
+            )
         raise DataError(
             f"{ticker}: no day from {start.date()} to {end.date()} has every feature; never "
             f"available: {', '.join(never) or 'none'} (a market symbol that does not cover the "
