@@ -175,12 +175,12 @@ def anonymizer(ticker: str, names: Iterable[str] | None = None) -> Callable[[str
     names = tuple(ENTITY_NAMES.get(ticker, ()) if names is None else names)
     tickers = sorted({ticker, *(n for n in names if n.isupper() and len(n) <= 5)}, key=len)
     words = sorted({n for n in names if n not in tickers}, key=len, reverse=True)
-    patterns: list[tuple[re.Pattern[str], str]] = []
+    # tickers first: "META" is the ticker, not the name "Meta" in capitals
+    alt = "|".join(re.escape(t) for t in reversed(tickers))
+    patterns = [(re.compile(rf"(?<![\w.$])\$?(?:{alt})(?!\w)"), ALIAS_TICKER)]
     if words:
         alt = "|".join(re.escape(w) for w in words)
         patterns.append((re.compile(rf"(?<![\w.])(?:{alt})(?!\w)", re.IGNORECASE), ALIAS_NAME))
-    alt = "|".join(re.escape(t) for t in reversed(tickers))
-    patterns.append((re.compile(rf"(?<![\w.$])\$?(?:{alt})(?!\w)"), ALIAS_TICKER))
 
     def apply(text: str) -> str:
         for pattern, alias in patterns:
