@@ -40,6 +40,7 @@ from rewts.cli import (  # noqa: E402,F401
     data_cmd,
     run_cmd,
     sim_cmd,
+    status_cmd,
     strategies_cmd,
     train_cmd,
 )

@@ -1,0 +1,171 @@
+"""What ``rewts run`` and ``rewts status`` show: the stage overview, the one-screen summary,
+and the status table. Rendering only; the facts come from :mod:`rewts.pipeline`.
+
+Stage lines go to stderr as the stages start and end (a live table would fight the training
+and strategy displays for the terminal); the summary and tables go to stdout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from rewts.pipeline import RunSummary, StageOutcome, StageState
+from rewts.stages import STAGES
+
+_STYLE = {
+    "done": "green",
+    "skipped": "cyan",
+    "running": "yellow",
+    "not needed": "dim",
+    "fresh": "green",
+    "stale": "yellow",
+    "missing": "red",
+}
+#: compact agent labels for the terminal (the HTML and JSON keep the full names)
+_SHORT = {
+    "Buy & Hold": "B&H",
+    "Global LLM+RL": "Global",
+    "ReWTS ensemble": "ReWTS",
+    "Placebo: tau constant": "Pl.const",
+    "Placebo: tau shuffled": "Pl.shuffle",
+    "Sanity: leaked return": "Leak",
+}
+_TITLES = {
+    "sharpe": "Sharpe ratio (Table VII shape), mean ± std over runs",
+    "max_drawdown": "Max drawdown (Table VIII shape), mean ± std over runs",
+}
+
+
+def _position(stage: str) -> str:
+    return f"[{STAGES.index(stage) + 1}/{len(STAGES)}]" if stage in STAGES else "[-]"
+
+
+class StageLines:
+    """``on_stage`` callback: one line per stage start and outcome, on ``console``."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def __call__(self, outcome: StageOutcome) -> None:
+        status = outcome.status
+        if status == "skipped" and outcome.why == "inputs unchanged":
+            text = "skipped (inputs unchanged)"
+        elif status == "running":
+            text = f"running{f' ({outcome.why})' if outcome.why else ''}"
+        else:
+            text = f"{status}{f' ({outcome.why})' if outcome.why else ''}"
+        took = f" in {outcome.seconds:.1f} s" if status == "done" else ""
+        self.console.print(
+            f"{_position(outcome.stage)} {outcome.stage:<10} [{_STYLE.get(status, '')}]{text}[/]"
+            f"{took}",
+            highlight=False,
+        )
+
+
+def _stage_table(outcomes: Sequence[StageOutcome]) -> Table:
+    table = Table(title="stages", title_justify="left", show_edge=False, pad_edge=False)
+    table.add_column("stage", style="bold")
+    table.add_column("status")
+    table.add_column("time", justify="right")
+    table.add_column("why / what")
+    for o in outcomes:
+        what = o.why or ""
+        if o.stage == "data" and o.details:
+            what = f"{o.details.get('source')}, {len(o.details.get('tickers', []))} tickers"
+            what += f"; {o.why}" if o.why else ""
+        table.add_row(
+            o.stage,
+            f"[{_STYLE.get(o.status, '')}]{o.status}[/]",
+            f"{o.seconds:.1f} s" if o.status == "done" else "-",
+            what,
+        )
+    return table
+
+
+def strategies_line(s: Mapping[str, Any] | None) -> str:
+    """Strategies generated and cached, API calls and cost, in one line."""
+    if s is None:
+        return "strategies: not needed"
+    who = f"{s.get('provider')} ({s.get('model')})"
+    if not s.get("llm", True):
+        who = "heuristic rules (NOT an LLM: set an API key or --provider for one)"
+    if s.get("reused"):
+        how = f"reused from the last run: {s.get('reused')}"
+    else:
+        how = f"{s.get('generated', 0)} generated, {s.get('cache_hits', 0)} from the cache"
+    fallbacks = f", {s.get('fallbacks')} fallback(s)" if s.get("fallbacks") else ""
+    return (
+        f"strategies: {s.get('total', 0)} ({how}{fallbacks}) | {who} | API calls "
+        f"{s.get('api_calls', 0)} | cost ${float(s.get('cost_usd') or 0.0):.4f}"
+    )
+
+
+def training_line(t: Mapping[str, Any] | None) -> str:
+    if t is None:
+        return "training: not needed"
+    return (
+        f"training: {t.get('agents', 0)} agents, {t.get('trained', 0)} trained this run "
+        f"({float(t.get('train_seconds') or 0.0):.1f} s of training), "
+        f"{t.get('reused', 0)} reused"
+    )
+
+
+def paper_table(metric: str, table: Mapping[str, Mapping[str, str]]) -> Table:
+    """A ``metrics.json`` paper table (ticker -> agent label -> cell) for the terminal."""
+    out = Table(title=_TITLES.get(metric, metric), title_justify="left")
+    agents: list[str] = []
+    for row in table.values():
+        agents.extend(a for a in row if a not in agents)
+    out.add_column("Ticker", style="bold", no_wrap=True)
+    for agent in agents:
+        out.add_column(_SHORT.get(agent, agent), justify="right", no_wrap=True)
+    for i, (ticker, row) in enumerate(table.items()):
+        out.add_row(ticker, *(row.get(a, "") for a in agents), end_section=i == len(table) - 2)
+    return out
+
+
+def _first_sentence(note: str, limit: int = 240) -> str:
+    head = note.split(": ", 1)[0] if note.startswith("Sanity") else note.split(". ", 1)[0]
+    head = head.rstrip(".")
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
+def print_run_summary(summary: RunSummary, console: Console) -> None:
+    """The one-screen summary: stages, strategies, training, the paper tables, the report."""
+    console.print(_stage_table(summary.stages))
+    console.print(strategies_line(summary.strategies), highlight=False)
+    console.print(training_line(summary.training), highlight=False)
+    for metric in ("sharpe", "max_drawdown"):
+        table = summary.paper_tables.get(metric)
+        if table:
+            console.print(paper_table(metric, table), width=max(console.width, 100))
+    for note in summary.notes:
+        console.print(f"note: {_first_sentence(note)} (details in the report)", highlight=False)
+    console.print(f"done in {summary.wall_s:.1f} s; results in {summary.run_dir}", highlight=False)
+    if summary.report is not None:
+        console.print(f"report: {summary.report}", highlight=False)
+
+
+def print_status(states: Sequence[StageState], console: Console) -> None:
+    """``rewts status``: one row per stage (state, why, where, when)."""
+    table = Table(title="rewts status", title_justify="left")
+    for col in ("stage", "state", "why", "where", "finished"):
+        table.add_column(col, no_wrap=col in ("stage", "state"))
+    for s in states:
+        table.add_row(
+            s.stage,
+            f"[{_STYLE.get(s.state, '')}]{s.state}[/]",
+            s.why,
+            s.where,
+            s.finished[:16].replace("T", " "),
+        )
+    console.print(table)
+    pending = [s.stage for s in states if s.state in ("stale", "missing")]
+    if pending:
+        console.print(f"`rewts run` would run: {', '.join(pending)}", highlight=False)
+    else:
+        console.print("`rewts run` would skip every stage", highlight=False)
