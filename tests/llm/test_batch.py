@@ -258,3 +258,48 @@ def test_run_batch_function(tmp_path):
 
         results = asyncio.run(main())
     assert [r.status for r in results.values()] == ["ok", "ok"]
+
+
+def test_drop_in_for_the_engine_in_the_generator_with_reflection_chains(
+    tmp_path, workdir, monkeypatch
+):
+    """The generator's own task graph (reflection: each period depends on the previous one)
+    through BatchRunner: one job per period, every answer ok; a rerun without batch mode then
+    answers everything from the cache. (Until generate.py chooses BatchRunner itself for
+    ``llm.batch: true``, the engine class is swapped here; afterwards the swap is unused.)"""
+    import rewts.llm.generate as gen
+    from rewts.config import Config
+
+    from .helpers import fake_dataset
+
+    def as_batch(provider, limiter, *, cache=None, settings=None, **_):
+        return BatchRunner(
+            provider, cache=cache, prompt_version=settings.prompt_version, poll_s=0.05
+        )
+
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with SimServer(SimConfig(latency_s=0.0, batch_delay_s=0.05)) as sim:
+        llm = {
+            "provider": "gemini",
+            "base_url": sim.gemini_base_url,
+            "reflection": True,
+            "batch": True,
+            "batch_poll_s": 0.05,
+            "cache_path": str(tmp_path / "cache.sqlite"),
+            "output_dir": str(tmp_path / "out"),
+        }
+        cfg = Config.model_validate({"tickers": ["AAA", "BBB"], "llm": llm})
+        log = EventLog()
+        with monkeypatch.context() as m:
+            m.setattr(gen, "Engine", as_batch)
+            first = gen.generate_strategies(cfg, fake_dataset(n=300), write=False, events=log)
+        llm["batch"] = False
+        again = gen.generate_strategies(
+            Config.model_validate({"tickers": ["AAA", "BBB"], "llm": llm}),
+            fake_dataset(n=300),
+            write=False,
+        )
+        single_calls = _sent(sim, "gemini")
+    assert [(e.wave, e.requests) for e in log.of(BatchSubmitted)] == [(w, 2) for w in range(1, 6)]
+    assert all((df["status"] == "ok").all() for df in first.strategies.values())
+    assert again.summary.cache_hits == 10 and single_calls == 0
