@@ -33,6 +33,7 @@ from rewts.llm.providers.gemini import (
     GeminiProvider,
     classify_429,
     make_gemini_provider,
+    resolve_key,
     thinking_settings,
 )
 from rewts.llm.schemas import STRATEGY_JSON_SCHEMA, parse_strategy
@@ -397,6 +398,13 @@ def test_missing_key_fails_before_any_call_naming_both_variables(workdir):
 
 
 def test_key_sources_and_defaults(workdir, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "gm-a")
+    monkeypatch.setenv("GOOGLE_API_KEY", "gm-b")
+    cfg = Config.model_validate({"llm": {"provider": "gemini"}})
+    assert resolve_key(cfg) == ("gm-b", "GOOGLE_API_KEY")  # the SDK's precedence
+    monkeypatch.delenv("GOOGLE_API_KEY")
+    assert resolve_key(cfg) == ("gm-a", "GEMINI_API_KEY")
+    monkeypatch.delenv("GEMINI_API_KEY")
     monkeypatch.setenv("MY_GEMINI", KEY)
     cfg = Config.model_validate({"llm": {"provider": "gemini", "api_key_env": "MY_GEMINI"}})
     p = make_gemini_provider(cfg)

@@ -60,8 +60,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "gemini-2.5-flash"
 DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
-#: the variables the key is read from, in order (the SDK's own two)
+#: the variables the key may be in (the SDK's own two), as named in messages
 KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
+#: the order they are read in: GOOGLE_API_KEY wins when both are set, as in the SDK (which
+#: logs "Both ... are set. Using GOOGLE_API_KEY." either way, so any other order would lie)
+_KEY_ORDER = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 #: alternatives returned per position when log-probabilities are on (the API allows 1-20)
 TOP_LOGPROBS = 5
 #: daily quotas reset at midnight in this zone (Gemini's documentation)
@@ -80,7 +83,7 @@ def resolve_key(cfg: Config) -> tuple[str, str]:
     ``llm.api_key_env`` names one variable to use instead of GEMINI_API_KEY/GOOGLE_API_KEY.
     """
     variables = (cfg.llm.api_key_env,) if cfg.llm.api_key_env else KEY_VARS
-    for var in variables:
+    for var in (cfg.llm.api_key_env,) if cfg.llm.api_key_env else _KEY_ORDER:
         value = os.environ.get(var)
         if value:
             return value, var
