@@ -342,12 +342,10 @@ def check_record(
         return Check(False, "no earlier run", inputs)
     if record.key != digest(inputs):
         keys = changed_keys(record.inputs, inputs)
-        upstream = [
-            k for k in keys if k.split(".")[0] in ("data", "strategies", "train", "backtest")
-        ]
+        # an upstream stage's output hash is a plain top-level value named after the stage
+        upstream = [k for k in keys if k in STAGES]
         if upstream and len(upstream) == len(keys):
-            names = sorted({k.split(".")[0] for k in upstream})
-            why = f"{' and '.join(names)} output changed"
+            why = f"{' and '.join(upstream)} output changed"
         else:
             shown = [k for k in keys if k not in upstream]
             more = f" (+{len(shown) - 4} more)" if len(shown) > 4 else ""

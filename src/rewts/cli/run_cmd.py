@@ -142,7 +142,7 @@ def run_command(
         run_dir = out if out is not None else default_run_dir(cfg, profile)
 
         def say(line: str) -> None:
-            err_console.print(line, highlight=False, markup=False)
+            err_console.print(line, highlight=False, markup=False, soft_wrap=True)
 
         display = make_display(live=args.show_progress) if not args.no_progress else None
         # training: a live bar on a terminal, a line per agent in a log, nothing with --no-progress

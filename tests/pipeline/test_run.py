@@ -1,0 +1,219 @@
+"""`rewts run` and `rewts status` end to end, in empty folders, with tiny settings.
+
+One ticker of synthetic prices, two chunks of one episode each and a 16-unit network, trained
+in-process (``executor=local``): the whole pipeline in a few CPU-seconds. Stage outcomes are
+read from ``--json``; "nothing was redone" is also checked on the files themselves (mtimes).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rewts.cli import app
+
+runner = CliRunner()
+
+TINY = [
+    "--tickers", "AAPL",
+    "--source", "synthetic",
+    "--agents", "buy_and_hold,llm_only,rl_only,llm_rl,rewts",
+    "--runs", "1",
+    "--episodes", "1",
+    "--no-progress",
+    "--set", "executor=local",
+    "--set", "data.start_date=2016-01-01",
+    "--set", "data.end_date=2018-12-31",
+    "--set", "split.train_start=2016-01-01",
+    "--set", "split.train_end=2017-12-31",
+    "--set", "split.test_start=2018-01-02",
+    "--set", "split.test_end=2018-12-31",
+    "--set", "rewts.chunk_length=250",
+    "--set", "rewts.lookback_length=50",
+    "--set", "rewts.hidden_dims=[16]",
+    "--set", "rewts.batch_size=16",
+    "--set", "rewts.learning_starts=10",
+    "--set", "rewts.buffer_size=1000",
+    "--set", "trading_env.max_drawdown_limit=null",
+]  # fmt: skip
+STAGES = ["data", "strategies", "train", "backtest", "report"]
+
+
+def run(*extra: str) -> dict:
+    result = runner.invoke(app, ["run", *TINY, "--json", *extra])
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    summary["log"] = result.stderr
+    return summary
+
+
+def statuses(summary: dict) -> dict[str, str]:
+    return {s["stage"]: s["status"] for s in summary["stages"]}
+
+
+def status(*extra: str) -> dict[str, dict]:
+    result = runner.invoke(app, ["status", *TINY, "--json", *extra])
+    assert result.exit_code == 0, result.output
+    return {s["stage"]: s for s in json.loads(result.stdout)["stages"]}
+
+
+def mtimes(folder: Path, pattern: str) -> dict[str, int]:
+    return {str(p): p.stat().st_mtime_ns for p in sorted(folder.glob(pattern))}
+
+
+def test_status_of_an_empty_folder(workdir):
+    states = status()
+    assert [states[s]["state"] for s in STAGES] == ["missing"] * 5
+    result = runner.invoke(app, ["status", *TINY])
+    assert result.exit_code == 0 and "would run: data, strategies" in result.stdout
+
+
+def test_run_skips_unchanged_stages_and_resumes(workdir):
+    first = run()
+    assert statuses(first) == dict.fromkeys(STAGES, "done")
+    out = workdir / "results" / "default"
+    for name in ("report.html", "metrics.json", "metrics.csv"):
+        assert (out / name).stat().st_size > 0
+    assert Path(first["report"]).resolve() == out / "report.html"
+    assert set(first["paper_tables"]) == {"sharpe", "max_drawdown"}
+    assert set(first["paper_tables"]["sharpe"]) == {"AAPL", "Mean"}
+    assert "NOT an LLM" in first["log"]
+    assert first["strategies"]["provider"] == "heuristic" and first["strategies"]["api_calls"] == 0
+    assert first["training"]["trained"] == first["training"]["agents"] == 4  # 2 chunks, global, RL
+    assert all(s["state"] == "fresh" for s in status().values())
+
+    # a second run skips every stage and rewrites nothing
+    before = mtimes(workdir, "**/*.*")
+    t0 = time.perf_counter()
+    second = run()
+    assert statuses(second) == dict.fromkeys(STAGES, "skipped")
+    assert time.perf_counter() - t0 < 30  # seconds even on a loaded CI machine (no training)
+    assert second["training"]["trained"] == 0 and second["strategies"]["generated"] == 0
+    assert second["paper_tables"] == first["paper_tables"]
+    assert mtimes(workdir, "**/*.*") == before
+
+    # the results are deleted: only the backtest and the report run again
+    shutil.rmtree(out)
+    third = run()
+    assert statuses(third) == {
+        "data": "skipped",
+        "strategies": "skipped",
+        "train": "skipped",
+        "backtest": "done",
+        "report": "done",
+    }
+    assert third["paper_tables"] == first["paper_tables"]  # same agents, same seeds
+
+    # training was interrupted after all but one agent: only that one is trained again
+    meta = next((workdir / "checkpoints" / "AAPL").glob("chunk_1/llm_s0/meta.json"))
+    meta.unlink()
+    fourth = run()
+    assert statuses(fourth)["train"] == "done"
+    assert fourth["training"]["trained"] == 1 and fourth["training"]["reused"] == 3
+    assert status()["train"]["state"] == "fresh"
+
+    # only report.html is gone: the report needs the backtest's in-memory results
+    (out / "report.html").unlink()
+    assert status()["report"]["state"] == "stale"
+    fifth = run()
+    assert statuses(fifth)["train"] == "skipped"
+    assert statuses(fifth)["backtest"] == statuses(fifth)["report"] == "done"
+
+
+def test_a_config_change_invalidates_exactly_the_stages_downstream(workdir):
+    run()
+    # an ensemble setting: only the backtest (and its report)
+    states = status("--set", "backtest.rebalance_every=5")
+    assert [states[s]["state"] for s in STAGES] == ["fresh"] * 3 + ["stale"] * 2
+    assert "backtest.rebalance_every" in states["backtest"]["why"]
+    summary = run("--set", "backtest.rebalance_every=5")
+    assert statuses(summary) == dict(zip(STAGES, ["skipped"] * 3 + ["done"] * 2, strict=True))
+
+    # a training setting: train, backtest, report
+    states = status("--set", "backtest.rebalance_every=5", "--episodes", "2")
+    assert states["train"]["why"] == "changed: rewts.episodes_per_chunk"
+    summary = run("--set", "backtest.rebalance_every=5", "--episodes", "2")
+    assert statuses(summary) == dict(zip(STAGES, ["skipped"] * 2 + ["done"] * 3, strict=True))
+
+    # the strategy period: strategies and everything after them, not the data
+    summary = run(
+        "--set", "backtest.rebalance_every=5", "--episodes", "2", "--set", "strategy_frequency=10"
+    )
+    assert statuses(summary) == dict(zip(STAGES, ["skipped"] + ["done"] * 4, strict=True))
+
+    # the data: everything
+    summary = run(
+        "--set", "backtest.rebalance_every=5", "--episodes", "2", "--set", "strategy_frequency=10",
+        "--set", "data.synthetic_seed=8",
+    )  # fmt: skip
+    assert statuses(summary) == dict.fromkeys(STAGES, "done")
+
+
+def test_regenerated_identical_strategies_retrain_nothing(workdir):
+    run()
+    (workdir / "data" / "strategies" / "rewts-stage.json").unlink()
+    summary = run()
+    # strategies were generated again, but their decisions are identical: training is reused
+    assert statuses(summary)["strategies"] == "done"
+    assert statuses(summary)["train"] == "skipped"
+
+
+def test_offline_first_run_announces_every_choice(workdir, monkeypatch):
+    import rewts.data.prepare as prepare
+
+    monkeypatch.setattr(prepare, "yahoo_reachable", lambda timeout_s=1.5: (False, "offline"))
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            *[a for a in TINY if a not in ("--source", "synthetic")],
+            "--agents",
+            "buy_and_hold,llm_only",
+            "--profile",
+            "quick",
+            "--tickers",
+            "AAPL",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "source synthetic" in result.stderr and "Yahoo Finance not reachable" in result.stderr
+    assert "NOT an LLM" in result.stderr
+    assert "Table VII" in result.stdout and "report: results/quick/report.html" in result.stdout
+    assert "[3/5] train" in result.stderr and "not needed" in result.stderr
+
+
+def test_csv_folder_run(workdir, shared_data):
+    result = runner.invoke(
+        app,
+        [
+            "run", "--data-dir", str(shared_data), "--tickers", "AAPL,MSFT",
+            "--agents", "buy_and_hold,llm_only", "--no-progress", "--out", "res",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "data: source csv" in result.stderr
+    assert (workdir / "res" / "report.html").is_file()
+    payload = json.loads((workdir / "res" / "metrics.json").read_text())
+    assert {m["ticker"] for m in payload["metrics"]} == {"AAPL", "MSFT"}
+
+
+def test_python_dash_m_rewts():
+    result = subprocess.run(
+        [sys.executable, "-m", "rewts", "--help"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "run" in result.stdout and "status" in result.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_bad_profile_is_one_clear_line(command, workdir):
+    result = runner.invoke(app, [command, "--profile", "nope"])
+    assert result.exit_code == 2
+    assert "unknown profile 'nope'" in result.output and "quick" in result.output
