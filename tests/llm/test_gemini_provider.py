@@ -453,3 +453,17 @@ def test_tier_preset_fills_only_what_is_not_set():
         Config.model_validate(
             {"llm": {"provider": "openai", "rate_limits": {"preset": "gemini-free"}}}
         )
+
+
+@pytest.mark.parametrize(
+    "fault, kind",
+    [
+        ({"garbage_rate": 1.0}, "InvalidOutput"),  # a 200 whose body is cut off
+        ({"error_rate": 1.0}, "ServerError"),  # 500/502 (HTML)/503
+        ({"drop_rate": 1.0}, "ConnectionFailed"),
+    ],
+)
+def test_simulator_faults_map_to_retryable_errors(fault, kind):
+    with SimServer(SimConfig(latency_s=0.0, **fault)) as sim:
+        exc = _raises(sim.gemini_base_url)
+    assert type(exc).__name__ == kind and exc.retryable
