@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import heapq
+import itertools
 import json
 import math
 import random
@@ -82,6 +84,9 @@ class Task:
     #: build even when a dependency failed (``build`` then sees its failed result): a
     #: reflection chain goes on past one failed period, telling the next prompt so
     tolerate_failed_deps: bool = False
+    #: lower starts first among ready tasks (ties: in order). The generator uses the period
+    #: index, so a chain's next link overtakes the analyses of later periods queued before it
+    priority: float = 0.0
 
 
 @dataclass(slots=True)
@@ -256,7 +261,13 @@ class Engine:
     ) -> None:
         waiting_on: dict[Hashable, int] = {}
         dependents: dict[Hashable, list[Hashable]] = collections.defaultdict(list)
-        ready: collections.deque[Hashable] = collections.deque()
+        # ready tasks by (priority, arrival): lower priority first, FIFO among equals
+        ready: list[tuple[float, int, Hashable]] = []
+        order = itertools.count()
+
+        def make_ready(task_id: Hashable) -> None:
+            heapq.heappush(ready, (by_id[task_id].priority, next(order), task_id))
+
         for task in by_id.values():
             if task.id in results:
                 continue
@@ -266,7 +277,7 @@ class Engine:
             if missing:
                 waiting_on[task.id] = len(missing)
             else:
-                ready.append(task.id)
+                make_ready(task.id)
         remaining = len(by_id) - len(results)
         if remaining == 0:
             return
@@ -278,7 +289,7 @@ class Engine:
                 waiting_on[child] -= 1
                 if waiting_on[child] == 0:
                     del waiting_on[child]
-                    ready.append(child)
+                    make_ready(child)
 
         def on_done(fut: asyncio.Task[TaskResult]) -> None:
             nonlocal remaining
@@ -313,7 +324,7 @@ class Engine:
             limit = self.concurrency_limit
             self.stats.concurrency_limit = limit
             while ready and len(running) < limit:
-                task = by_id[ready.popleft()]
+                task = by_id[heapq.heappop(ready)[2]]
                 worker = asyncio.ensure_future(self._run_one(task, results))
                 running.add(worker)
                 worker.add_done_callback(on_done)

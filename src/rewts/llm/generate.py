@@ -278,6 +278,7 @@ def build_tasks(
                             request=request(messages, news_schema, None),
                             meta={"ticker": ticker, "period": period.index, "agent": "analyst"},
                             schema=NewsAnalysis,
+                            priority=period.index,
                         )
                     )
                     news = NewsPlan("analyst", window, len(items), news_id)
@@ -315,10 +316,17 @@ def build_tasks(
             meta = {"ticker": ticker, "period": period.index}
             if deps:
                 tasks.append(
-                    Task(id=task_id, build=build, deps=deps, meta=meta, tolerate_failed_deps=True)
+                    Task(
+                        id=task_id,
+                        build=build,
+                        deps=deps,
+                        meta=meta,
+                        tolerate_failed_deps=True,
+                        priority=period.index,
+                    )
                 )
             else:
-                tasks.append(Task(id=task_id, request=build({}), meta=meta))
+                tasks.append(Task(id=task_id, request=build({}), meta=meta, priority=period.index))
             previous = period
     return tasks, plans
 
