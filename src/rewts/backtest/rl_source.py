@@ -22,7 +22,6 @@ Only the members an agent needs are trained: every chunk and the global agent fo
 from __future__ import annotations
 
 import dataclasses
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -43,10 +42,10 @@ from rewts.training import (
     GLOBAL_CHUNK,
     LoadedAgent,
     build_jobs,
+    execute_jobs,
     load_chunk_agents,
     load_curves,
     load_global_agent,
-    run_jobs,
 )
 from rewts.training.checkpoints import write_manifests
 
@@ -193,9 +192,8 @@ class RLAgentSource:
             if not jobs:
                 continue
             self.say(f"training {variant} agents ({len(jobs)} jobs; finished ones are skipped)")
-            wanted = cfg.rewts.n_jobs
-            workers = (os.cpu_count() or 1) if wanted == "auto" else int(wanted)
-            results = run_jobs(jobs, max(1, min(workers, len(jobs))), progress=self.progress)
+            # the configured executor (process pool, in-process or Ray tasks)
+            results, _ = execute_jobs(cfg, jobs, progress=self.progress)
             # record the run like `rewts train` does, so loading sees exactly these members
             write_manifests(Path(cfg.rewts.checkpoint_dir), [Path(r.path) for r in results])
 

@@ -7,6 +7,7 @@ Public API::
     load_chunk_agents(cfg, ticker, *, llm_guidance=True, seed=None, tag="") -> list[LoadedAgent]
     load_global_agent(cfg, ticker, *, llm_guidance=True, seed=None, tag="") -> LoadedAgent
     load_curves(loaded_agent) -> DataFrame
+    execute_jobs(cfg, jobs, *, progress=False) -> (list[JobResult], workers)  # cfg.executor
 """
 
 from rewts.training.checkpoints import (
@@ -16,7 +17,7 @@ from rewts.training.checkpoints import (
     load_global_agent,
 )
 from rewts.training.jobs import GLOBAL_CHUNK, JobResult, TrainJob, run_job
-from rewts.training.runner import TrainingResult, build_jobs, run_jobs, train_all
+from rewts.training.runner import TrainingResult, build_jobs, execute_jobs, run_jobs, train_all
 
 __all__ = [
     "GLOBAL_CHUNK",
@@ -25,6 +26,7 @@ __all__ = [
     "TrainJob",
     "TrainingResult",
     "build_jobs",
+    "execute_jobs",
     "load_chunk_agents",
     "load_curves",
     "load_global_agent",

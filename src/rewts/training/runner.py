@@ -1,4 +1,4 @@
-"""``train_all``: every (ticker, chunk, seed) job of an experiment, in a process pool.
+"""``train_all``: every (ticker, chunk, seed) job of an experiment, in a process pool or Ray.
 
 Per ticker the training range (``split.train_start..train_end``) is cut into chunks of
 ``rewts.chunk_length`` days (:meth:`Timeline.chunks`); each chunk gets one agent trained for
@@ -6,6 +6,8 @@ Per ticker the training range (``split.train_start..train_end``) is cut into chu
 range. Jobs whose checkpoint carries the same input hash are skipped, so a rerun is free and an
 interrupted run resumes where it stopped. Workers are spawned (safe with torch and on every
 OS), use one torch thread each, and the pool has ``min(jobs, n_jobs or CPU count)`` workers.
+``executor: local`` runs in-process; ``executor: ray`` runs the jobs as Ray tasks
+(:mod:`rewts.training.ray_executor`), with the same job function and the same display.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from rewts.training.jobs import (
 )
 
 if TYPE_CHECKING:
-    from rewts.config.models import Config
+    from rewts.config.models import Config, RayConfig
     from rewts.data import Dataset
 
 log = logging.getLogger(__name__)
@@ -149,11 +151,14 @@ def build_jobs(
 
 
 def pool_size(cfg: Config, n_jobs: int) -> int:
-    """Workers for ``n_jobs`` pending jobs: 1 (in-process) with ``executor: local``."""
+    """Workers for ``n_jobs`` pending jobs: 1 (in-process) with ``executor: local``; under
+    ``executor: ray`` the tasks the cluster runs at once (its CPUs / CPUs per task)."""
     if cfg.executor == "local":
         return 1
     if cfg.executor == "ray":
-        log.warning("executor: ray is not supported by training yet; using a process pool")
+        from rewts.training.ray_executor import parallelism
+
+        return max(1, min(n_jobs, parallelism(cfg.ray)))
     wanted = cfg.rewts.n_jobs
     cpus = os.cpu_count() or 1
     limit = cpus if wanted == "auto" else int(wanted)
@@ -216,10 +221,27 @@ class _Display:
             self._progress.stop()
 
 
+def execute_jobs(
+    cfg: Config, jobs: list[TrainJob], *, progress: bool | str = False
+) -> tuple[list[JobResult], int]:
+    """Run ``jobs`` on the executor ``cfg.executor`` names; (results, parallel workers)."""
+    pending = sum(1 for j in jobs if is_done(j) is None)
+    if pending == 0:  # nothing to train: do not start a pool or connect to Ray
+        return run_jobs(jobs, 1, progress=progress), 1
+    workers = pool_size(cfg, pending)
+    ray_cfg = cfg.ray if cfg.executor == "ray" else None
+    return run_jobs(jobs, workers, progress=progress, ray_cfg=ray_cfg), workers
+
+
 def run_jobs(
-    jobs: list[TrainJob], workers: int, *, progress: bool | str = False
+    jobs: list[TrainJob],
+    workers: int,
+    *,
+    progress: bool | str = False,
+    ray_cfg: RayConfig | None = None,
 ) -> list[JobResult]:
-    """Run jobs in-process (``workers == 1``) or in a spawned process pool."""
+    """Run jobs in-process (``workers == 1``), in a spawned process pool, or as Ray tasks
+    (``ray_cfg`` given; see :mod:`rewts.training.ray_executor`)."""
     display = _Display(progress, sum(j.episodes for j in jobs), len(jobs))
     results: dict[int, JobResult] = {}
     try:
@@ -228,7 +250,11 @@ def run_jobs(
                 results[i] = run_job(job)  # reads the stored metrics, trains nothing
                 display.job(results[i], job.episodes)
         pending = [(i, j) for i, j in enumerate(jobs) if i not in results]
-        if workers <= 1 or len(pending) <= 1:
+        if ray_cfg is not None and pending:
+            from rewts.training.ray_executor import run_ray
+
+            run_ray(pending, ray_cfg, display, results)
+        elif workers <= 1 or len(pending) <= 1:
             for i, job in pending:
                 results[i] = run_job(job, _Ticks(display))
                 display.job(results[i], job.episodes)
@@ -313,7 +339,6 @@ def train_all(
     """
     t0 = time.perf_counter()
     jobs = build_jobs(cfg, dataset, strategies, include_global=include_global, seeds=seeds, tag=tag)
-    workers = pool_size(cfg, sum(1 for j in jobs if is_done(j) is None) or 1)
-    results = run_jobs(jobs, workers, progress=progress)
+    results, workers = execute_jobs(cfg, jobs, progress=progress)
     write_manifests(Path(cfg.rewts.checkpoint_dir), [Path(r.path) for r in results])
     return TrainingResult(jobs=results, seconds=time.perf_counter() - t0, workers=workers)
