@@ -303,3 +303,25 @@ def test_drop_in_for_the_engine_in_the_generator_with_reflection_chains(
     assert [(e.wave, e.requests) for e in log.of(BatchSubmitted)] == [(w, 2) for w in range(1, 6)]
     assert all((df["status"] == "ok").all() for df in first.strategies.values())
     assert again.summary.cache_hits == 10 and single_calls == 0
+
+
+class _Answering(_QuotaAfterFirstJob):
+    """Answers every job; at most ``max_items`` requests per job, like a provider's limit."""
+
+    max_items = 2
+
+    async def submit(self, items, display_name):
+        self.jobs[display_name] = [k for k, _ in items]
+        return display_name
+
+
+def test_a_wave_larger_than_the_job_limit_is_split_into_jobs_run_side_by_side():
+    backend = _Answering()
+    provider = HeuristicProvider()
+    provider.local = False
+    log = EventLog()
+    tasks = [Task(id=i, request=_request("m", f"task {i}")) for i in range(5)]
+    results = asyncio.run(BatchRunner(provider, backend=backend, poll_s=0, events=log).run(tasks))
+    assert sorted(len(keys) for keys in backend.jobs.values()) == [1, 2, 2]
+    assert [e.wave for e in log.of(BatchSubmitted)] == [1, 1, 1]
+    assert all(r.status == "ok" for r in results.values())

@@ -141,6 +141,10 @@ class GeminiBatch:
         }
     )
 
+    #: inlined requests are limited to 20 MB per job (Gemini's documentation); kept below it
+    max_bytes = 15_000_000
+    max_items = None
+
     def __init__(self, provider: Any) -> None:
         self.provider = provider
         self._order: dict[str, list[str]] = {}
@@ -222,6 +226,9 @@ class OpenAIBatch:
 
     ENDPOINT = "/v1/chat/completions"
     TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
+    #: OpenAI's limits per batch input file: 50,000 requests, 200 MB
+    max_items = 50_000
+    max_bytes = 190_000_000
 
     def __init__(self, provider: Any) -> None:
         self.provider = provider
@@ -569,9 +576,17 @@ class BatchRunner:
             by_model: dict[str, list[tuple[str, Request]]] = {}
             for key, (request, _) in pending.items():
                 by_model.setdefault(request.model, []).append((key, request))
+            chunks = [c for items in by_model.values() for c in self._split(items)]
+            # several jobs (models, size limits) run side by side; a fatal error in one
+            # cancels the others (and with them their remote jobs)
+            try:
+                async with asyncio.TaskGroup() as group:
+                    running = [group.create_task(self._job(c)) for c in chunks]
+            except BaseExceptionGroup as errors:
+                raise errors.exceptions[0] from None  # the first failure, as a plain error
             outcomes: dict[str, Outcome] = {}
-            for items in by_model.values():
-                outcomes.update(await self._job(items))
+            for job in running:
+                outcomes.update(job.result())
             retry: dict[str, tuple[Request, list[Task]]] = {}
             for key, (request, tasks) in pending.items():
                 outcome = outcomes.get(key) or ServerError("no answer in the batch output")
@@ -660,6 +675,23 @@ class BatchRunner:
                 results,
             )
         return None
+
+    def _split(self, items: list[tuple[str, Request]]) -> list[list[tuple[str, Request]]]:
+        """Chunks within the backend's limits on requests and bytes per job."""
+        max_items = getattr(self.backend, "max_items", None) or len(items) or 1
+        max_bytes = getattr(self.backend, "max_bytes", None)
+        chunks: list[list[tuple[str, Request]]] = [[]]
+        size = 0
+        for item in items:
+            # the prompt text dominates a request's size; 2 KB covers config and schema
+            n = sum(len(m.get("content", "").encode()) for m in item[1].messages) + 2048
+            full = len(chunks[-1]) >= max_items or (max_bytes and size + n > max_bytes)
+            if chunks[-1] and full:
+                chunks.append([])
+                size = 0
+            chunks[-1].append(item)
+            size += n
+        return [c for c in chunks if c]
 
     # -------------------------------------------------------------------------- one job
 
