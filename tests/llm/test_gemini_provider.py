@@ -276,6 +276,11 @@ def test_429_kinds_from_quota_ids():
     assert isinstance(spend, QuotaExhausted) and "10 minutes" in str(spend)
     bare = classify_429("Resource has been exhausted", [], MODEL)
     assert isinstance(bare, RateLimited) and bare.retry_after is None
+    # every quota 429 says "check your plan and billing details": not a spend cap by itself
+    plain = classify_429(
+        "You exceeded your current quota, please check your plan and billing", [], MODEL
+    )
+    assert isinstance(plain, RateLimited)
 
 
 def test_error_classes_through_the_sdk():

@@ -71,7 +71,10 @@ TOP_LOGPROBS = 5
 QUOTA_TZ = "America/Los_Angeles"
 
 _LOGPROBS_UNSUPPORTED = re.compile(r"logprobs? (is|are) not (enabled|supported)", re.IGNORECASE)
-_SPEND = re.compile(r"spend|billing|prepa(y|id)|credit", re.IGNORECASE)
+#: a spend-based limit or prepaid credit; not "billing": every quota 429's message says "check
+#: your plan and billing details"
+_SPEND = re.compile(r"spend|prepa(y|id)", re.IGNORECASE)
+_PER_DAY = re.compile(r"per ?_?day|daily", re.IGNORECASE)
 
 
 # ----------------------------------------------------------------------- key and thinking
@@ -185,8 +188,8 @@ def classify_429(message: str, details: Sequence[Mapping[str, Any]], model: str)
     retry = _detail(details, "RetryInfo")
     delay = parse_duration(retry.get("retryDelay")) if retry else None
     text = " ".join(ids) if ids else message
-    if any("perday" in q.lower() or "daily" in q.lower() for q in ids):
-        which = ids[0]
+    if _PER_DAY.search(text):
+        which = ids[0] if ids else "a per-day quota"
         return QuotaExhausted(
             f"gemini: the daily quota of {model} is used up ({which}); it resets at midnight "
             f"Pacific time{_in_words(until_pacific_midnight())}: rerun then",
