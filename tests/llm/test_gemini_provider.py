@@ -472,3 +472,20 @@ def test_simulator_faults_map_to_retryable_errors(fault, kind):
     with SimServer(SimConfig(latency_s=0.0, **fault)) as sim:
         exc = _raises(sim.gemini_base_url)
     assert type(exc).__name__ == kind and exc.retryable
+
+
+def test_key_never_in_logs_cache_or_output_even_at_debug(tmp_path, workdir, monkeypatch, caplog):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with SimServer(SimConfig(latency_s=0.0, rpd_limit=3)) as sim:
+        cfg = _cfg(tmp_path / "run", sim, logprobs=True)
+        with pytest.raises(QuotaExhaustedError) as info:
+            generate_strategies(cfg, fake_dataset(n=300))
+        sim.update(rpd_limit=None)
+        generate_strategies(cfg, fake_dataset(n=300))
+    written = b"".join(p.read_bytes() for p in (tmp_path / "run").rglob("*") if p.is_file())
+    assert written and KEY.encode() not in written
+    assert caplog.records  # the SDK and rewts did log at debug level
+    assert KEY not in caplog.text and KEY not in str(info.value)
