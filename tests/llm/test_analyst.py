@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -320,3 +321,34 @@ def test_heuristic_provider_runs_offline_and_labels_the_news_as_not_analyzed(tmp
     assert (df["news_status"] == "heuristic").all() and (df["status"] == "ok").all()
     assert result.summary.api_calls == 0
     assert list(df["memory"]) == ["none"] + ["previous"] * 4
+
+
+def test_real_headlines_fall_in_their_windows_and_anonymize_without_leaks(shared_data):
+    from rewts.data import load_headlines
+    from rewts.llm.analyst import ENTITY_NAMES, analyst_system_message, render_analyst_messages
+
+    news = load_headlines(shared_data / "headlines.csv")
+    prices = pd.read_csv(shared_data / "AAPL.csv", parse_dates=["date"], index_col="date")
+    tl = Timeline(prices.loc["2016-10-01":"2020-06-30"].index, strategy_frequency=20, warmup=60)
+    windows = news_windows(tl.dates, tl.periods, 20)
+    system = analyst_system_message("v1")
+    first, last = windows[0].after, tl.periods[-1].inputs_end
+    for ticker, names in ENTITY_NAMES.items():
+        anon = anonymizer(ticker)
+        leak = re.compile(
+            rf"(?<![A-Za-z])(?:(?i:{'|'.join(n for n in names if not n.isupper())})"
+            rf"|{'|'.join({ticker, *(n for n in names if n.isupper())})})(?![A-Za-z])"
+        )
+        shown = 0
+        for period in tl.periods:
+            window = windows[period.index]
+            items, total = window_headlines(news, ticker, window, limit=10**6)
+            assert all(window.after < pd.Timestamp(d) <= period.inputs_end for d, _ in items)
+            shown += total
+            if items:
+                user = render_analyst_messages(
+                    ticker, window, items, total, system=system, anonymize=anon
+                )[1]["content"]
+                assert not leak.search(user), (ticker, leak.search(user))
+        mine = news[(news["ticker"] == ticker) & (news["date"] > first) & (news["date"] <= last)]
+        assert shown == len(mine.drop_duplicates(["date", "headline"])) > 400

@@ -169,18 +169,32 @@ def window_headlines(
 def anonymizer(ticker: str, names: Iterable[str] | None = None) -> Callable[[str], str]:
     """A function replacing ``ticker`` and the company's names by neutral aliases.
 
-    Whole words only: names case-insensitively (``APPLE``, ``Apple's``), tickers (which are
-    short and may be ordinary words in lower case) case-sensitively.
+    A ticker as a whole word, case-sensitively (short tickers can be ordinary words in lower
+    case); a cashtag in any case with its suffix (``$tsla``, ``$TSLAQ``). A name in any case:
+    one of 5+ letters with whatever word follows it (``Teslas``, ``AmazonFresh``,
+    ``Teslarati``); a shorter one (``Meta``) only whole, plural or CamelCase, so that
+    ``metadata`` and ``Metaverse`` stay. Never inside another word (``FBI`` stays).
     """
     names = tuple(ENTITY_NAMES.get(ticker, ()) if names is None else names)
     tickers = sorted({ticker, *(n for n in names if n.isupper() and len(n) <= 5)}, key=len)
     words = sorted({n for n in names if n not in tickers}, key=len, reverse=True)
-    # tickers first: "META" is the ticker, not the name "Meta" in capitals
     alt = "|".join(re.escape(t) for t in reversed(tickers))
-    patterns = [(re.compile(rf"(?<![\w.$])\$?(?:{alt})(?!\w)"), ALIAS_TICKER)]
-    if words:
-        alt = "|".join(re.escape(w) for w in words)
-        patterns.append((re.compile(rf"(?<![\w.])(?:{alt})(?!\w)", re.IGNORECASE), ALIAS_NAME))
+    # tickers first: "META" is the ticker, not the name "Meta" in capitals
+    patterns = [
+        (re.compile(rf"\$(?:{alt})\w*", re.IGNORECASE), ALIAS_TICKER),
+        (re.compile(rf"(?<![\w$])(?:{alt})(?!\w)"), ALIAS_TICKER),
+    ]
+    # a long name starts a word (Teslarati, Amazonfresh); a short one (Meta) is a whole word,
+    # a plural or a CamelCase compound, since it also begins ordinary words (metadata)
+    long_names = [w for w in words if len(w) >= 5]
+    short_names = [w for w in words if len(w) < 5]
+    if long_names:
+        alt = "|".join(re.escape(w) for w in long_names)
+        patterns.append((re.compile(rf"(?<!\w)(?:{alt})\w*", re.IGNORECASE), ALIAS_NAME))
+    if short_names:
+        alt = "|".join(re.escape(w) for w in short_names)
+        name = rf"(?<!\w)(?:{alt})(?:(?-i:[A-Z])\w*|s)?(?!\w)"
+        patterns.append((re.compile(name, re.IGNORECASE), ALIAS_NAME))
 
     def apply(text: str) -> str:
         for pattern, alias in patterns:
