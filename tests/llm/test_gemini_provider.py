@@ -489,3 +489,39 @@ def test_key_never_in_logs_cache_or_output_even_at_debug(tmp_path, workdir, monk
     assert written and KEY.encode() not in written
     assert caplog.records  # the SDK and rewts did log at debug level
     assert KEY not in caplog.text and KEY not in str(info.value)
+
+
+def test_cli_daily_quota_exits_5_saying_when_to_rerun_and_the_rerun_finishes(
+    workdir, shared_data, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from rewts.cli import app
+
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with SimServer(SimConfig(latency_s=0.0, rpd_limit=5)) as sim:
+        args = [
+            "strategies",
+            "--data-dir",
+            str(shared_data),
+            "--tickers",
+            "AAPL",
+            "--provider",
+            "gemini",
+            "--base-url",
+            sim.gemini_base_url,
+            "--set",
+            "llm.logprobs=false",
+            "--rps",
+            "1000",
+            "--no-progress",
+        ]
+        stopped = CliRunner().invoke(app, args)
+        sim.reset_day()
+        sim.update(rpd_limit=None)
+        resumed = CliRunner().invoke(app, args)
+    assert stopped.exit_code == 5, stopped.output
+    assert "midnight Pacific" in stopped.output and "Traceback" not in stopped.output
+    assert KEY not in stopped.output
+    assert resumed.exit_code == 0, resumed.output
+    assert (workdir / "data" / "strategies" / "AAPL.parquet").is_file()
