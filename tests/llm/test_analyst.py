@@ -224,6 +224,27 @@ def test_analysts_start_at_once_and_each_strategist_waits_for_its_analysis(tmp_p
     assert len(independent) == 6 and max(c[2] for c in independent) < first_end
 
 
+def test_json_mode_without_a_schema_gets_valid_analyses_from_the_simulator(tmp_path):
+    ds = fake_dataset(("AAA",))
+    news = headlines_at(ds.frames["AAA"].index, [(190, "AAA", "one"), (230, "AAA", "two")])
+    with SimServer(SimConfig(latency_s=0.0, answers_file=None)) as sim:
+        cfg = news_cfg(
+            tmp_path,
+            ("AAA",),
+            provider="local",
+            model="sim-model",
+            base_url=sim.openai_base_url,
+            structured_output="json_object",  # DeepSeek's mode: JSON, no schema
+        )
+        result = generate_strategies(cfg, ds, headlines=news, write=False)
+    df = result.strategies["AAA"]
+    assert list(df["news_status"]) == ["ok", "none", "ok", "none", "none"]
+    assert (df["status"] == "ok").all()
+    assert result.summary.analyses == 2 and result.summary.total == 7
+    for text in df["analysis"]:
+        NewsAnalysis.model_validate_json(text)
+
+
 # ------------------------------------------------------------- fake provider
 
 

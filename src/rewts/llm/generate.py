@@ -86,7 +86,10 @@ COLUMNS = [
 class GenerationSummary:
     """The end-of-run figures (the seed's summary plus retries, 429s, tokens and cost)."""
 
+    #: LLM tasks of the run (strategies plus news analyses)
     total: int = 0
+    #: of which news analyses (the analyst's calls; 0 without news)
+    analyses: int = 0
     generated: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
@@ -679,6 +682,7 @@ def generate_strategies(
     fallbacks = sum(int(df["fallback"].sum()) for df in strategies.values())
     skipped = sum(int((df["status"] == "skipped").sum()) for df in strategies.values())
     summary = _summary(engine.stats, wall, cfg, provider, monitor, fallbacks, skipped)
+    summary.analyses = len(tasks) - len(plans)
     if write:
         write_strategies(strategies, Path(cfg.llm.output_dir), json_too=write_json)
     if display is not None:
