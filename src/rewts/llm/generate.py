@@ -187,10 +187,6 @@ class PeriodPlan:
     previous: Hashable | None = None
 
 
-def _news_on(cfg: Config, headlines: pd.DataFrame | None) -> bool:
-    return headlines is not None and not cfg.skip_news_processing
-
-
 def load_news(cfg: Config, headlines: pd.DataFrame | None = None) -> pd.DataFrame | None:
     """The headlines a run uses: ``headlines`` if given, else ``data.news_path``, else None;
     None whenever ``skip_news_processing`` is set (then nothing is read at all)."""
@@ -211,6 +207,61 @@ def load_news(cfg: Config, headlines: pd.DataFrame | None = None) -> pd.DataFram
     return headlines
 
 
+@dataclass(frozen=True, slots=True)
+class _Requests:
+    """The run-wide generation settings: messages in, a :class:`Request` out."""
+
+    model: str
+    temperature: float
+    seed: int | None
+    max_tokens: int
+    logprobs: bool
+
+    def __call__(self, messages: Any, json_schema: Any, context: Any = None) -> Request:
+        return Request(
+            messages=messages,
+            model=self.model,
+            temperature=self.temperature,
+            seed=self.seed,
+            max_tokens=self.max_tokens,
+            json_schema=json_schema,
+            logprobs=self.logprobs,
+            context=context,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _StrategistPrompt:
+    """Builds one strategist request, from its dependencies' results (a ``Task.build``)."""
+
+    plan: PeriodPlan
+    #: the previous period and its realized return (reflection), else None
+    prev: StrategyPeriod | None
+    outcome: float | None
+    system: str
+    prompt_version: str
+    schema: Any
+    requests: _Requests
+    anonymize: Callable[[str], str] | None
+
+    def __call__(self, results: Mapping[Hashable, TaskResult]) -> Request:
+        plan = self.plan
+        memory = None
+        if plan.previous is not None and self.prev is not None:
+            memory = memory_section(self.prev, _answer(results.get(plan.previous)), self.outcome)
+        messages = render_messages(
+            plan.ticker,
+            plan.period,
+            dict(plan.snapshot),
+            prompt_version=self.prompt_version,
+            system=self.system,
+            news=_news_for_prompt(plan.news, results),
+            memory=memory,
+            anonymize=self.anonymize,
+        )
+        return self.requests(messages, self.schema, plan.snapshot)
+
+
 def build_tasks(
     cfg: Config,
     dataset: Any,
@@ -223,113 +274,87 @@ def build_tasks(
     Analysts depend on nothing (they start at once); a strategist depends on its period's
     analyst and, with ``llm.reflection``, on its ticker's previous strategist, and builds its
     request from their results once they are done. A strategist with no dependency carries
-    its request up front (one batched cache lookup for all of them).
+    its request up front (one batched cache lookup for all of them). Every task's priority is
+    its period index: among ready tasks, earlier periods (a chain's next link) go first.
     """
     llm = cfg.llm
-    system = system_message(llm.prompt_version)
-    schema = None if llm.structured_output == "off" else ("strategy", STRATEGY_JSON_SCHEMA)
-    news_schema = None if llm.structured_output == "off" else ("news_analysis", ANALYST_JSON_SCHEMA)
-    logprobs = bool(llm.logprobs and not provider.local)
-    news_on = _news_on(cfg, headlines)
+    structured = llm.structured_output != "off"
+    requests = _Requests(
+        provider.model,
+        llm.temperature,
+        llm.seed,
+        llm.max_output_tokens,
+        bool(llm.logprobs and not provider.local),
+    )
+    news_on = headlines is not None and not cfg.skip_news_processing
+    # the rule-based provider is not a language model: it cannot read headlines
     analyst_runs = news_on and provider.name != "heuristic"
     analyst_system = analyst_system_message(llm.prompt_version) if analyst_runs else ""
-
-    def request(messages: tuple[dict[str, str], ...], json_schema: Any, context: Any) -> Request:
-        return Request(
-            messages=messages,
-            model=provider.model,
-            temperature=llm.temperature,
-            seed=llm.seed,
-            max_tokens=llm.max_output_tokens,
-            json_schema=json_schema,
-            logprobs=logprobs,
-            context=context,
-        )
-
+    prompt = {
+        "system": system_message(llm.prompt_version),
+        "prompt_version": llm.prompt_version,
+        "schema": ("strategy", STRATEGY_JSON_SCHEMA) if structured else None,
+        "requests": requests,
+    }
     tasks: list[Task] = []
     plans: dict[Hashable, PeriodPlan] = {}
     for ticker, frame in _frames(cfg, dataset).items():
         timeline = _timeline(frame, cfg)
         anon = anonymizer(ticker) if llm.anonymize else None
-        windows = (
-            news_windows(timeline.dates, timeline.periods, cfg.strategy_frequency)
-            if news_on
-            else {}
-        )
+        windows = news_windows(timeline.dates, timeline.periods, cfg.strategy_frequency)
         previous: StrategyPeriod | None = None
         for period in timeline.periods:
-            snap = snapshot_inputs(frame, period)
-            task_id = (ticker, period.index)
+            m = period.index
+            window = windows[m]
             # ---- news: an analyst task, a neutral signal, or nothing
             if not news_on:
                 news = NewsPlan("off")
             elif not analyst_runs:
-                news = NewsPlan("heuristic", windows[period.index])
+                news = NewsPlan("heuristic", window)
             else:
-                window = windows[period.index]
                 items, total = window_headlines(headlines, ticker, window)
-                if not items:
-                    news = NewsPlan("none", window)
-                else:
-                    news_id = ("news", ticker, period.index)
+                news = NewsPlan("none", window)
+                if items:
+                    news = NewsPlan("analyst", window, len(items), ("news", ticker, m))
                     messages = render_analyst_messages(
                         ticker, window, items, total, system=analyst_system, anonymize=anon
                     )
+                    schema = ("news_analysis", ANALYST_JSON_SCHEMA) if structured else None
                     tasks.append(
                         Task(
-                            id=news_id,
-                            request=request(messages, news_schema, None),
-                            meta={"ticker": ticker, "period": period.index, "agent": "analyst"},
+                            id=news.task_id,
+                            request=requests(messages, schema),
+                            meta={"ticker": ticker, "period": m, "agent": "analyst"},
                             schema=NewsAnalysis,
-                            priority=period.index,
+                            priority=m,
                         )
                     )
-                    news = NewsPlan("analyst", window, len(items), news_id)
-            # ---- memory: the previous period's task, when chained
-            prev_id = (ticker, previous.index) if llm.reflection and previous else None
-            outcome = period_outcome(frame, previous, period) if prev_id else None
-            plan = PeriodPlan(ticker, period, news, snap, prev_id)
-            plans[task_id] = plan
-
-            def build(
-                results: Mapping[Hashable, TaskResult],
-                *,
-                plan: PeriodPlan = plan,
-                snap: dict[str, Any] = snap,
-                prev: StrategyPeriod | None = previous,
-                outcome: float | None = outcome,
-                anon: Any = anon,
-            ) -> Request:
-                memory = None
-                if plan.previous is not None and prev is not None:
-                    memory = memory_section(prev, _answer(results.get(plan.previous)), outcome)
-                messages = render_messages(
-                    plan.ticker,
-                    plan.period,
-                    snap,
-                    prompt_version=llm.prompt_version,
-                    system=system,
-                    news=_news_for_prompt(plan.news, results),
-                    memory=memory,
-                    anonymize=anon,
-                )
-                return request(messages, schema, snap)
-
+            # ---- memory: chained to the previous period's task
+            chained = llm.reflection and previous is not None
+            prev_id = (ticker, previous.index) if chained else None
+            plan = PeriodPlan(ticker, period, news, snapshot_inputs(frame, period), prev_id)
+            plans[(ticker, m)] = plan
+            build = _StrategistPrompt(
+                plan,
+                previous if chained else None,
+                period_outcome(frame, previous, period) if chained else None,
+                anonymize=anon,
+                **prompt,
+            )
             deps = tuple(d for d in (news.task_id, prev_id) if d is not None)
-            meta = {"ticker": ticker, "period": period.index}
+            meta = {"ticker": ticker, "period": m}
             if deps:
-                tasks.append(
-                    Task(
-                        id=task_id,
-                        build=build,
-                        deps=deps,
-                        meta=meta,
-                        tolerate_failed_deps=True,
-                        priority=period.index,
-                    )
+                task = Task(
+                    (ticker, m),
+                    build=build,
+                    deps=deps,
+                    meta=meta,
+                    priority=m,
+                    tolerate_failed_deps=True,
                 )
             else:
-                tasks.append(Task(id=task_id, request=build({}), meta=meta, priority=period.index))
+                task = Task((ticker, m), request=build({}), meta=meta, priority=m)
+            tasks.append(task)
             previous = period
     return tasks, plans
 
