@@ -9,6 +9,10 @@ Two rules make the cache exact and the experiment honest:
   keys are sorted, and the shared instructions (with the JSON schema) come first, identical
   for every call, so providers' prefix caching applies and equal inputs give equal bytes.
 
+Optional sections follow the snapshot: the news analyst's signal (:mod:`.analyst`) and, with
+``llm.reflection``, the previous strategy and its realized outcome (:mod:`.memory`). Without
+them the text is exactly the independent-periods prompt.
+
 Changing any wording means a new ``prompt_version``; old cache entries are then simply not hit.
 """
 

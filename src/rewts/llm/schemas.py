@@ -138,9 +138,10 @@ def answer_entropy(logprobs: Sequence[TokenLogprob] | None) -> float | None:
     """Normalized entropy H of the answer's decision tokens, or None without log-probabilities.
 
     The decision lives in the values of ``direction`` and ``confidence``; the JSON scaffolding
-    around them is near-certain and would only dilute H towards 0. So H is the mean normalized
-    entropy of the tokens that overlap those two values; when they cannot be located, of every
-    token that came with alternatives. (Issue 4 refines this to the paper's full treatment.)
+    around them is near-certain and would dilute H towards 0, and the explanation's wording is
+    uncertain in ways that say nothing about the decision. So H is the mean normalized entropy
+    (top-k renormalized, divided by ``ln k``) of the tokens that overlap those two values; when
+    they cannot be located, of every token that came with alternatives. See docs/llm-method.md.
     """
     if not logprobs:
         return None
