@@ -13,9 +13,11 @@ from rewts.errors import AuthenticationError, ConfigError, QuotaExhaustedError
 from rewts.llm.batch import (
     BatchCompleted,
     BatchPolled,
+    BatchResumed,
     BatchRunner,
     BatchSubmitted,
     JobStatus,
+    JobStore,
     batch_backend,
     run_batch,
 )
@@ -324,4 +326,32 @@ def test_a_wave_larger_than_the_job_limit_is_split_into_jobs_run_side_by_side():
     results = asyncio.run(BatchRunner(provider, backend=backend, poll_s=0, events=log).run(tasks))
     assert sorted(len(keys) for keys in backend.jobs.values()) == [1, 2, 2]
     assert [e.wave for e in log.of(BatchSubmitted)] == [1, 1, 1]
+    assert all(r.status == "ok" for r in results.values())
+
+
+def test_an_interrupted_run_leaves_its_job_running_and_the_rerun_collects_it(tmp_path):
+    tasks = _tasks("gemini-2.5-flash", 3)
+    with (
+        SimServer(SimConfig(latency_s=0.0, batch_delay_s=1.0)) as sim,
+        StrategyCache(tmp_path / "c.sqlite") as cache,
+    ):
+        store = JobStore(f"{cache.path}.batches.json")
+
+        async def interrupted():
+            p = _gemini(sim)
+            try:
+                await asyncio.wait_for(BatchRunner(p, cache=cache, poll_s=0.05).run(tasks), 0.4)
+            finally:
+                await p.aclose()
+
+        with pytest.raises(TimeoutError):  # Ctrl-C, a closed laptop...
+            asyncio.run(interrupted())
+        (pending,) = store.load()
+        assert len(pending["keys"]) == 3 and KEY not in json.dumps(pending)
+        assert store.path.stat().st_mode & 0o077 == 0  # user-only, like the cache
+        results, _, log = _run(_gemini(sim), tasks, cache)
+        jobs = list(sim._state.gemini_batches.jobs.values())
+        assert store.load() == []  # collected: forgotten
+    assert len(jobs) == 1 and not jobs[0].cancelled  # paid once, answered once
+    assert not log.of(BatchSubmitted) and [e.job for e in log.of(BatchResumed)] == [jobs[0].name]
     assert all(r.status == "ok" for r in results.values())

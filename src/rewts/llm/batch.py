@@ -22,7 +22,11 @@ A per-day quota or spend cap met while submitting stops cleanly with
 :class:`~rewts.errors.QuotaExhaustedError` (everything answered so far is cached); a rejected
 key, an unknown model or a refused request abort with the same messages as the engine. If the
 job does not finish within ``max_wait_s`` it is cancelled and its items are reported failed.
-Interrupting the run (Ctrl-C) cancels the job in flight, so nothing is paid for unseen.
+
+A job may take hours, so a run may be interrupted (Ctrl-C, a crash): submitted jobs are noted
+in a small :class:`JobStore` next to the cache, left running, and collected by the next run
+instead of being submitted (and paid for) again. Without a cache nothing could collect them
+later, so an interrupted job is cancelled.
 """
 
 from __future__ import annotations
@@ -31,9 +35,12 @@ import asyncio
 import concurrent.futures
 import json
 import logging
+import os
+import time
 import uuid
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from pydantic import BaseModel
@@ -74,6 +81,16 @@ POLL_FAILURES = 10
 
 @dataclass(frozen=True, slots=True)
 class BatchSubmitted:
+    job: str
+    provider: str
+    requests: int
+    wave: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResumed:
+    """A job an earlier, interrupted run submitted, collected now instead of submitting again."""
+
     job: str
     provider: str
     requests: int
@@ -424,6 +441,71 @@ def _is_logprobs_refusal(exc: ProviderError) -> bool:
     return isinstance(exc, BadRequest) and "logprob" in text and "not" in text
 
 
+# --------------------------------------------------------------------------- job store
+
+
+class JobStore:
+    """Jobs submitted and not yet collected: a small JSON file next to the cache (0600).
+
+    A batch job may take hours; whoever interrupts the run (Ctrl-C, a closed laptop, a crash)
+    must not pay for it twice. The next run with the same cache finds the job here and
+    collects it instead of submitting the same requests again. Entries name the job, the
+    endpoint, the model and the cache keys it answers: never a key or a prompt.
+    """
+
+    #: entries older than this are dropped (both providers expire jobs within 48 h)
+    MAX_AGE_S = 72 * 3600.0
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def load(self) -> list[dict[str, Any]]:
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+        except (OSError, ValueError):
+            return []
+        if not isinstance(data, list):
+            return []
+        now = time.time()
+        fields = {"job", "provider", "keys", "submitted"}
+        return [
+            e
+            for e in data
+            if isinstance(e, dict)
+            and fields <= e.keys()
+            and isinstance(e["submitted"], int | float)
+            and now - float(e["submitted"]) < self.MAX_AGE_S
+        ]
+
+    def _write(self, entries: list[dict[str, Any]]) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(entries, f)
+        os.replace(tmp, self.path)
+
+    def add(self, job: str, provider: str, model: str, keys: Sequence[str]) -> None:
+        entry = {
+            "job": job,
+            "provider": provider,
+            "model": model,
+            "keys": list(keys),
+            "submitted": time.time(),
+        }
+        self._write([e for e in self.load() if e["job"] != job] + [entry])
+
+    def remove(self, job: str) -> None:
+        entries = self.load()
+        kept = [e for e in entries if e["job"] != job]
+        if len(kept) != len(entries):
+            self._write(kept)
+
+
+def store_for(cache: StrategyCache | None) -> JobStore | None:
+    """The job store next to ``cache`` (None without a cache: nothing could be resumed)."""
+    return None if cache is None else JobStore(f"{cache.path}.batches.json")
+
+
 # ------------------------------------------------------------------------------ runner
 
 
@@ -442,10 +524,13 @@ class BatchRunner:
         events: Callable[[Any], None] | None = None,
         backend: BatchBackend | None = None,
         parse: Callable[[str], Strategy] = parse_strategy,
+        store: Any = None,
     ) -> None:
         self.provider = provider
         self.backend = backend if backend is not None else batch_backend(provider)
         self.cache = cache if cache is not None and is_cacheable(provider) else None
+        #: jobs not yet collected (resumed by the next run); None without a cache
+        self.store = store if store is not None else store_for(self.cache)
         self.prompt_version = prompt_version
         self.poll_s = poll_s
         self.max_wait_s = max_wait_s
@@ -573,15 +658,23 @@ class BatchRunner:
         attempts = 0
         while pending and attempts <= self.retries:
             attempts += 1
+            # jobs an interrupted earlier run left running are collected, not paid twice
+            resumed = await self._resumable(pending) if attempts == 1 else []
+            taken = {k for _, keys in resumed for k in keys}
             by_model: dict[str, list[tuple[str, Request]]] = {}
             for key, (request, _) in pending.items():
-                by_model.setdefault(request.model, []).append((key, request))
+                if key not in taken:
+                    by_model.setdefault(request.model, []).append((key, request))
             chunks = [c for items in by_model.values() for c in self._split(items)]
+            for job, keys in resumed:
+                self._emit(BatchResumed(job, self.provider.name, len(keys), self._wave))
             # several jobs (models, size limits) run side by side; a fatal error in one
-            # cancels the others (and with them their remote jobs)
+            # stops waiting for the others (they keep running and a rerun collects them)
             try:
                 async with asyncio.TaskGroup() as group:
-                    running = [group.create_task(self._job(c)) for c in chunks]
+                    running = [group.create_task(self._job(c)) for c in chunks] + [
+                        group.create_task(self._await_job(job, keys)) for job, keys in resumed
+                    ]
             except BaseExceptionGroup as errors:
                 raise errors.exceptions[0] from None  # the first failure, as a plain error
             outcomes: dict[str, Outcome] = {}
@@ -727,12 +820,19 @@ class BatchRunner:
         raise AssertionError("unreachable")
 
     async def _job(self, items: list[tuple[str, Request]]) -> dict[str, Outcome]:
-        loop = asyncio.get_running_loop()
         name = f"rewts-{uuid.uuid4().hex[:12]}"
         job = await self._submit(items, name)
         self.stats.api_calls += len(items)
-        started = loop.time()
+        keys = [key for key, _ in items]
+        if self.store is not None:
+            await self._in_thread(self.store.add, job, self._provider_id, items[0][1].model, keys)
         self._emit(BatchSubmitted(job, self.provider.name, len(items), self._wave))
+        return await self._await_job(job, keys)
+
+    async def _await_job(self, job: str, keys: list[str]) -> dict[str, Outcome]:
+        """Poll ``job`` to its end and collect it (a job of this run or of an earlier one)."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         failures = 0
         last_state = ""
         try:
@@ -747,8 +847,8 @@ class BatchRunner:
                     if failures >= POLL_FAILURES:
                         raise LLMError(
                             f"{self.provider.name}: lost contact with batch job {job} "
-                            f"({exc}); it may still finish: rerun later (answers already "
-                            "cached are kept)"
+                            f"({exc}); it keeps running: rerun later to collect it (answers "
+                            "already cached are kept)"
                         ) from None
                     await asyncio.sleep(self.poll_s)
                     continue
@@ -757,29 +857,55 @@ class BatchRunner:
                     log.info("batch job %s: %s after %.0f s", job, status.state, elapsed)
                     last_state = status.state
                 self._emit(
-                    BatchPolled(job, status.state, elapsed, len(items), status.done, status.failed)
+                    BatchPolled(job, status.state, elapsed, len(keys), status.done, status.failed)
                 )
                 if status.terminal:
                     break
                 if elapsed > self.max_wait_s:
                     await self._cancel(job)
+                    await self._forget(job)
                     why = (
                         f"batch job {job} did not finish within llm.batch_max_wait_s = "
                         f"{self.max_wait_s:g} s and was cancelled; rerun to submit again"
                     )
-                    return {key: _NotFinished(why) for key, _ in items}
+                    return {key: _NotFinished(why) for key in keys}
                 await asyncio.sleep(self.poll_s)
         except asyncio.CancelledError:
-            await asyncio.shield(self._cancel(job))
+            if self.store is None:  # nobody could collect it later: do not pay for it
+                await asyncio.shield(self._cancel(job))
+            else:
+                log.warning(
+                    "batch job %s keeps running at %s; rerun the same command to collect it",
+                    job,
+                    self.provider.name,
+                )
             raise
         outcomes = await self.backend.collect(job)
         if not outcomes and status.error:
             outcomes = {
-                key: ServerError(f"batch job {status.state}: {status.error}") for key, _ in items
+                key: ServerError(f"batch job {status.state}: {status.error}") for key in keys
             }
+        await self._forget(job)
         ok = sum(isinstance(o, Response) for o in outcomes.values())
-        self._emit(BatchCompleted(job, status.state, ok, len(items) - ok, loop.time() - started))
+        self._emit(BatchCompleted(job, status.state, ok, len(keys) - ok, loop.time() - started))
         return outcomes
+
+    async def _forget(self, job: str) -> None:
+        if self.store is not None:
+            await self._in_thread(self.store.remove, job)
+
+    async def _resumable(self, pending: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+        """Jobs of earlier runs (same endpoint) still holding some of ``pending``'s keys."""
+        if self.store is None:
+            return []
+        found = []
+        for entry in await self._in_thread(self.store.load):
+            if entry["provider"] != self._provider_id:
+                continue
+            keys = [k for k in entry["keys"] if k in pending]
+            if keys:
+                found.append((entry["job"], keys))
+        return found
 
     async def _cancel(self, job: str) -> None:
         try:
@@ -862,9 +988,11 @@ def _check_graph(tasks: Sequence[Task]) -> dict[Hashable, Task]:
 __all__ = [
     "BatchCompleted",
     "BatchPolled",
+    "BatchResumed",
     "BatchRunner",
     "BatchSubmitted",
     "GeminiBatch",
+    "JobStore",
     "OpenAIBatch",
     "batch_backend",
     "run_batch",
