@@ -343,7 +343,7 @@ def _cfg(tmp_path, sim, **llm) -> Config:
 
 def test_per_minute_429_waits_the_retry_delay_then_completes(tmp_path, workdir, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
-    window = 1.2
+    window = 2.0  # long enough that the first 10 requests always fall in one window
     with SimServer(SimConfig(latency_s=0.0, rpm_limit=4, window_s=window)) as sim:
         result = generate_strategies(_cfg(tmp_path, sim), fake_dataset(n=300), write=False)
         log = sim.stats()["log"]
