@@ -355,3 +355,52 @@ def test_an_interrupted_run_leaves_its_job_running_and_the_rerun_collects_it(tmp
     assert len(jobs) == 1 and not jobs[0].cancelled  # paid once, answered once
     assert not log.of(BatchSubmitted) and [e.job for e in log.of(BatchResumed)] == [jobs[0].name]
     assert all(r.status == "ok" for r in results.values())
+
+
+def test_news_analyses_and_strategies_in_waves_through_the_generator(
+    tmp_path, workdir, monkeypatch
+):
+    """Analyst -> strategist dependencies: each analysis goes in an earlier job than the
+    strategy that reads it, and both kinds of answer are validated by their own schema."""
+    import pandas as pd
+
+    import rewts.llm.generate as gen
+    from rewts.config import Config
+
+    from .helpers import fake_dataset
+
+    def as_batch(provider, limiter, *, cache=None, settings=None, **_):
+        return BatchRunner(
+            provider, cache=cache, prompt_version=settings.prompt_version, poll_s=0.05
+        )
+
+    ds = fake_dataset(("AAA",))
+    dates = ds.frames["AAA"].index
+    news = pd.DataFrame(
+        {
+            "date": [dates[190], dates[230]],
+            "ticker": ["AAA", "AAA"],
+            "headline": ["AAA beats estimates", "AAA recalls a product"],
+            "source": "test",
+        }
+    )
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    with SimServer(SimConfig(latency_s=0.0, batch_delay_s=0.05)) as sim:
+        llm = {
+            "provider": "gemini",
+            "base_url": sim.gemini_base_url,
+            "batch": True,
+            "batch_poll_s": 0.05,
+            "cache_path": str(tmp_path / "cache.sqlite"),
+            "output_dir": str(tmp_path / "out"),
+        }
+        cfg = Config.model_validate({"tickers": ["AAA"], "llm": llm})
+        log = EventLog()
+        with monkeypatch.context() as m:
+            m.setattr(gen, "Engine", as_batch)
+            result = gen.generate_strategies(cfg, ds, headlines=news, write=False, events=log)
+    df = result.strategies["AAA"]
+    assert (df["status"] == "ok").all() and list(df["news_status"]).count("ok") == 2
+    assert result.summary.analyses == 2
+    # wave 1: the 2 analyses and the 3 strategies without news; wave 2: the 2 that read one
+    assert [(e.wave, e.requests) for e in log.of(BatchSubmitted)] == [(1, 5), (2, 2)]
