@@ -70,6 +70,8 @@ from rewts.llm.schemas import Strategy, answer_entropy, parse_answer, parse_stra
 
 log = logging.getLogger(__name__)
 
+#: batch prices as a share of ordinary ones (Gemini Batch Mode and OpenAI's Batch API: 50 %)
+BATCH_PRICE_FACTOR = 0.5
 #: attempts at submitting one job when the submission itself meets a transient error
 SUBMIT_ATTEMPTS = 4
 #: consecutive failed polls (network, 5xx) before the run gives up on a job
@@ -986,6 +988,7 @@ def _check_graph(tasks: Sequence[Task]) -> dict[Hashable, Task]:
 
 
 __all__ = [
+    "BATCH_PRICE_FACTOR",
     "BatchCompleted",
     "BatchPolled",
     "BatchResumed",
