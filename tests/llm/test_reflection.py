@@ -46,7 +46,7 @@ def decided_on(request: Request) -> str:
 
 def test_each_prompt_carries_the_previous_strategy_and_its_realized_outcome(tmp_path):
     ds = fake_dataset(("AAA", "BBB"))
-    with SimServer(SimConfig(latency_s=0.05, answers_file=None)) as sim:
+    with SimServer(SimConfig(latency_s=0.1, answers_file=None)) as sim:
         cfg = news_cfg(
             tmp_path,
             provider="local",
@@ -191,14 +191,15 @@ def test_a_failed_link_is_shown_as_unavailable_and_the_chain_is_redone_next_run(
 
 def test_reflection_off_runs_every_period_at_once_and_on_one_chain_per_ticker(tmp_path):
     ds = fake_dataset(("AAA", "BBB", "CCC"))
-    off = FakeProvider(latency=0.05, text=chained_answer)
+    # latencies far above the limiter's spacing of the first wave (1 ms at 1000 req/s)
+    off = FakeProvider(latency=0.2, text=chained_answer)
     df = generate_strategies(
         news_cfg(tmp_path / "off", ("AAA", "BBB", "CCC")), ds, provider=off, write=False
     )
     assert off.max_in_flight == 15
     assert (df.strategies["AAA"]["memory"] == "off").all()
     assert not any("previous strategy" in user_text(r) for r in off.requests)
-    on = FakeProvider(latency=0.05, text=chained_answer)
+    on = FakeProvider(latency=0.1, text=chained_answer)
     cfg = news_cfg(tmp_path / "on", ("AAA", "BBB", "CCC"), reflection=True)
     generate_strategies(cfg, ds, provider=on, write=False)
     assert on.max_in_flight == 3  # one request per chain at a time, all chains at once
