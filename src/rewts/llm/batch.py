@@ -526,7 +526,7 @@ class BatchRunner:
         events: Callable[[Any], None] | None = None,
         backend: BatchBackend | None = None,
         parse: Callable[[str], Strategy] = parse_strategy,
-        store: Any = None,
+        store: JobStore | None = None,
     ) -> None:
         self.provider = provider
         self.backend = backend if backend is not None else batch_backend(provider)
@@ -606,6 +606,9 @@ class BatchRunner:
         except ProviderError as exc:
             reason = "fatal"
             raise _user_error(exc, self.provider) from None
+        except BaseException:  # LLMError (lost contact), cancellation: the run did not finish
+            reason = "fatal"
+            raise
         finally:
             self._io.shutdown(wait=True)
             self._emit(
