@@ -163,6 +163,34 @@ def test_anonymizer_replaces_names_and_ticker_but_not_other_words():
     assert out.startswith("the Company's STOCK shares; STOCK up, STOCK too; the Company vs")
 
 
+def _objects(schema):
+    if isinstance(schema, dict):
+        if schema.get("type") == "object":
+            yield schema
+        for value in schema.values():
+            yield from _objects(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _objects(value)
+
+
+def test_the_analyst_schema_is_strict_mode_ready_and_agrees_with_the_model():
+    import random
+
+    from rewts.llm.analyst import ANALYST_JSON_SCHEMA
+    from rewts.sim.schema import instance
+
+    objects = list(_objects(ANALYST_JSON_SCHEMA))
+    assert len(objects) == 2  # the answer and a factor
+    for obj in objects:  # OpenAI strict mode: all properties required, nothing else allowed
+        assert obj["additionalProperties"] is False
+        assert set(obj["required"]) == set(obj["properties"])
+    for seed in range(50):  # whatever the schema admits, the model accepts
+        NewsAnalysis.model_validate(instance(ANALYST_JSON_SCHEMA, random.Random(seed)))
+    with pytest.raises(ValueError):
+        NewsAnalysis.model_validate(json.loads(ANALYSIS) | {"factors": [{}] * 4})
+
+
 # ------------------------------------------------------------ through the SDK
 
 
