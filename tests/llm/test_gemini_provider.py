@@ -183,6 +183,13 @@ def test_request_shape_system_first_schema_thinking_off_logprobs_and_key_header(
     assert len(server.bodies) == 1  # no SDK retry
 
 
+def test_json_object_mode_sends_json_without_the_schema():
+    with Scripted(lambda body: (200, answer_body(json.dumps(ANSWER)))) as server:
+        _call(server.base_url, structured="json_object")
+    gen = server.bodies[0]["generationConfig"]
+    assert gen["responseMimeType"] == "application/json" and "responseJsonSchema" not in gen
+
+
 def test_logprobs_mapped_token_by_token():
     lp = {
         "chosenCandidates": [

@@ -234,6 +234,7 @@ class GeminiProvider:
         timeout_s: float = 60.0,
         thinking_budget: int | None = 0,
         top_logprobs: int = TOP_LOGPROBS,
+        structured: str = "json_schema",
     ) -> None:
         from google import genai
         from google.genai import types
@@ -243,6 +244,8 @@ class GeminiProvider:
         self.key_source = key_source
         self.thinking_budget = thinking_budget
         self.top_logprobs = top_logprobs
+        #: json_schema (send the schema) or json_object (JSON, no schema: llm.structured_output)
+        self.structured = "json_schema" if structured == "auto" else structured
         #: models that refused log-probabilities in this run (asked again without them)
         self.no_logprobs: set[str] = set()
         self._key = api_key
@@ -296,9 +299,10 @@ class GeminiProvider:
             kwargs["system_instruction"] = system
         if request.seed is not None:
             kwargs["seed"] = request.seed
-        if request.json_schema is not None:
+        if request.json_schema is not None and self.structured != "off":
             kwargs["response_mime_type"] = "application/json"
-            kwargs["response_json_schema"] = dict(request.json_schema[1])
+            if self.structured == "json_schema":
+                kwargs["response_json_schema"] = dict(request.json_schema[1])
         thinking = thinking_settings(request.model, self.thinking_budget)
         if thinking is not None:
             kwargs["thinking_config"] = types.ThinkingConfig(**thinking)
@@ -494,7 +498,8 @@ def make_gemini_provider(cfg: Config) -> GeminiProvider:
         key_source=source,
         base_url=cfg.llm.base_url,
         timeout_s=cfg.llm.timeout_s,
-        thinking_budget=getattr(cfg.llm, "thinking_budget", 0),
+        thinking_budget=cfg.llm.thinking_budget,
+        structured=cfg.llm.structured_output,
     )
 
 
