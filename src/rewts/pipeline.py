@@ -294,6 +294,8 @@ class _Run:
                 "trained": 0,
                 "reused": len(record.details.get("checkpoints", [])),
                 "train_seconds": 0.0,
+                # what training them took when they were trained (for the summary)
+                "earlier_train_seconds": record.details.get("train_seconds", 0.0),
             }
             self._finish(StageOutcome("train", "skipped", check.why, 0.0, details))
             return record.output, details

@@ -127,6 +127,22 @@ def test_run_skips_unchanged_stages_and_resumes(workdir):
     assert statuses(fifth)["backtest"] == statuses(fifth)["report"] == "done"
 
 
+def test_a_run_interrupted_before_the_backtest_resumes_there(workdir, monkeypatch):
+    import rewts.backtest
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rewts.backtest, "backtest_all", interrupted)
+        result = runner.invoke(app, ["run", *TINY])
+    assert result.exit_code == 130 and "rerun to resume" in result.output
+    states = status()
+    assert [states[s]["state"] for s in STAGES] == ["fresh"] * 3 + ["missing"] * 2
+    summary = run()
+    assert statuses(summary) == dict(zip(STAGES, ["skipped"] * 3 + ["done"] * 2, strict=True))
+
+
 def test_a_config_change_invalidates_exactly_the_stages_downstream(workdir):
     run()
     # an ensemble setting: only the backtest (and its report)

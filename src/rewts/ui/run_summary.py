@@ -107,10 +107,15 @@ def strategies_line(s: Mapping[str, Any] | None) -> str:
 def training_line(t: Mapping[str, Any] | None) -> str:
     if t is None:
         return "training: not needed"
+    if not t.get("trained") and t.get("earlier_train_seconds") is not None:
+        return (
+            f"training: {t.get('agents', 0)} agents, all reused (training them took "
+            f"{float(t.get('earlier_train_seconds') or 0.0):.1f} s summed over agents)"
+        )
     return (
         f"training: {t.get('agents', 0)} agents, {t.get('trained', 0)} trained this run "
-        f"({float(t.get('train_seconds') or 0.0):.1f} s of training), "
-        f"{t.get('reused', 0)} reused"
+        f"({float(t.get('train_seconds') or 0.0):.1f} s summed over agents), "
+        f"{t.get('reused', 0)} reused from earlier runs"
     )
 
 
@@ -134,20 +139,38 @@ def _first_sentence(note: str, limit: int = 240) -> str:
     return head if len(head) <= limit else head[: limit - 1] + "…"
 
 
+def print_wide(console: Console, renderable: Any) -> None:
+    """Print a table; piped or redirected, at its natural width instead of 80 columns."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    natural = console.measure(renderable, options=console.options.update(width=10_000)).maximum
+    previous = console.width
+    console.width = max(previous, natural)
+    try:
+        console.print(renderable)
+    finally:
+        console.width = previous
+
+
+def _line(console: Console, text: str) -> None:
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
+
+
 def print_run_summary(summary: RunSummary, console: Console) -> None:
     """The one-screen summary: stages, strategies, training, the paper tables, the report."""
-    console.print(_stage_table(summary.stages))
-    console.print(strategies_line(summary.strategies), highlight=False)
-    console.print(training_line(summary.training), highlight=False)
+    print_wide(console, _stage_table(summary.stages))
+    _line(console, strategies_line(summary.strategies))
+    _line(console, training_line(summary.training))
     for metric in ("sharpe", "max_drawdown"):
         table = summary.paper_tables.get(metric)
         if table:
-            console.print(paper_table(metric, table), width=max(console.width, 100))
+            print_wide(console, paper_table(metric, table))
     for note in summary.notes:
-        console.print(f"note: {_first_sentence(note)} (details in the report)", highlight=False)
-    console.print(f"done in {summary.wall_s:.1f} s; results in {summary.run_dir}", highlight=False)
+        _line(console, f"note: {_first_sentence(note)} (details in the report)")
+    _line(console, f"done in {summary.wall_s:.1f} s; results in {summary.run_dir}")
     if summary.report is not None:
-        console.print(f"report: {summary.report}", highlight=False)
+        _line(console, f"report: {summary.report}")
 
 
 def print_status(states: Sequence[StageState], console: Console) -> None:
@@ -163,9 +186,9 @@ def print_status(states: Sequence[StageState], console: Console) -> None:
             s.where,
             s.finished[:16].replace("T", " "),
         )
-    console.print(table)
+    print_wide(console, table)
     pending = [s.stage for s in states if s.state in ("stale", "missing")]
     if pending:
-        console.print(f"`rewts run` would run: {', '.join(pending)}", highlight=False)
+        _line(console, f"`rewts run` would run: {', '.join(pending)}")
     else:
-        console.print("`rewts run` would skip every stage", highlight=False)
+        _line(console, "`rewts run` would skip every stage")
