@@ -18,6 +18,7 @@ that six concurrent chains, which need ``6 / latency`` = 24 req/s, stay under it
   the rate limit, not by latency; printed as the steady-state completion rate's share of the
   limit (the ideal is 100 %).
 
+``llm.latency_prior_s`` is set to the call latency, as a user would set it to what they expect.
 ``floor s`` is what no schedule can beat: the longest chain of calls times the latency, or
 the number of calls at the rate limit, whichever is longer.
 """
@@ -74,7 +75,15 @@ def _headlines(data: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["date", "ticker", "headline", "source"])
 
 
-def _cfg(tmp: Path, sim: SimServer, tickers: list[str], rate: float, reflection: bool, tag: str):
+def _cfg(
+    tmp: Path,
+    sim: SimServer,
+    tickers: list[str],
+    rate: float,
+    reflection: bool,
+    tag: str,
+    latency: float,
+):
     return Config.model_validate(
         {
             "tickers": tickers,
@@ -86,7 +95,7 @@ def _cfg(tmp: Path, sim: SimServer, tickers: list[str], rate: float, reflection:
                 "base_url": sim.openai_base_url,
                 "logprobs": False,
                 "reflection": reflection,
-                "latency_prior_s": 1.0,
+                "latency_prior_s": latency,
                 "cache_path": str(tmp / f"cache-{tag}.sqlite"),
                 "output_dir": str(tmp / f"out-{tag}"),
             },
@@ -138,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         for label, tickers, reflection, news in runs:
             subset = Dataset({t: data.frames[t] for t in tickers})
-            cfg = _cfg(tmp, sim, tickers, rate, reflection, label.replace(" ", "_"))
+            cfg = _cfg(tmp, sim, tickers, rate, reflection, label.replace(" ", "_"), latency)
             sim.reset_stats()
             result = generate_strategies(
                 cfg, subset, headlines=_headlines(subset) if news else None, write=False
