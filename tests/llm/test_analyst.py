@@ -317,6 +317,27 @@ def test_news_path_is_read_and_analyses_are_cached_by_their_headlines(tmp_path):
     assert "changed" in user_text(third.requests[0]) and is_analyst(third.requests[0])
 
 
+def test_a_headlines_table_with_text_dates_works_and_a_bad_one_says_what_to_fix(tmp_path):
+    from rewts.errors import DataError
+
+    ds = fake_dataset(("AAA",))
+    text = headlines_at(ds.frames["AAA"].index, [(210, "AAA", "AAA news")])
+    text["date"] = text["date"].dt.strftime("%Y-%m-%d")
+    provider = FakeProvider(text=answer_by_agent)
+    df = generate_strategies(
+        news_cfg(tmp_path, ("AAA",)), ds, provider=provider, headlines=text, write=False
+    ).strategies["AAA"]
+    assert list(df["news_count"]) == [0, 1, 0, 0, 0]
+    with pytest.raises(DataError, match="YYYY-MM-DD"):
+        generate_strategies(
+            news_cfg(tmp_path, ("AAA",)), ds, headlines=text.assign(date="soon"), write=False
+        )
+    with pytest.raises(DataError, match="headline"):
+        generate_strategies(
+            news_cfg(tmp_path, ("AAA",)), ds, headlines=text.drop(columns="headline"), write=False
+        )
+
+
 def test_anonymized_prompts_name_neither_the_company_nor_the_ticker(tmp_path):
     ds = fake_dataset(("AAPL",))
     news = headlines_at(

@@ -204,6 +204,18 @@ def load_news(cfg: Config, headlines: pd.DataFrame | None = None) -> pd.DataFram
             f"headlines table is missing column(s) {', '.join(missing)}; load it with "
             "rewts.data.load_headlines or pass a table with date, ticker and headline"
         )
+    dates = headlines["date"]
+    if not pd.api.types.is_datetime64_dtype(dates):  # also rejects tz-aware: dates are days
+        try:
+            dates = pd.to_datetime(dates, format="ISO8601")
+        except (ValueError, TypeError):
+            raise DataError(
+                "headlines table: the date column must hold YYYY-MM-DD dates (or load the file "
+                "with rewts.data.load_headlines, which names the bad row)"
+            ) from None
+        if dates.dt.tz is not None:
+            raise DataError("headlines table: dates must be calendar days without a time zone")
+        headlines = headlines.assign(date=dates.dt.normalize())
     return headlines
 
 
