@@ -330,11 +330,19 @@ def test_a_headlines_table_with_text_dates_works_and_a_bad_one_says_what_to_fix(
     assert list(df["news_count"]) == [0, 1, 0, 0, 0]
     with pytest.raises(DataError, match="YYYY-MM-DD"):
         generate_strategies(
-            news_cfg(tmp_path, ("AAA",)), ds, headlines=text.assign(date="soon"), write=False
+            news_cfg(tmp_path, ("AAA",)),
+            ds,
+            provider=FakeProvider(),
+            headlines=text.assign(date="soon"),
+            write=False,
         )
     with pytest.raises(DataError, match="headline"):
         generate_strategies(
-            news_cfg(tmp_path, ("AAA",)), ds, headlines=text.drop(columns="headline"), write=False
+            news_cfg(tmp_path, ("AAA",)),
+            ds,
+            provider=FakeProvider(),
+            headlines=text.drop(columns="headline"),
+            write=False,
         )
 
 
