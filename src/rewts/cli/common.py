@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,9 +19,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from rewts.config import Config, load_config
-from rewts.errors import RewtsError
+from rewts.errors import ConfigError, RewtsError
 
 #: stderr console for messages, errors and progress; stdout stays for tables and data
 err_console = Console(stderr=True, highlight=False)
@@ -51,6 +53,18 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for use
 NoProgressOpt = Annotated[
     bool, typer.Option("--no-progress", help="Plain log lines instead of a live progress display.")
 ]
+EnvFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--env-file",
+        help="A .env file with API keys (KEY=value lines); variables already set win. "
+        "Default: $REWTS_ENV_FILE when set.",
+        show_default=False,
+    ),
+]
+
+#: the environment variable naming a .env file (what ``--env-file`` sets per command)
+ENV_FILE_VAR = "REWTS_ENV_FILE"
 
 # Flags of the data stage, accepted by every stage after it.
 TickersOpt = Annotated[
@@ -142,9 +156,15 @@ class CommonArgs:
     profile: str | None = None
     debug: bool = False
     no_progress: bool = False
+    env_file: Path | None = None
 
     def load(self, flags: dict[str, Any] | None = None) -> Config:
-        """Build the validated config; ``flags`` maps dotted keys to values (None = not given)."""
+        """Build the validated config; ``flags`` maps dotted keys to values (None = not given).
+
+        The ``.env`` file (``--env-file`` or ``$REWTS_ENV_FILE``) is read first, so its
+        variables serve both ``${VAR}`` in the YAML and the providers' key lookup.
+        """
+        load_env_file(self.env_file)
         overrides = [
             _nested(key, value) for key, value in (flags or {}).items() if value is not None
         ]
@@ -156,11 +176,100 @@ class CommonArgs:
 
 
 def common(
-    config: Path | None, sets: list[str] | None, profile: str | None, debug: bool, no_progress: bool
+    config: Path | None,
+    sets: list[str] | None,
+    profile: str | None,
+    debug: bool,
+    no_progress: bool,
+    env_file: Path | None = None,
 ) -> CommonArgs:
     return CommonArgs(
-        config=config, sets=list(sets or []), profile=profile, debug=debug, no_progress=no_progress
+        config=config,
+        sets=list(sets or []),
+        profile=profile,
+        debug=debug,
+        no_progress=no_progress,
+        env_file=env_file,
     )
+
+
+def load_env_file(path: Path | str | None = None) -> dict[str, str]:
+    """Put the variables of a ``.env`` file into ``os.environ``; returns those it set.
+
+    ``path`` None means ``$REWTS_ENV_FILE`` (nothing when unset). Variables already in the
+    environment win (an explicit ``export`` beats a file). The values are never printed: a
+    parse problem names the file and line only. A file others can read gets a warning, since it
+    usually holds API keys.
+    """
+    origin = "--env-file"
+    if path is None:
+        path = os.environ.get(ENV_FILE_VAR) or None
+        origin = ENV_FILE_VAR
+    if path is None:
+        return {}
+    from dotenv import dotenv_values
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise ConfigError(
+            f"{origin} = {str(path)!r}: file not found (a .env file of KEY=value lines)"
+        )
+    mode = path.stat().st_mode & 0o077
+    if mode:
+        logging.getLogger("rewts").warning(
+            "%s is readable by other users (mode %o); it holds API keys: chmod 600 %s",
+            path,
+            path.stat().st_mode & 0o777,
+            path,
+        )
+    added: dict[str, str] = {}
+    for key, value in dotenv_values(path).items():
+        if value is None or key in os.environ:
+            continue
+        os.environ[key] = value
+        added[key] = value
+    return added
+
+
+#: variables whose values must never reach a log line or an error message
+_SECRET_VARS = re.compile(r"(API_KEY|_TOKEN|_SECRET|PASSWORD)$")
+
+
+def secret_values() -> list[str]:
+    """The values of the key-like variables now set (long enough to be real secrets)."""
+    return sorted(
+        (v for k, v in os.environ.items() if _SECRET_VARS.search(k) and len(v) >= 8),
+        key=len,
+        reverse=True,
+    )
+
+
+def redact(text: str) -> str:
+    """``text`` with every key-like environment value replaced by ``***`` (defence in depth:
+    no provider is meant to echo a key, but a third-party message might)."""
+    for value in secret_values():
+        if value in text:
+            text = text.replace(value, "***")
+    return text
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Logs to whatever ``sys.stderr`` is at the time of the record (a test runner or a
+    notebook swaps it), with secrets redacted."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def data_flags(
@@ -218,17 +327,25 @@ def user_errors(debug: bool) -> Iterator[None]:
     With ``--debug`` (or ``REWTS_DEBUG=1``) the traceback is shown as well. Errors that are not
     ``RewtsError`` are bugs and always keep their traceback.
     """
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    debug = debug or os.environ.get("REWTS_DEBUG") == "1"
+    root = logging.getLogger()
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level = logging.DEBUG if debug else logging.WARNING
+    handler.setLevel(level)
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(level)
     try:
         yield
     except RewtsError as exc:
-        if debug or os.environ.get("REWTS_DEBUG") == "1":
+        if debug:
             err_console.print_exception()
         err_console.print(
-            f"[bold red]error:[/] {exc}", markup=True, highlight=False, soft_wrap=True
+            f"[bold red]error:[/] {escape(redact(str(exc)))}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
         )
         raise typer.Exit(code=exc.exit_code) from None
     except KeyboardInterrupt:
@@ -236,3 +353,8 @@ def user_errors(debug: bool) -> Iterator[None]:
             "[yellow]interrupted[/]: everything finished so far is kept; rerun to resume."
         )
         raise typer.Exit(code=130) from None
+    finally:
+        # one command's handler, removed after it: a second command in the same process
+        # (tests, notebooks) does not log to the first one's closed stream
+        root.removeHandler(handler)
+        root.setLevel(old_level)

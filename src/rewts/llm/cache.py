@@ -149,7 +149,10 @@ class StrategyCache:
 
     def _create_file(self) -> None:
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not self.path.parent.exists():
+                # a folder rewts makes for the cache is the user's alone (0700); an existing
+                # folder is left as the user set it up
+                self.path.parent.mkdir(parents=True, mode=0o700, exist_ok=True)
             # create with 0600 before SQLite opens it; its -wal/-shm files inherit the mode
             fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
             os.close(fd)
