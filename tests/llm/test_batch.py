@@ -267,17 +267,11 @@ def test_drop_in_for_the_engine_in_the_generator_with_reflection_chains(
 ):
     """The generator's own task graph (reflection: each period depends on the previous one)
     through BatchRunner: one job per period, every answer ok; a rerun without batch mode then
-    answers everything from the cache. (Until generate.py chooses BatchRunner itself for
-    ``llm.batch: true``, the engine class is swapped here; afterwards the swap is unused.)"""
+    answers everything from the cache."""
     import rewts.llm.generate as gen
     from rewts.config import Config
 
     from .helpers import fake_dataset
-
-    def as_batch(provider, limiter, *, cache=None, settings=None, **_):
-        return BatchRunner(
-            provider, cache=cache, prompt_version=settings.prompt_version, poll_s=0.05
-        )
 
     monkeypatch.setenv("GEMINI_API_KEY", KEY)
     with SimServer(SimConfig(latency_s=0.0, batch_delay_s=0.05)) as sim:
@@ -292,9 +286,7 @@ def test_drop_in_for_the_engine_in_the_generator_with_reflection_chains(
         }
         cfg = Config.model_validate({"tickers": ["AAA", "BBB"], "llm": llm})
         log = EventLog()
-        with monkeypatch.context() as m:
-            m.setattr(gen, "Engine", as_batch)
-            first = gen.generate_strategies(cfg, fake_dataset(n=300), write=False, events=log)
+        first = gen.generate_strategies(cfg, fake_dataset(n=300), write=False, events=log)
         llm["batch"] = False
         again = gen.generate_strategies(
             Config.model_validate({"tickers": ["AAA", "BBB"], "llm": llm}),
@@ -369,11 +361,6 @@ def test_news_analyses_and_strategies_in_waves_through_the_generator(
 
     from .helpers import fake_dataset
 
-    def as_batch(provider, limiter, *, cache=None, settings=None, **_):
-        return BatchRunner(
-            provider, cache=cache, prompt_version=settings.prompt_version, poll_s=0.05
-        )
-
     ds = fake_dataset(("AAA",))
     dates = ds.frames["AAA"].index
     news = pd.DataFrame(
@@ -396,9 +383,7 @@ def test_news_analyses_and_strategies_in_waves_through_the_generator(
         }
         cfg = Config.model_validate({"tickers": ["AAA"], "llm": llm})
         log = EventLog()
-        with monkeypatch.context() as m:
-            m.setattr(gen, "Engine", as_batch)
-            result = gen.generate_strategies(cfg, ds, headlines=news, write=False, events=log)
+        result = gen.generate_strategies(cfg, ds, headlines=news, write=False, events=log)
     df = result.strategies["AAA"]
     assert (df["status"] == "ok").all() and list(df["news_status"]).count("ok") == 2
     assert result.summary.analyses == 2

@@ -36,6 +36,7 @@ from rewts.llm.analyst import (
     render_analyst_messages,
     window_headlines,
 )
+from rewts.llm.batch import BATCH_PRICE_FACTOR, BatchRunner
 from rewts.llm.cache import StrategyCache
 from rewts.llm.engine import Engine, EngineSettings, Task, TaskResult
 from rewts.llm.limiter import Limiter, RateLimiter, Unlimited, utc_today
@@ -608,6 +609,8 @@ def _summary(
         cost = (
             stats.tokens_in / 1e6 * price.input_per_m + stats.tokens_out / 1e6 * price.output_per_m
         )
+        if cfg.llm.batch and not provider.local:
+            cost *= BATCH_PRICE_FACTOR
     return GenerationSummary(
         total=stats.total,
         generated=stats.generated,
@@ -666,13 +669,24 @@ def generate_strategies(
         headlines = load_news(cfg, headlines)
         tasks, plans = build_tasks(cfg, dataset, provider, headlines)
         monitor = RequestMonitor(limit_rpm=getattr(limiter, "limit_rpm", None))
-        engine = Engine(
-            provider,
-            limiter,
-            cache=cache,
-            settings=engine_settings(cfg, limiter),
-            monitor=monitor,
-        )
+        engine: Engine | BatchRunner
+        if cfg.llm.batch and not provider.local:
+            # all cache misses as provider batch jobs (one per dependency wave), at batch prices
+            engine = BatchRunner(
+                provider,
+                cache=cache,
+                prompt_version=cfg.llm.prompt_version,
+                poll_s=cfg.llm.batch_poll_s,
+                max_wait_s=cfg.llm.batch_max_wait_s,
+            )
+        else:
+            engine = Engine(
+                provider,
+                limiter,
+                cache=cache,
+                settings=engine_settings(cfg, limiter),
+                monitor=monitor,
+            )
         if events is not None:
             engine.subscribe(events)
         if progress:
