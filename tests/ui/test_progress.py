@@ -129,3 +129,9 @@ def test_plain_display_reports_429s():
     PlainDisplay(out)(RequestRetried(("t", 1), "RateLimited", 1, 2.5, 429))
     PlainDisplay(out)(RequestRetried(("t", 1), "ServerError", 1, 2.5, 503))
     assert out.getvalue().count("Rate limit hit") == 1
+
+
+def test_summary_counts_strategies_and_news_analyses_apart():
+    s = GenerationSummary(total=100, analyses=12, wall_s=3.0, provider="gemini", model="m")
+    text = "\n".join(summary_lines(s))
+    assert "Generated 88 strategies and 12 news analyses in 3.0s" in text

@@ -87,7 +87,9 @@ def summary_lines(s: Any) -> list[str]:
     """The seed's end-of-run summary plus retries, 429s, tokens and cost."""
     total = max(1, s.total)
     lines = [
-        f"✓ Generated {s.total} strategies in {s.wall_s:.1f}s ({s.provider}, {s.model})",
+        f"✓ Generated {s.total - getattr(s, 'analyses', 0)} strategies"
+        + (f" and {s.analyses} news analyses" if getattr(s, "analyses", 0) else "")
+        + f" in {s.wall_s:.1f}s ({s.provider}, {s.model})",
         f"  Cache hits: {s.cache_hits} ({100.0 * s.cache_hits / total:.1f}%)",
         f"  Cache misses: {s.cache_misses} ({100.0 * s.cache_misses / total:.1f}%)",
         f"  Errors (fallback used): {s.failures} ({s.fallbacks} fallbacks, {s.skipped} skipped)",
