@@ -295,7 +295,7 @@ class _Run:
                 "reused": len(record.details.get("checkpoints", [])),
                 "train_seconds": 0.0,
                 # what training them took when they were trained (for the summary)
-                "earlier_train_seconds": record.details.get("train_seconds", 0.0),
+                "earlier_train_seconds": record.details.get("all_seconds", 0.0),
             }
             self._finish(StageOutcome("train", "skipped", check.why, 0.0, details))
             return record.output, details
@@ -317,6 +317,7 @@ class _Run:
             "trained": len(fresh),
             "reused": len(entries) - len(fresh),
             "train_seconds": round(sum(_meta_seconds(p) for p in fresh), 2),
+            "all_seconds": round(sum(_meta_seconds(Path(p)) for p, _ in entries), 2),
         }
         output = st.digest(entries)
         seconds = time.perf_counter() - t0

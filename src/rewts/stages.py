@@ -74,7 +74,8 @@ _NOT_STRATEGIES = {
 }
 #: rewts keys that decide where or how fast training runs, not what it learns
 _REWTS_OPERATIONAL = {"n_jobs", "device"}
-#: strategy-table columns that shape what later stages see (not latency, tokens, provenance)
+#: strategy-table columns that shape what later stages see (not latency, tokens, provenance,
+#: nor ``status``: a strategy answered now and the same one from the cache are one decision)
 STRATEGY_COLUMNS = (
     "ticker",
     "period",
@@ -86,7 +87,6 @@ STRATEGY_COLUMNS = (
     "entropy",
     "strength",
     "tau",
-    "status",
 )
 
 
@@ -114,8 +114,8 @@ def file_hash(path: Path) -> str | None:
 def strategies_hash(tables: Mapping[str, pd.DataFrame]) -> str:
     """Hash of the strategy tables' decision columns, per ticker in sorted order.
 
-    Latency, tokens and provenance are left out: a table regenerated from the cache, or by a
-    rule-based strategist, has the same decisions and must not retrain every agent.
+    Latency, tokens, status and provenance are left out: a table regenerated from the cache,
+    or by a rule-based strategist, has the same decisions and must not retrain every agent.
     """
     h = hashlib.sha256()
     for ticker in sorted(tables):

@@ -21,10 +21,9 @@ from rewts.cli import app
 
 runner = CliRunner()
 
-TINY = [
+BASE = [
     "--tickers", "AAPL",
     "--source", "synthetic",
-    "--agents", "buy_and_hold,llm_only,rl_only,llm_rl,rewts",
     "--runs", "1",
     "--episodes", "1",
     "--no-progress",
@@ -43,6 +42,7 @@ TINY = [
     "--set", "rewts.buffer_size=1000",
     "--set", "trading_env.max_drawdown_limit=null",
 ]  # fmt: skip
+TINY = [*BASE, "--agents", "buy_and_hold,llm_only,rl_only,llm_rl,rewts"]
 STAGES = ["data", "strategies", "train", "backtest", "report"]
 
 
@@ -189,7 +189,7 @@ def test_offline_first_run_announces_every_choice(workdir, monkeypatch):
         app,
         [
             "run",
-            *[a for a in TINY if a not in ("--source", "synthetic")],
+            *[a for a in BASE if a not in ("--source", "synthetic")],
             "--agents",
             "buy_and_hold,llm_only",
             "--profile",
@@ -233,3 +233,27 @@ def test_bad_profile_is_one_clear_line(command, workdir):
     result = runner.invoke(app, [command, "--profile", "nope"])
     assert result.exit_code == 2
     assert "unknown profile 'nope'" in result.output and "quick" in result.output
+
+
+def test_run_against_the_simulator_uses_the_generator_path(workdir, monkeypatch):
+    from rewts.sim import SimConfig, SimServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    with SimServer(SimConfig(latency_s=0.0)) as sim:
+        args = [
+            *BASE, "--agents", "buy_and_hold,llm_only", "--provider", "openai",
+            "--base-url", sim.openai_base_url, "--rps", "1000", "--json",
+        ]  # fmt: skip
+        first = runner.invoke(app, ["run", *args])
+        assert first.exit_code == 0, first.output
+        s1 = json.loads(first.stdout)["strategies"]
+        assert s1["provider"] == "openai" and s1["llm"] is True
+        assert s1["api_calls"] == s1["generated"] == s1["total"] > 0 and s1["cost_usd"] > 0
+        # the tables' record gone: regenerated from the strategy cache, no API call
+        (workdir / "data" / "strategies" / "rewts-stage.json").unlink()
+        second = runner.invoke(app, ["run", *args])
+        assert second.exit_code == 0, second.output
+        s2 = json.loads(second.stdout)
+        assert s2["strategies"]["cache_hits"] == s1["total"] and s2["strategies"]["api_calls"] == 0
+        assert {s["stage"]: s["status"] for s in s2["stages"]}["backtest"] == "skipped"
+    assert "sk-test-not-a-real-key" not in first.output + second.output

@@ -35,8 +35,8 @@ _SHORT = {
     "Sanity: leaked return": "Leak",
 }
 _TITLES = {
-    "sharpe": "Sharpe ratio (Table VII shape), mean ± std over runs",
-    "max_drawdown": "Max drawdown (Table VIII shape), mean ± std over runs",
+    "sharpe": "Sharpe ratio (Table VII), mean ± std over runs",
+    "max_drawdown": "Max drawdown (Table VIII), mean ± std over runs",
 }
 
 
