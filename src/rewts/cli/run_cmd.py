@@ -16,6 +16,7 @@ from rewts.cli.common import (
     DataDirOpt,
     DebugOpt,
     EndOpt,
+    EnvFileOpt,
     ModelOpt,
     NoNewsOpt,
     NoProgressOpt,
@@ -120,6 +121,7 @@ def run_command(
     profile: ProfileOpt = None,
     debug: DebugOpt = False,
     no_progress: NoProgressOpt = False,
+    env_file: EnvFileOpt = None,
 ) -> None:
     """Run the whole pipeline: data, strategies, train, backtest, report.
 
@@ -128,7 +130,7 @@ def run_command(
     and an interrupted one resumes. Offline and without API keys it uses the CSV folder
     (--data-dir) or synthetic prices and the heuristic strategist (announced: not an LLM).
     """
-    args = common(config, sets, profile, debug, no_progress)
+    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
     with user_errors(args.debug):
         cfg = args.load(
             data_flags(tickers, data_dir, source, start, end)

@@ -17,6 +17,7 @@ from rewts.cli.common import (
     DataDirOpt,
     DebugOpt,
     EndOpt,
+    EnvFileOpt,
     ModelOpt,
     NoNewsOpt,
     NoProgressOpt,
@@ -76,6 +77,7 @@ def status_command(
     profile: ProfileOpt = None,
     debug: DebugOpt = False,
     no_progress: NoProgressOpt = False,
+    env_file: EnvFileOpt = None,
 ) -> None:
     """Show what exists for a config and whether `rewts run` would reuse it.
 
@@ -83,7 +85,7 @@ def status_command(
     `rewts run --profile quick` would do: each stage fresh (skipped), stale (rerun, with the
     reason) or missing.
     """
-    args = common(config, sets, profile, debug, no_progress)
+    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
     with user_errors(args.debug):
         cfg = args.load(
             data_flags(tickers, data_dir, source, start, end)
