@@ -100,6 +100,17 @@ def news_hash(cfg: Config) -> str | None:
     return st.file_hash(Path(path)) or "missing"
 
 
+def news_state(cfg: Config, provider: str) -> str:
+    """Whether the news analyst took part, in words, for the summary."""
+    if cfg.skip_news_processing:
+        return "skipped (skip_news_processing / --no-news)"
+    if cfg.data.news_path is None:
+        return "off (no data.news_path)"
+    if provider == "heuristic":
+        return "not read (the heuristic strategist reads no headlines)"
+    return f"analyst on {cfg.data.news_path}"
+
+
 def heuristic_note() -> str:
     return (
         "The strategies come from the offline heuristic strategist (rules on technical "
@@ -258,11 +269,12 @@ class _Run:
         details = {
             k: summary.get(k)
             for k in (
-                "provider", "model", "total", "generated", "cache_hits", "api_calls", "cost_usd",
-                "fallbacks", "skipped", "tokens_in", "tokens_out", "wall_s",
+                "provider", "model", "total", "analyses", "generated", "cache_hits", "api_calls",
+                "cost_usd", "fallbacks", "skipped", "tokens_in", "tokens_out", "wall_s",
             )
         }  # fmt: skip
         details["llm"] = provider != "heuristic"
+        details["news"] = news_state(cfg, provider)
         seconds = time.perf_counter() - t0
         st.write_record(folder, st.StageRecord.new("strategies", inputs, output, seconds, details))
         self._finish(StageOutcome("strategies", "done", check.why, seconds, details))

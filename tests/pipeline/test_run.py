@@ -239,16 +239,24 @@ def test_run_against_the_simulator_uses_the_generator_path(workdir, monkeypatch)
     from rewts.sim import SimConfig, SimServer
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    news = workdir / "news.csv"
+    news.write_text(
+        "date,ticker,headline,source\n"
+        "2017-03-01,AAPL,Apple unveils a new phone,test\n"
+        "2017-06-01,AAPL,Apple shares slide on weak guidance,test\n"
+    )
     with SimServer(SimConfig(latency_s=0.0)) as sim:
         args = [
             *BASE, "--agents", "buy_and_hold,llm_only", "--provider", "openai",
             "--base-url", sim.openai_base_url, "--rps", "1000", "--json",
+            "--set", f"data.news_path={news}",
         ]  # fmt: skip
         first = runner.invoke(app, ["run", *args])
         assert first.exit_code == 0, first.output
         s1 = json.loads(first.stdout)["strategies"]
         assert s1["provider"] == "openai" and s1["llm"] is True
         assert s1["api_calls"] == s1["generated"] == s1["total"] > 0 and s1["cost_usd"] > 0
+        assert s1["analyses"] > 0 and s1["news"].startswith("analyst on")
         # the tables' record gone: regenerated from the strategy cache, no API call
         (workdir / "data" / "strategies" / "rewts-stage.json").unlink()
         second = runner.invoke(app, ["run", *args])
@@ -256,4 +264,9 @@ def test_run_against_the_simulator_uses_the_generator_path(workdir, monkeypatch)
         s2 = json.loads(second.stdout)
         assert s2["strategies"]["cache_hits"] == s1["total"] and s2["strategies"]["api_calls"] == 0
         assert {s["stage"]: s["status"] for s in s2["stages"]}["backtest"] == "skipped"
+        # a new headline changes the analyst's input: the strategies are asked again
+        with news.open("a") as fh:
+            fh.write("2017-09-01,AAPL,Apple beats estimates,test\n")
+        third = runner.invoke(app, ["status", *args])
+        assert json.loads(third.stdout)["stages"][1]["state"] == "stale"
     assert "sk-test-not-a-real-key" not in first.output + second.output

@@ -98,9 +98,14 @@ def strategies_line(s: Mapping[str, Any] | None) -> str:
     else:
         how = f"{s.get('generated', 0)} generated, {s.get('cache_hits', 0)} from the cache"
     fallbacks = f", {s.get('fallbacks')} fallback(s)" if s.get("fallbacks") else ""
+    total, analyses = int(s.get("total") or 0), int(s.get("analyses") or 0)
+    what = f"{total - analyses} strategies"
+    if analyses:
+        what += f" + {analyses} news analyses"
+    news = f" | news: {s['news']}" if s.get("news") else ""
     return (
-        f"strategies: {s.get('total', 0)} ({how}{fallbacks}) | {who} | API calls "
-        f"{s.get('api_calls', 0)} | cost ${float(s.get('cost_usd') or 0.0):.4f}"
+        f"strategies: {what} ({how}{fallbacks}) | {who} | API calls "
+        f"{s.get('api_calls', 0)} | cost ${float(s.get('cost_usd') or 0.0):.4f}{news}"
     )
 
 
