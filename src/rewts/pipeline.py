@@ -299,7 +299,8 @@ class _Run:
         inputs = st.train_inputs(cfg, dataset.content_hash, strat_hash)
         folder = Path(cfg.rewts.checkpoint_dir)
         record = st.read_record(folder, "train")
-        check = st.check_record(record, inputs, st.checkpoints_now(record), "checkpoints")
+        now = st.checkpoints_digest(trained_members(cfg)) if record is not None else None
+        check = st.check_record(record, inputs, now, "checkpoints")
         if check.fresh and record is not None:
             details = {
                 "agents": len(record.details.get("checkpoints", [])),
@@ -577,7 +578,8 @@ def pipeline_status(cfg: Config, run_dir: Path, *, html: bool = True) -> list[St
     else:
         inputs = st.train_inputs(cfg, data_hash or "", strat_hash)
         record = st.read_record(root, "train")
-        check = st.check_record(record, inputs, st.checkpoints_now(record), "checkpoints")
+        now = st.checkpoints_digest(trained_members(cfg)) if record is not None else None
+        check = st.check_record(record, inputs, now, "checkpoints")
         state = _state("train", check, root, ok)
         if record is not None:
             state.details = {"agents": len(record.details.get("checkpoints", []))}

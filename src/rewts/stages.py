@@ -370,12 +370,9 @@ def checkpoint_entries(paths: Iterable[Path]) -> list[list[str]]:
     return sorted(out)
 
 
-def checkpoints_now(record: StageRecord | None) -> str | None:
-    """The train output hash as the checkpoints on disk are now; None if one is missing."""
-    if record is None:
-        return None
-    recorded = record.details.get("checkpoints") or []
-    entries = checkpoint_entries(Path(p) for p, _ in recorded)
-    if len(entries) != len(recorded):
-        return None
-    return digest(entries)
+def checkpoints_digest(paths: Iterable[Path]) -> str | None:
+    """The train output hash of these checkpoint folders as they are now; None if none is
+    finished. Computed from what the backtest would load (the training manifests), so a
+    checkpoint retrained, deleted or dropped from a manifest since the record shows."""
+    entries = checkpoint_entries(paths)
+    return digest(entries) if entries else None
