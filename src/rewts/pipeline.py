@@ -509,8 +509,8 @@ def _data_state(cfg: Config) -> tuple[StageState, str | None]:
     details = {"source": manifest.get("source"), "tickers": list(manifest.get("tickers", {}))}
     if manifest.get("inputs_hash") != store.inputs_hash(inputs):
         keys = st.changed_keys(manifest.get("inputs") or {}, inputs)
-        shown = ", ".join(keys[:4]) or "store version"
-        return StageState("data", "stale", f"changed: {shown}", details=details, **base), None
+        why = st.describe_keys(keys) if keys else "written by another version"
+        return StageState("data", "stale", why, details=details, **base), None
     missing = [
         t for t in manifest.get("tickers", {}) if not (folder / store.parquet_name(t)).is_file()
     ]

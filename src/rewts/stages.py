@@ -140,10 +140,18 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
-    """The dotted keys whose values differ between two input trees, sorted."""
+    """The dotted keys whose values differ between two input trees, shallow ones first (a
+    changed ``tickers`` says more than the per-file hashes it drags along)."""
     a, b = flatten(old), flatten(new)
     norm = lambda v: json.dumps(v, sort_keys=True, default=str)  # noqa: E731
-    return sorted(k for k in a.keys() | b.keys() if norm(a.get(k)) != norm(b.get(k)))
+    changed = [k for k in a.keys() | b.keys() if norm(a.get(k)) != norm(b.get(k))]
+    return sorted(changed, key=lambda k: (k.count("."), k))
+
+
+def describe_keys(keys: list[str], limit: int = 4) -> str:
+    """``changed: a, b, c (+2 more)``."""
+    more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
+    return f"changed: {', '.join(keys[:limit])}{more}"
 
 
 # --------------------------------------------------------------------------- config slices
@@ -347,9 +355,7 @@ def check_record(
         if upstream and len(upstream) == len(keys):
             why = f"{' and '.join(upstream)} output changed"
         else:
-            shown = [k for k in keys if k not in upstream]
-            more = f" (+{len(shown) - 4} more)" if len(shown) > 4 else ""
-            why = f"changed: {', '.join(shown[:4])}{more}"
+            why = describe_keys([k for k in keys if k not in upstream])
         return Check(False, why, inputs, record)
     if output_now is None:
         return Check(False, f"{what} missing", inputs, record)
