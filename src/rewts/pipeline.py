@@ -203,9 +203,9 @@ class _Run:
 
     # ---------------------------------------------------------------- data
 
-    def data(self) -> Dataset:
-        t0 = self._start("data", "")
-        dataset = ensure_data(self.cfg, reporter=self.say)
+    def data(self, refresh: bool = False) -> Dataset:
+        t0 = self._start("data", "refresh requested" if refresh else "")
+        dataset = ensure_data(self.cfg, refresh=refresh, reporter=self.say)
         details = {
             "source": dataset.source,
             "tickers": list(dataset.tickers),
@@ -213,6 +213,8 @@ class _Run:
             "path": str(dataset.path),
         }
         status, why = ("skipped", "inputs unchanged") if dataset.report.from_store else ("done", "")
+        if refresh:
+            why = "refresh requested"
         self._finish(StageOutcome("data", status, why, time.perf_counter() - t0, details))
         return dataset
 
@@ -426,8 +428,12 @@ def run_pipeline(
     events: Callable[[Any], None] | None = None,
     say: Say | None = None,
     on_stage: Callable[[StageOutcome], None] | None = None,
+    refresh_data: bool = False,
 ) -> RunSummary:
     """Run every stage whose output is missing or stale, skip the others, and summarize.
+
+    ``refresh_data`` rebuilds the dataset from its source even when it is up to date; later
+    stages still rerun only if the data came out different.
 
     ``progress``: True/"plain"/False for the training display (as :func:`train_all`);
     ``events`` receives the strategy engine's events (a display); ``say`` one line per
@@ -444,7 +450,7 @@ def run_pipeline(
         say=say or (lambda _line: None),
         on_stage=on_stage or (lambda _outcome: None),
     )
-    dataset = run.data()
+    dataset = run.data(refresh_data)
     tables, strat_hash, strat = run.strategies(dataset)
     train_hash, training = run.train(dataset, tables, strat_hash)
     notes = []

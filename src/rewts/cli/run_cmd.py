@@ -75,6 +75,14 @@ OutOpt = Annotated[
     ),
 ]
 NoHtmlOpt = Annotated[bool, typer.Option("--no-html", help="Write the CSV/JSON files only.")]
+RefreshOpt = Annotated[
+    bool,
+    typer.Option(
+        "--refresh",
+        help="Rebuild the dataset from its source even when it is up to date (later stages "
+        "rerun only if it came out different).",
+    ),
+]
 JsonOpt = Annotated[
     bool,
     typer.Option("--json", help="Print the run summary as JSON on stdout instead of tables."),
@@ -115,6 +123,7 @@ def run_command(
     jobs: JobsOpt = None,
     out: OutOpt = None,
     no_html: NoHtmlOpt = False,
+    refresh: RefreshOpt = False,
     json_out: JsonOpt = False,
     config: ConfigOpt = None,
     sets: SetOpt = None,
@@ -166,6 +175,7 @@ def run_command(
                 events=display,
                 say=say,
                 on_stage=StageLines(err_console),
+                refresh_data=refresh,
             )
         finally:
             if display is not None:
