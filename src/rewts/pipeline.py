@@ -171,6 +171,30 @@ def _results_facts(metrics_json: Path) -> tuple[dict[str, Any], list[str]]:
     return payload.get("paper_tables") or {}, list(payload.get("notes") or [])
 
 
+def _strategies_check(
+    cfg: Config, data_hash: str, provider: str
+) -> tuple[st.Check, dict[str, pd.DataFrame] | None]:
+    """Whether the stored strategy tables can be reused (and the tables when they can).
+
+    Periods that failed (fallback or skipped) make the tables stale: failures are never
+    cached, and the next run asks for them again.
+    """
+    from rewts.llm import load_strategies
+
+    inputs = st.strategies_inputs(cfg, data_hash, provider, news_hash(cfg))
+    record = st.read_record(Path(cfg.llm.output_dir), "strategies")
+    tables = None
+    if record is not None and record.key == st.digest(inputs):
+        tables = load_strategies(cfg)
+    now = st.strategies_hash(tables) if tables else None
+    check = st.check_record(record, inputs, now, "strategy tables")
+    if check.fresh and tables is not None:
+        retry = sum(int(t["status"].isin(["fallback", "skipped"]).sum()) for t in tables.values())
+        if retry:
+            check = st.Check(False, f"{retry} failed period(s) to retry", inputs, record)
+    return check, tables if check.fresh else None
+
+
 # ------------------------------------------------------------------------------- run
 
 
@@ -232,21 +256,9 @@ class _Run:
             self._finish(StageOutcome("strategies", "not needed", "no requested agent reads tau"))
             return None, None, None
         provider = resolve_provider_name(cfg)
-        inputs = st.strategies_inputs(cfg, dataset.content_hash, provider, news_hash(cfg))
         folder = Path(cfg.llm.output_dir)
-        record = st.read_record(folder, "strategies")
-        tables = (
-            load_strategies(cfg) if record is not None and record.key == st.digest(inputs) else None
-        )
-        check = st.check_record(
-            record, inputs, st.strategies_hash(tables) if tables else None, "strategy tables"
-        )
-        if check.fresh and tables is not None:
-            retry = sum(
-                int((t["status"].isin(["fallback", "skipped"])).sum()) for t in tables.values()
-            )
-            if retry:
-                check = st.Check(False, f"{retry} failed period(s) to retry", inputs, record)
+        check, tables = _strategies_check(cfg, dataset.content_hash, provider)
+        inputs, record = check.inputs, check.record
         if check.fresh and tables is not None and record is not None:
             details = dict(record.details)
             # nothing was asked of any provider this time: the tables were reused as stored
@@ -547,7 +559,6 @@ def pipeline_status(cfg: Config, run_dir: Path, *, html: bool = True) -> list[St
     have now and its output on disk is the recorded one.
     """
     from rewts.backtest import needs_strategies
-    from rewts.llm import load_strategies
     from rewts.llm.providers import resolve_provider_name
 
     run_dir = Path(run_dir)
@@ -560,14 +571,8 @@ def pipeline_status(cfg: Config, run_dir: Path, *, html: bool = True) -> list[St
     if not needs_strategies(cfg):
         states.append(StageState("strategies", "not needed", "no requested agent reads tau"))
     else:
-        inputs = st.strategies_inputs(
-            cfg, data_hash or "", resolve_provider_name(cfg), news_hash(cfg)
-        )
-        record = st.read_record(folder, "strategies")
-        tables = load_strategies(cfg) if record is not None else None
-        check = st.check_record(
-            record, inputs, st.strategies_hash(tables) if tables else None, "strategy tables"
-        )
+        check, _ = _strategies_check(cfg, data_hash or "", resolve_provider_name(cfg))
+        record = check.record
         state = _state("strategies", check, folder, ok)
         if record is not None:
             state.details = {

@@ -274,3 +274,21 @@ def test_run_against_the_simulator_uses_the_generator_path(workdir, monkeypatch)
         third = runner.invoke(app, ["status", *args])
         assert json.loads(third.stdout)["stages"][1]["state"] == "stale"
     assert "sk-test-not-a-real-key" not in first.output + second.output
+
+
+def test_failed_periods_are_asked_again_on_the_next_run(workdir, monkeypatch):
+    from rewts.sim import SimConfig, SimServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+    with SimServer(SimConfig(latency_s=0.0, error_rate=1.0)) as sim:
+        args = [
+            *BASE, "--agents", "buy_and_hold,llm_only", "--provider", "openai",
+            "--base-url", sim.openai_base_url, "--rps", "1000", "--on-failure", "neutral",
+            "--set", "llm.retry.max_retries=0",
+        ]  # fmt: skip
+        first = runner.invoke(app, ["run", *args, "--json"])
+        assert first.exit_code == 0, first.output
+        assert json.loads(first.stdout)["strategies"]["fallbacks"] > 0
+        later = runner.invoke(app, ["status", *args, "--json"])
+        strategies = json.loads(later.stdout)["stages"][1]
+        assert strategies["state"] == "stale" and "failed period(s) to retry" in strategies["why"]
