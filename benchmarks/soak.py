@@ -14,8 +14,10 @@ measured are the client's alone. Printed:
   shows as a difference);
 * steady throughput (after the first wave) as a share of the configured limit;
 * the RSS slope per 1,000 tasks from the second thousand to the end: the engine returns every
-  task's result (strategy, answer text, usage), so a few hundred KB per thousand is the results
-  themselves, not a leak; compare with ``result bytes/task``, measured on the results.
+  task's result (strategy, answer text, usage), so RSS grows with the results themselves; what
+  tells a leak is the count of Python allocated blocks after the results are dropped (it goes
+  back to where it was before the run when nothing leaks);
+* client CPU per request, to tell a CPU-bound machine from a limiter that holds back.
 
 Exit status 1 when descriptors leaked, a task is missing, or throughput fell under 80 % of the
 limit.
@@ -187,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         fds_before = proc.num_fds()
         rss_before = proc.memory_info().rss / 2**20
         blocks_before = sys.getallocatedblocks()
+        cpu_before = sum(proc.cpu_times()[:2])
         provider = make_provider(cfg)
         cache = StrategyCache(cfg.llm.cache_path)
         limiter = make_limiter(cfg, provider, cache)
@@ -204,10 +207,10 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         results = asyncio.run(_run(engine, tasks, provider, args.max_seconds))
         wall = time.perf_counter() - t0
+        cpu_ms = 1000 * (sum(proc.cpu_times()[:2]) - cpu_before) / max(args.requests, 1)
         entries = len(cache)
         ok_cache = cache.integrity_ok()
         cache.close()
-        result_bytes = _result_bytes(results)
         failed = [r for r in results.values() if r.status != "ok"]
         for r in failed[:5]:
             print(f"task {r.id}: {r.status}: {r.error}")
@@ -221,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         sim.terminate()
         sim.wait(10)
     return _report(args, sampler.rows, wall, fds_before, fds_after, entries, ok_cache,
-                   result_bytes, stats, blocks)  # fmt: skip
+                   cpu_ms, stats, blocks)  # fmt: skip
 
 
 def _warm_up(cfg: Config, n: int) -> None:
@@ -242,20 +245,7 @@ def _warm_up(cfg: Config, n: int) -> None:
     cache.close()
 
 
-def _result_bytes(results: dict) -> float:
-    """Mean size of one kept result (answer text + strategy), in bytes."""
-    if not results:
-        return float("nan")
-    sample = list(results.values())[:: max(1, len(results) // 200)]
-    total = 0
-    for r in sample:
-        total += sys.getsizeof(r) + len(r.response_text or "")
-        if r.strategy is not None:
-            total += len(r.strategy.model_dump_json())
-    return total / len(sample)
-
-
-def _report(args, rows, wall, fds_before, fds_after, entries, ok_cache, result_bytes, stats,
+def _report(args, rows, wall, fds_before, fds_after, entries, ok_cache, cpu_ms, stats,
             blocks):  # fmt: skip
     done = rows[-1]["done"] if rows else 0
     # steady state: from the end of the first row (the first wave in flight) to the last row
@@ -277,15 +267,20 @@ def _report(args, rows, wall, fds_before, fds_after, entries, ok_cache, result_b
     if rows:
         print(f"RSS: {rows[0]['rss_mb']:.1f} MB at {rows[0]['done']}, {rows[-1]['rss_mb']:.1f} MB "
               f"at {rows[-1]['done']}; peak {max(r['peak_mb'] for r in rows):.1f} MB; "
-              f"slope {slope:.2f} MB per 1,000 tasks (kept results: ~{result_bytes:.0f} B/task "
-              f"= {result_bytes / 1024:.2f} MB per 1,000)")  # fmt: skip
+              f"slope {slope:.2f} MB per 1,000 tasks")  # fmt: skip
+    print(
+        f"client CPU: {cpu_ms:.2f} ms per request (the SDK, the engine, the cache; a "
+        "throughput under the limit with about 1000/limit ms of CPU per request is CPU-bound)"
+    )
     print(f"file descriptors: {fds_before} before, {fds_after} after "
           f"(peak {max((r['fds'] for r in rows), default=fds_before)} during)")  # fmt: skip
     print(f"cache integrity_check: {'ok' if ok_cache else 'FAILED'}")
     before, during, after = blocks
-    print(f"Python allocated blocks: {before:,} before, {during:,} holding the results, "
-          f"{after:,} after dropping them ({(after - before) / max(args.requests, 1):+.2f} "
-          "per request: what a leak would keep)")  # fmt: skip
+    n = max(args.requests, 1)
+    print(f"Python allocated blocks: {before:,} before, {during:,} holding the results "
+          f"({(during - before) / n:.1f} per task: the strategy, answer text and usage the run "
+          f"returns), {after:,} after dropping them ({(after - before) / n:+.2f} per task: what "
+          "a leak would keep)")  # fmt: skip
     failures = []
     if fds_after > fds_before:
         failures.append(f"{fds_after - fds_before} file descriptors leaked")
