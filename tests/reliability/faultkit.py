@@ -30,19 +30,32 @@ FAULTS_OFF = {
 }
 
 
-def sim_cfg(tmp_path: Path, sim: SimServer, *, tickers=("AAA",), rps=100.0, **llm: Any) -> Config:
-    """A config aimed at the simulator with quick retries (the shape of tests/llm's)."""
+def sim_cfg(
+    tmp_path: Path,
+    sim: SimServer,
+    *,
+    tickers=("AAA",),
+    rps=100.0,
+    provider: str = "local",
+    **llm: Any,
+) -> Config:
+    """A config aimed at the simulator with quick retries (the shape of tests/llm's).
+
+    ``provider="gemini"`` talks to the simulator's Gemini API through google-genai (the key
+    must be in GEMINI_API_KEY); otherwise the OpenAI-compatible ``local`` preset.
+    """
     retry = {"initial_s": 0.05, "multiplier": 2.0, "max_s": 0.5, "max_retries": 3}
     retry.update(llm.pop("retry", {}))
+    gemini = provider == "gemini"
     return Config.model_validate(
         {
             "tickers": list(tickers),
             "strategy_frequency": 5,
             "max_requests_per_second": rps,
             "llm": {
-                "provider": "local",
-                "model": "deepseek-chat",
-                "base_url": sim.openai_base_url,
+                "provider": provider,
+                "model": "gemini-2.5-flash" if gemini else "deepseek-chat",
+                "base_url": sim.gemini_base_url if gemini else sim.openai_base_url,
                 "logprobs": False,
                 "timeout_s": 1.0,
                 "cache_path": str(tmp_path / "cache.sqlite"),

@@ -164,6 +164,18 @@ CASES = [
     ),
     Case("unknown-profile", ["data", "--profile", "nope"], 2, ("unknown profile 'nope'",)),
     Case("set-without-equals", ["data", "--set", "rewts.gamma"], 2, ("expected KEY.PATH=VALUE",)),
+    Case(
+        "corrupt-cache",
+        ["cache", "stats", "--cache", "{file:corrupt.sqlite}"],
+        2,
+        ("corrupt.sqlite", "not a usable SQLite cache", "delete the file"),
+    ),
+    Case(
+        "cache-is-a-folder",
+        ["cache", "stats", "--cache", "{file:csv_folder_as_cache}"],
+        2,
+        ("llm.cache_path", "cannot create the cache file"),
+    ),
 ]
 
 
@@ -173,6 +185,8 @@ def world(tmp_path_factory, shared_data):
     root = tmp_path_factory.mktemp("bad_input")
     (root / "bad.yaml").write_text("tickers: [AAPL\nllm: {\n")
     (root / "unknown.yaml").write_text("tickers: [AAPL]\nllm:\n  temprature: 0\n")
+    (root / "corrupt.sqlite").write_bytes(b"not a database, " * 64)
+    (root / "csv_folder_as_cache").mkdir()
     aapl = pd.read_csv(shared_data / "AAPL.csv")
     for name, mutate in CSV_MUTATIONS.items():
         folder = root / name
@@ -197,7 +211,8 @@ def _fill(arg: str, world: dict) -> str:
 
 
 def _invoke(case: Case, world: dict, workdir: Path, *extra: str):
-    args = [_fill(a, world) for a in case.args] + ["--no-progress", *extra]
+    quiet = [] if case.args[0] == "cache" else ["--no-progress"]  # cache has no progress
+    args = [_fill(a, world) for a in case.args] + [*quiet, *extra]
     return CliRunner().invoke(app, args, env=case.env)
 
 

@@ -50,21 +50,33 @@ def _wait_for_answers(sim: SimServer, n: int, timeout: float = 30.0) -> None:
 
 
 @pytest.mark.parametrize(
-    ("sim_settings", "expect"),
+    ("provider", "sim_settings", "expect"),
     [
-        ({"rpm_limit": 4, "window_s": 0.2, "retry_after": True}, "http_429"),
-        ({"rpm_limit": 4, "window_s": 0.2, "retry_after": False}, "http_429"),
-        ({"garbage_rate": 0.15}, "garbage"),
+        ("local", {"rpm_limit": 4, "window_s": 0.2, "retry_after": True}, "http_429"),
+        ("local", {"rpm_limit": 4, "window_s": 0.2, "retry_after": False}, "http_429"),
+        ("local", {"garbage_rate": 0.15}, "garbage"),
+        ("gemini", {"rpm_limit": 4, "window_s": 0.2, "retry_after": True}, "http_429"),
+        ("gemini", {"rpm_limit": 4, "window_s": 0.2, "retry_after": False}, "http_429"),
+        ("gemini", {"error_rate": 0.3, "drop_rate": 0.05}, "error"),
     ],
-    ids=["429-burst-retry-after", "429-burst-no-retry-after", "cut-off-body"],
+    ids=[
+        "429-burst-retry-after",
+        "429-burst-no-retry-after",
+        "cut-off-body",
+        "gemini-429-retryinfo",
+        "gemini-429-no-retryinfo",
+        "gemini-5xx-drops",
+    ],
 )
 def test_fault_ends_answered_or_explicitly_failed_and_reruns_only_the_rest(
-    tmp_path, sim_settings, expect
+    tmp_path, monkeypatch, provider, sim_settings, expect
 ):
+    monkeypatch.setenv("GEMINI_API_KEY", "gm-test-key-0000")
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     tickers = ("AAA",)
     ds = fake_dataset(tickers, DAYS)
     with SimServer(SimConfig(latency_s=0.01, seed=5, **sim_settings)) as sim:
-        cfg = sim_cfg(tmp_path, sim, tickers=tickers)
+        cfg = sim_cfg(tmp_path, sim, tickers=tickers, provider=provider)
         result = generate_strategies(cfg, ds)
         stats = sim.stats(log=False)
         if expect == "http_429":

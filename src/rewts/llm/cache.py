@@ -178,7 +178,8 @@ class StrategyCache:
             except sqlite3.DatabaseError as exc:
                 raise ConfigError(
                     f"llm.cache_path = {self.path}: not a usable SQLite cache ({exc}); "
-                    "move it away or run `rewts cache clear`"
+                    "move or delete the file (it is only a cache: a rerun asks again for what "
+                    "it held) or point --cache elsewhere"
                 ) from None
             self._local.conn = conn
             with self._lock:
