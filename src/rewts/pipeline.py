@@ -15,6 +15,7 @@ resumes per agent: finished checkpoints are reused).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import time
@@ -535,8 +536,16 @@ def _data_state(cfg: Config) -> tuple[StageState, str | None]:
     if missing:
         why = f"files missing: {', '.join(missing)}"
         return StageState("data", "stale", why, details=details, **base), None
+    written = dt.datetime.fromtimestamp((folder / store.MANIFEST).stat().st_mtime, dt.UTC)
     return (
-        StageState("data", "fresh", f"inputs unchanged ({why})", details=details, **base),
+        StageState(
+            "data",
+            "fresh",
+            f"inputs unchanged ({why})",
+            finished=written.isoformat(timespec="seconds"),
+            details=details,
+            **base,
+        ),
         manifest.get("content_hash"),
     )
 
