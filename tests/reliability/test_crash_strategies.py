@@ -1,6 +1,7 @@
-"""``kill -9`` of ``rewts strategies`` at seeded random points, then a rerun: the result equals
-an uninterrupted run's (same cache entries, same strategies), the cache passes
-``PRAGMA integrity_check`` after every kill, and two processes sharing one cache lose nothing.
+"""``kill -9`` (and Ctrl-C) of ``rewts strategies`` at seeded random points, then a rerun: the
+result equals an uninterrupted run's (same cache entries, same strategies), the cache passes
+``PRAGMA integrity_check`` after every interruption, the API key (a sentinel) is nowhere in what
+the killed processes left or printed, and two processes sharing one cache lose nothing.
 
 Reflection is on, so each period's prompt carries the previous period's answer: a rerun after
 a crash must rebuild exactly the chain the uninterrupted run built, from the cache.
@@ -28,6 +29,7 @@ from .faultkit import integrity
 pytestmark = pytest.mark.slow
 
 TICKERS = "AAA,BBB"
+KEY = "sk-SENTINEL-crash-3c9e0f7a2b"
 #: what must be equal between runs (status, latency and tokens describe the run, not the result)
 SAME = [
     "ticker",
@@ -54,11 +56,11 @@ def _args(sim: SimServer, tickers: str = TICKERS) -> list[str]:
         "--tickers",
         tickers,
         "--provider",
-        "local",
+        "openai",
         "--base-url",
         sim.openai_base_url,
         "--model",
-        "deepseek-chat",
+        "gpt-4o-mini",
         "--rps",
         "60",
         "--no-progress",
@@ -73,6 +75,7 @@ def _args(sim: SimServer, tickers: str = TICKERS) -> list[str]:
 
 def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+    env["OPENAI_API_KEY"] = KEY
     return subprocess.Popen(
         [sys.executable, "-c", "from rewts.cli import main; main()", *args],
         cwd=cwd,
@@ -113,6 +116,7 @@ def _outputs(folder: Path) -> dict[str, pd.DataFrame]:
 def _reference(tmp_path: Path, sim: SimServer, monkeypatch) -> Path:
     ref = tmp_path / "ref"
     ref.mkdir()
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
     monkeypatch.chdir(ref)
     result = CliRunner().invoke(app, _args(sim))
     monkeypatch.chdir(tmp_path)
@@ -120,9 +124,10 @@ def _reference(tmp_path: Path, sim: SimServer, monkeypatch) -> Path:
     return ref
 
 
-def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path, monkeypatch):
+def test_interrupted_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_path, monkeypatch):
     rng = random.Random(20261129)
-    with SimServer(SimConfig(latency_s=0.03)) as sim:
+    printed = b""
+    with SimServer(SimConfig(latency_s=0.03, api_key=KEY)) as sim:
         ref = _reference(tmp_path, sim, monkeypatch)
         ref_db = ref / "cache" / "strategies.sqlite"
         total = _count(ref_db)
@@ -131,13 +136,14 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_pat
         work = tmp_path / "crash"
         work.mkdir()
         db = work / "cache" / "strategies.sqlite"
-        kills = 0
-        # the first kill at a random moment of start-up (imports, data stage, first requests),
-        # the others after a random number of new answers: always mid-run, never at the end
-        plan = [("time", rng.uniform(0.2, 2.0))] + [
-            ("answers", rng.randint(3, 12)) for _ in range(2)
+        # kill -9 at a random moment of start-up (imports, data stage, first requests); Ctrl-C
+        # and kill -9 after a random number of new answers: always mid-run, never at the end
+        plan = [
+            ("time", rng.uniform(0.2, 2.0), signal.SIGKILL),
+            ("answers", rng.randint(3, 12), signal.SIGINT),
+            ("answers", rng.randint(3, 12), signal.SIGKILL),
         ]
-        for how, amount in plan:
+        for how, amount, sig in plan:
             before = _count(db)
             proc = _spawn(_args(sim), work)
             deadline = time.monotonic() + 60
@@ -149,20 +155,25 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_pat
                     time.sleep(0.01)
                 time.sleep(rng.uniform(0.0, 0.03))
             assert proc.poll() is None, f"finished before the kill: {proc.communicate()[0]}"
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-            kills += 1
+            os.kill(proc.pid, sig)
+            out, _ = proc.communicate(timeout=30)
+            printed += out.encode()
+            if sig == signal.SIGINT:
+                assert proc.returncode == 130, out
+                assert "everything finished so far is kept; rerun to resume" in out
+                assert "Traceback" not in out
             if db.exists():
                 assert integrity(db) == "ok"
             assert _count(db) < total
             assert not (work / "data" / "strategies").exists()  # no half output
 
-        assert kills == len(plan) and _count(db) > 0
+        assert _count(db) > 0
         survived = _count(db)
         sent_before = sim.stats(log=False)["requests"]
         final = _spawn(_args(sim), work)
         out, _ = final.communicate(timeout=120)
         assert final.returncode == 0, out
+        printed += out.encode()
         # the rerun sent only what was missing
         assert sim.stats(log=False)["requests"] - sent_before == total - survived
 
@@ -171,6 +182,9 @@ def test_sigkill_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp_pat
     got, want = _outputs(work), _outputs(ref)
     for ticker in want:
         pd.testing.assert_frame_equal(got[ticker], want[ticker])
+    written = b"".join(p.read_bytes() for p in work.rglob("*") if p.is_file())
+    for piece in (KEY, KEY[:12], KEY[-10:]):
+        assert piece.encode() not in written + printed
 
 
 def test_two_processes_sharing_one_cache_at_once_lose_nothing(tmp_path):
