@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from rewts.pipeline import RunSummary, StageOutcome, StageState
@@ -52,12 +53,7 @@ class StageLines:
 
     def __call__(self, outcome: StageOutcome) -> None:
         status = outcome.status
-        if status == "skipped" and outcome.why == "inputs unchanged":
-            text = "skipped (inputs unchanged)"
-        elif status == "running":
-            text = f"running{f' ({outcome.why})' if outcome.why else ''}"
-        else:
-            text = f"{status}{f' ({outcome.why})' if outcome.why else ''}"
+        text = escape(f"{status}{f' ({outcome.why})' if outcome.why else ''}")
         took = f" in {outcome.seconds:.1f} s" if status == "done" else ""
         self.console.print(
             f"{_position(outcome.stage)} {outcome.stage:<10} [{_STYLE.get(status, '')}]{text}[/]"
@@ -81,7 +77,7 @@ def _stage_table(outcomes: Sequence[StageOutcome]) -> Table:
             o.stage,
             f"[{_STYLE.get(o.status, '')}]{o.status}[/]",
             f"{o.seconds:.1f} s" if o.status == "done" else "-",
-            what,
+            escape(what),
         )
     return table
 
@@ -187,8 +183,8 @@ def print_status(states: Sequence[StageState], console: Console) -> None:
         table.add_row(
             s.stage,
             f"[{_STYLE.get(s.state, '')}]{s.state}[/]",
-            s.why,
-            s.where,
+            escape(s.why),
+            escape(s.where),
             s.finished[:16].replace("T", " "),
         )
     print_wide(console, table)
