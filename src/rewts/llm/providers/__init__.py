@@ -1,4 +1,9 @@
-"""Provider adapters, one per API, behind :class:`~rewts.llm.providers.base.Provider`."""
+"""Provider adapters, one per API, behind :class:`~rewts.llm.providers.base.Provider`.
+
+``local`` has two forms: with ``llm.base_url`` an OpenAI-compatible server (Ollama, llama.cpp
+server, vLLM, ``rewts sim``); without it a GGUF model run in-process by llama-cpp-python
+(:mod:`rewts.llm.providers.llama`, the ``local`` extra).
+"""
 
 from __future__ import annotations
 
@@ -55,6 +60,11 @@ def make_provider(cfg: Config) -> Provider:
     name = resolve_provider_name(cfg)
     if name == "heuristic":
         return HeuristicProvider()
+    if name == "local" and not cfg.llm.base_url:
+        # no server: the GGUF model (llm.model_path, else the bundled SmolLM2) in-process
+        from rewts.llm.providers.llama import make_llama_provider
+
+        return make_llama_provider(cfg)
     if name in ("deepseek", "openai", "local"):
         from rewts.llm.providers.openai_compat import make_openai_provider
 
