@@ -246,3 +246,10 @@ def test_debug_traceback_for_an_llm_error(world, workdir):
     result = _invoke(case, world, workdir, "--debug")
     assert result.exit_code == 4 and "Traceback" in result.output
     assert "AuthenticationError" in result.output
+
+
+def test_rewts_debug_variable_shows_the_traceback_too(world, workdir):
+    case = next(c for c in CASES if c.name == "unknown-key-set")
+    result = CliRunner().invoke(app, [*case.args, "--no-progress"], env={"REWTS_DEBUG": "1"})
+    assert result.exit_code == 2
+    assert "Traceback" in result.output and "rewts.gama: unknown key" in result.output
