@@ -333,10 +333,6 @@ class Check:
     inputs: dict[str, Any]
     record: StageRecord | None = None
 
-    @property
-    def key(self) -> str:
-        return digest(self.inputs)
-
 
 def check_record(
     record: StageRecord | None, inputs: dict[str, Any], output_now: str | None, what: str
