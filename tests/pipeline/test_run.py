@@ -43,6 +43,8 @@ BASE = [
     "--set", "trading_env.max_drawdown_limit=null",
 ]  # fmt: skip
 TINY = [*BASE, "--agents", "buy_and_hold,llm_only,rl_only,llm_rl,rewts"]
+#: one learned agent (the last chunk's LLM+RL): one training job, for tests that run many times
+SMALL = ["--agents", "buy_and_hold,llm_rl"]
 STAGES = ["data", "strategies", "train", "backtest", "report"]
 
 
@@ -139,47 +141,54 @@ def test_a_run_interrupted_before_the_backtest_resumes_there(workdir, monkeypatc
 
     with monkeypatch.context() as patch:
         patch.setattr(rewts.backtest, "backtest_all", interrupted)
-        result = runner.invoke(app, ["run", *TINY])
+        result = runner.invoke(app, ["run", *TINY, *SMALL])
     assert result.exit_code == 130 and "rerun to resume" in result.output
-    states = status()
+    states = status(*SMALL)
     assert [states[s]["state"] for s in STAGES] == ["fresh"] * 3 + ["missing"] * 2
-    summary = run()
+    summary = run(*SMALL)
     assert statuses(summary) == dict(zip(STAGES, ["skipped"] * 3 + ["done"] * 2, strict=True))
 
 
 def test_a_config_change_invalidates_exactly_the_stages_downstream(workdir):
-    run()
-    # an ensemble setting: only the backtest (and its report)
-    states = status("--set", "backtest.rebalance_every=5")
+    run(*SMALL)
+    # a metrics setting: only the backtest (and its report)
+    states = status(*SMALL, "--set", "backtest.risk_free_rate=0.01")
     assert [states[s]["state"] for s in STAGES] == ["fresh"] * 3 + ["stale"] * 2
-    assert "backtest.rebalance_every" in states["backtest"]["why"]
-    summary = run("--set", "backtest.rebalance_every=5")
+    assert "backtest.risk_free_rate" in states["backtest"]["why"]
+    summary = run(*SMALL, "--set", "backtest.risk_free_rate=0.01")
     assert statuses(summary) == dict(zip(STAGES, ["skipped"] * 3 + ["done"] * 2, strict=True))
 
     # a training setting: train, backtest, report
-    states = status("--set", "backtest.rebalance_every=5", "--episodes", "2")
+    states = status(*SMALL, "--set", "backtest.risk_free_rate=0.01", "--episodes", "2")
     assert states["train"]["why"] == "changed: rewts.episodes_per_chunk"
-    summary = run("--set", "backtest.rebalance_every=5", "--episodes", "2")
+    summary = run(*SMALL, "--set", "backtest.risk_free_rate=0.01", "--episodes", "2")
     assert statuses(summary) == dict(zip(STAGES, ["skipped"] * 2 + ["done"] * 3, strict=True))
 
     # the strategy period: strategies and everything after them, not the data
     summary = run(
-        "--set", "backtest.rebalance_every=5", "--episodes", "2", "--set", "strategy_frequency=10"
+        *SMALL,
+        "--set",
+        "backtest.risk_free_rate=0.01",
+        "--episodes",
+        "2",
+        "--set",
+        "strategy_frequency=10",
     )
     assert statuses(summary) == dict(zip(STAGES, ["skipped"] + ["done"] * 4, strict=True))
 
     # the data: everything
     summary = run(
-        "--set", "backtest.rebalance_every=5", "--episodes", "2", "--set", "strategy_frequency=10",
+        *SMALL,
+        "--set", "backtest.risk_free_rate=0.01", "--episodes", "2", "--set", "strategy_frequency=10",
         "--set", "data.synthetic_seed=8",
     )  # fmt: skip
     assert statuses(summary) == dict.fromkeys(STAGES, "done")
 
 
 def test_regenerated_identical_strategies_retrain_nothing(workdir):
-    run()
+    run(*SMALL)
     (workdir / "data" / "strategies" / "rewts-stage.json").unlink()
-    summary = run()
+    summary = run(*SMALL)
     # strategies were generated again, but their decisions are identical: training is reused
     assert statuses(summary)["strategies"] == "done"
     assert statuses(summary)["train"] == "skipped"
