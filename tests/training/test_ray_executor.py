@@ -89,3 +89,33 @@ def test_ray_tasks_write_to_the_shared_path_and_the_driver_collects(
     meta = json.loads((agents[0].path / "meta.json").read_text())
     shared_meta = json.loads((shared / "AAA" / "chunk_0" / "llm_s0" / "meta.json").read_text())
     assert meta == shared_meta
+
+
+class _CountingDisplay:
+    """Stands in for the terminal display: counts the episode ticks the tasks send."""
+
+    rich = True
+
+    def __init__(self) -> None:
+        self.episodes = 0
+        self.jobs = 0
+
+    def episode(self, n: int = 1) -> None:
+        self.episodes += n
+
+    def job(self, result, episodes: int) -> None:
+        self.jobs += 1
+
+
+def test_ray_tasks_report_every_episode_to_the_driver_display(
+    local_ray, cfg, dataset, strategies, tmp_path
+) -> None:
+    from rewts.training import build_jobs
+    from rewts.training.ray_executor import run_ray
+
+    on_ray = _with(cfg, tmp_path, "ticks", "ray")
+    jobs = build_jobs(on_ray, dataset, strategies, include_global=False)
+    display, results = _CountingDisplay(), {}
+    run_ray(list(enumerate(jobs)), on_ray.ray, display, results)
+    assert sorted(results) == list(range(len(jobs))) and display.jobs == len(jobs)
+    assert display.episodes == sum(j.episodes for j in jobs) == 3 * 2
