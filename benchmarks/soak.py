@@ -9,7 +9,10 @@ The simulator runs in its own process (``rewts sim``), so the memory and file de
 measured are the client's alone. Printed:
 
 * every 1,000 finished tasks: elapsed time, throughput over that thousand, RSS now and the peak
-  so far, open file descriptors, requests in flight;
+  so far, open file descriptors, requests in flight, Python allocated blocks, requests queued
+  at the limiter (above 0: the limiter sets the pace), the mean latency seen by the client
+  (with the simulator's own latency fixed, growth is time the loaded machine added) and the
+  client's CPU use;
 * file descriptors before the run and after the provider and the cache are closed (a leak
   shows as a difference);
 * steady throughput (after the first wave) as a share of the configured limit;
@@ -111,6 +114,8 @@ class Sampler:
         self.rows: list[dict[str, float]] = []
         self.t0 = time.perf_counter()
         self._last = (0, self.t0)
+        self._lat = (0.0, 0)
+        self._cpu = sum(proc.cpu_times()[:2])
 
     def __call__(self, event: Any) -> None:
         if not isinstance(event, TaskFinished):
@@ -121,6 +126,12 @@ class Sampler:
         now = time.perf_counter()
         n0, t0 = self._last
         self._last = (self.done, now)
+        stats = self.engine.stats
+        lat0, gen0 = self._lat
+        self._lat = (stats.latency_sum_s, stats.generated)
+        latency = (stats.latency_sum_s - lat0) / max(stats.generated - gen0, 1)
+        cpu = sum(self.proc.cpu_times()[:2])
+        cpu_share, self._cpu = (cpu - self._cpu) / max(now - t0, 1e-9), cpu
         self.rows.append(
             {
                 "done": self.done,
@@ -131,12 +142,17 @@ class Sampler:
                 "fds": self.proc.num_fds(),
                 "in_flight": self.engine.stats.in_flight,
                 "blocks_k": sys.getallocatedblocks() / 1000,
+                # waiting for a permit: > 0 means the limiter, not the machine, sets the pace
+                "queued": getattr(self.engine.limiter, "queued", 0),
+                "latency_ms": 1000 * latency,
+                "cpu_pct": 100 * cpu_share,
             }
         )
         r = self.rows[-1]
         print(
             f"{r['done']:>7} {r['elapsed_s']:>9.1f} {r['rate']:>9.1f} {r['rss_mb']:>9.1f} "
-            f"{r['peak_mb']:>9.1f} {r['fds']:>5} {r['in_flight']:>9} {r['blocks_k']:>9.0f}",
+            f"{r['peak_mb']:>9.1f} {r['fds']:>5} {r['in_flight']:>9} {r['blocks_k']:>9.0f} "
+            f"{r['queued']:>6} {r['latency_ms']:>10.0f} {r['cpu_pct']:>7.0f}",
             flush=True,
         )
 
@@ -156,6 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=20_000)
     ap.add_argument("--rate", type=float, default=150.0, help="limit, requests per second")
     ap.add_argument("--latency", type=float, default=0.2, help="simulated answer latency (s)")
+    ap.add_argument(
+        "--burst", type=int, default=1, help="llm.rate_limits.burst (1 = evenly spaced)"
+    )
     ap.add_argument("--max-seconds", type=float, default=300.0)
     ap.add_argument("--every", type=int, default=1000, help="a row every this many tasks")
     args = ap.parse_args(argv)
@@ -177,6 +196,7 @@ def main(argv: list[str] | None = None) -> int:
                     "logprobs": False,
                     "timeout_s": 30.0,
                     "latency_prior_s": args.latency,
+                    "rate_limits": {"burst": args.burst},
                     "cache_path": str(tmp / "cache.sqlite"),
                 },
             }
@@ -197,11 +217,13 @@ def main(argv: list[str] | None = None) -> int:
         sampler = Sampler(args.every, engine, proc)
         engine.subscribe(sampler)
         print(
-            f"soak: {args.requests} requests, limit {args.rate:g} req/s, simulated latency "
+            f"soak: {args.requests} requests, limit {args.rate:g} req/s (burst {args.burst}), "
+            f"simulated latency "
             f"{args.latency:g} s, concurrency {engine.concurrency_limit} (auto)\n"
             f"fds before: {fds_before}, RSS before: {rss_before:.1f} MB (tasks built)\n"
             f"{'done':>7} {'elapsed_s':>9} {'req/s':>9} {'rss_mb':>9} {'peak_mb':>9} "
-            f"{'fds':>5} {'in_flight':>9} {'blocks_k':>9}",
+            f"{'fds':>5} {'in_flight':>9} {'blocks_k':>9} {'queued':>6} {'latency_ms':>10} "
+            f"{'cpu_%':>7}",
             flush=True,
         )
         t0 = time.perf_counter()

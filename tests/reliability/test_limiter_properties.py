@@ -10,6 +10,7 @@ tokens and cancelled waiters; and the daily budget never exceeded by concurrent 
 from __future__ import annotations
 
 import asyncio
+import selectors
 from collections import defaultdict
 
 import numpy as np
@@ -220,3 +221,76 @@ def test_a_retry_after_storm_does_not_starve_the_queue_head():
     head_at, done_first = run_virtual(main())
     assert head_at == pytest.approx(2.0, abs=1e-6)
     assert done_first
+
+
+# ------------------------------------------------------------- a loop that wakes late
+
+
+class _LateSelector(selectors.DefaultSelector):
+    """Virtual time, but every timed wait overshoots by ``late`` seconds: what a loaded
+    machine does to an event loop (measured on the shared 2-core box: a few ms per wake)."""
+
+    def __init__(self, late: float) -> None:
+        super().__init__()
+        self.late = late
+        self.now = 0.0
+
+    def select(self, timeout=None):
+        events = super().select(0)
+        if events or timeout == 0:
+            return events
+        if timeout is None:
+            return super().select(None)
+        self.now += timeout + self.late
+        return events
+
+
+class _LateLoop(asyncio.SelectorEventLoop):
+    def __init__(self, late: float) -> None:
+        self._late_selector = _LateSelector(late)
+        super().__init__(self._late_selector)
+
+    def time(self) -> float:
+        return self._late_selector.now
+
+
+def _throughput_with_late_wakeups(rate: float, burst: int, late: float, n: int = 600):
+    async def main():
+        limiter = RateLimiter(rate, burst=burst)
+        loop = asyncio.get_running_loop()
+        grants = []
+
+        async def one():
+            await limiter.acquire()
+            grants.append(loop.time())
+
+        await asyncio.gather(*(one() for _ in range(n)))
+        return grants
+
+    loop = _LateLoop(late)
+    try:
+        grants = loop.run_until_complete(main())
+    finally:
+        loop.close()
+    return (n - 1) / (grants[-1] - grants[0]), grants
+
+
+def test_a_burst_of_a_few_absorbs_late_wakeups_and_still_obeys_the_bound():
+    rate, late = 150.0, 0.002
+    achieved, grants = _throughput_with_late_wakeups(rate, burst=8, late=late)
+    assert achieved >= 0.95 * rate
+    assert window_excess(grants, rate, 8) <= 1e-6
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="llm/limiter.py (not in our paths): with the default burst 1 every late "
+    "wake-up of the event loop is capacity lost for good (GCRA restarts from 'now'), so on a "
+    "loaded machine throughput stays under the limit: 2 ms late at 150 req/s gives 115 (77 %); "
+    "soak: 72-88 % at burst 1 vs 96 % at burst 8 under the same load. Fix: a default burst "
+    "of a few requests (llm.rate_limits.burst), or a small catch-up tolerance",
+)
+def test_the_default_burst_keeps_throughput_at_the_limit_when_the_loop_wakes_late():
+    rate = 150.0
+    achieved, _ = _throughput_with_late_wakeups(rate, burst=1, late=0.002)
+    assert achieved >= 0.95 * rate, f"{achieved:.1f} req/s of {rate:g}"
