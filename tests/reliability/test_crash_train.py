@@ -96,7 +96,7 @@ def test_sigkill_during_training_then_rerun_equals_an_uninterrupted_run(tmp_path
     work.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     # one kill at a random moment of start-up or the first chunk, one after a random number
-    # of finished chunks (plus a random fraction of the next one)
+    # of finished chunks (plus a random moment of the next one)
     plan = [("time", rng.uniform(1.0, 4.0)), ("chunks", rng.randint(1, 3))]
     for how, amount in plan:
         before = len(_metas(work))
@@ -114,7 +114,7 @@ def test_sigkill_during_training_then_rerun_equals_an_uninterrupted_run(tmp_path
             while len(_metas(work)) < min(before + amount, JOBS - 1) and proc.poll() is None:
                 assert time.monotonic() < deadline
                 time.sleep(0.01)
-            time.sleep(rng.uniform(0.0, 0.2))
+            time.sleep(rng.uniform(0.0, 0.05))
         assert proc.poll() is None, "training finished before the kill"
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
