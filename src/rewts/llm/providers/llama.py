@@ -149,6 +149,7 @@ class LlamaCppProvider:
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._instances: list[Any] = []
         self._lock = threading.Lock()
+        self._loaded = 1
         # load one instance now: a bad file fails here, before any task starts
         self._idle.put(self._load())
         self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="rewts-llama")
@@ -158,10 +159,12 @@ class LlamaCppProvider:
 
     @property
     def identity(self) -> str:
-        # the file (path and size) and the grammar narrowing change answers; threads do not
-        return f"llama.cpp:{GRAMMAR_VERSION}@{self.model_path.resolve()}#{self._size}"
+        # the model file (name and size, so the cache survives moving it or a new venv) and
+        # the grammar narrowing change answers; threads and instances do not
+        return f"llama.cpp:{GRAMMAR_VERSION}@{self.model_path.name}#{self._size}"
 
     def _load(self) -> Any:
+        """A new instance; the caller has reserved its slot in ``_loaded``."""
         try:
             llm = self._llama_cpp.Llama(
                 model_path=str(self.model_path),
@@ -171,6 +174,8 @@ class LlamaCppProvider:
                 verbose=False,
             )
         except (ValueError, RuntimeError, OSError) as exc:
+            with self._lock:
+                self._loaded -= 1
             raise ConfigError(
                 f"llm.model_path = {self.model_path}: llama.cpp could not load it "
                 f"({type(exc).__name__}: {exc}); give a GGUF model file"
@@ -184,8 +189,9 @@ class LlamaCppProvider:
             return self._idle.get_nowait()
         except queue.Empty:
             pass
-        with self._lock:
-            grow = len(self._instances) < self.max_concurrency
+        with self._lock:  # reserve the slot before loading: two threads never both grow
+            grow = self._loaded < self.max_concurrency
+            self._loaded += int(grow)
         return self._load() if grow else self._idle.get()
 
     def _kwargs(self, request: Request) -> dict[str, Any]:
