@@ -106,11 +106,17 @@ def test_retry_after_holds_everyone_back_so_bursts_stay_short(tmp_path):
     assert counts[True] < counts[False]
 
 
-def test_daily_quota_set_at_run_time_stops_cleanly_keeping_every_answer(tmp_path):
-    """The quota drops to what was already used while the run is going (via /control)."""
+@pytest.mark.parametrize("provider", ["local", "gemini"])
+def test_daily_quota_set_at_run_time_stops_cleanly_keeping_every_answer(
+    tmp_path, monkeypatch, provider
+):
+    """The quota drops to what was already used while the run is going (via /control); for
+    Gemini the 429 names a per-day quotaId, which must stop the run, not be retried."""
+    monkeypatch.setenv("GEMINI_API_KEY", "gm-test-key-0000")
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     ds = fake_dataset(("AAA", "BBB"), DAYS)
     with SimServer(SimConfig(latency_s=0.02)) as sim:
-        cfg = sim_cfg(tmp_path, sim, tickers=("AAA", "BBB"), rps=50.0)
+        cfg = sim_cfg(tmp_path, sim, tickers=("AAA", "BBB"), rps=50.0, provider=provider)
 
         def exhaust() -> None:
             _wait_for_answers(sim, 10)
@@ -135,7 +141,12 @@ def test_daily_quota_set_at_run_time_stops_cleanly_keeping_every_answer(tmp_path
         check_every_task_accounted(again, ("AAA", "BBB"))
 
 
-def test_every_fault_at_once_with_reflection_chains_and_a_server_that_dies_twice(tmp_path):
+@pytest.mark.parametrize("provider", ["local", "gemini"])
+def test_every_fault_at_once_with_reflection_chains_and_a_server_that_dies_twice(
+    tmp_path, monkeypatch, provider
+):
+    monkeypatch.setenv("GEMINI_API_KEY", "gm-test-key-0000")
+    monkeypatch.delenv("GOOGLE_API_KEY", raising=False)
     tickers = ("AAA", "BBB", "CCC")
     ds = fake_dataset(tickers, DAYS)
     faults = dict(
@@ -148,7 +159,9 @@ def test_every_fault_at_once_with_reflection_chains_and_a_server_that_dies_twice
         hang_s=30.0,
     )
     with SimServer(SimConfig(latency_s=0.01, seed=11, **faults)) as sim:
-        cfg = sim_cfg(tmp_path, sim, tickers=tickers, reflection=True, timeout_s=0.5)
+        cfg = sim_cfg(
+            tmp_path, sim, tickers=tickers, reflection=True, timeout_s=0.5, provider=provider
+        )
 
         def outages() -> None:
             for answered in (15, 45):
