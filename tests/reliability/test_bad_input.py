@@ -49,6 +49,12 @@ def _duplicate(df):
     return pd.concat([df.iloc[:60], df.iloc[59:]]).reset_index(drop=True)
 
 
+def _text_price(df):
+    df["close"] = df["close"].astype(object)
+    df.loc[70, "close"] = "abc"
+    return df
+
+
 def _zero_price(df):
     df.loc[80, "low"] = 0.0
     return df
@@ -61,6 +67,8 @@ CSV_MUTATIONS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
     "dup": _duplicate,
     "zero": _zero_price,
     "short": lambda df: df[df["date"] >= "2020-06-01"],
+    "header_only": lambda df: df.iloc[:0],
+    "text_price": _text_price,
 }
 
 STRAT = ["strategies", "--data-dir", "{data}", "--tickers", "AAPL"]
@@ -142,6 +150,18 @@ CASES = [
         ["data", "--data-dir", "{csv:zero}", "--tickers", "AAPL"],
         3,
         ("AAPL.csv", "line 82", "low"),
+    ),
+    Case(
+        "csv-header-only",
+        ["data", "--data-dir", "{csv:header_only}", "--tickers", "AAPL"],
+        3,
+        ("AAPL.csv", "no data rows"),
+    ),
+    Case(
+        "csv-text-price",
+        ["data", "--data-dir", "{csv:text_price}", "--tickers", "AAPL"],
+        3,
+        ("AAPL.csv", "line 72", "close is 'abc'"),
     ),
     Case(
         "csv-duplicate-dates",
