@@ -340,6 +340,25 @@ class StrategyCache:
         )
         return int(row[0]) if row else 0
 
+    def take_daily_request(self, day: str, scope: str, limit: int) -> bool:
+        """Count one request of ``day`` against ``limit`` if one is left; False when not.
+
+        Check and increment are one statement, so processes (and threads) sharing this file
+        can never together send more than ``limit`` in a day; reading the count once at start
+        and adding to it later lets two concurrent runs each spend the whole budget.
+        """
+        conn = self._conn()
+        conn.execute(
+            "INSERT OR IGNORE INTO daily_usage(day, scope, requests) VALUES (?, ?, 0)",
+            (day, scope),
+        )
+        cur = conn.execute(
+            "UPDATE daily_usage SET requests = requests + 1 "
+            "WHERE day = ? AND scope = ? AND requests < ?",
+            (day, scope, int(limit)),
+        )
+        return cur.rowcount == 1
+
     def add_daily_requests(self, day: str, scope: str, n: int = 1) -> None:
         self._conn().execute(
             "INSERT INTO daily_usage(day, scope, requests) VALUES (?, ?, ?) "
