@@ -176,6 +176,9 @@ def test_every_fault_at_once_with_reflection_chains_and_a_server_that_dies_twice
         t.join()
         rows = check_every_task_accounted(result, tickers)
         check_cache_holds_only_answers(cfg.llm.cache_path, rows)
+        seen = sim.stats(log=False)["faults"]
+        kinds = ("error", "malformed", "truncated", "garbage", "hang", "drop")
+        assert sum(seen.get(k, 0) > 0 for k in kinds) >= 4, seen  # a real mix was injected
         assert not rows["status"].isin(["ok", "cached"]).all(), "no fault reached a task"
         # a failed period leaves its successor without memory, and says so
         first_bad, after_bad = {}, 0
