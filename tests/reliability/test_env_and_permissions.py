@@ -103,6 +103,15 @@ def test_an_error_message_that_echoes_a_key_is_redacted(monkeypatch, capsys):
     assert "invalid key ***" in err and KEY not in err
 
 
+def test_the_debug_traceback_is_redacted_too(monkeypatch, capsys):
+    monkeypatch.setenv("SOME_PROVIDER_API_KEY", KEY)
+    with pytest.raises(typer.Exit), user_errors(debug=True):
+        raise LLMError(f"the server said: invalid key {KEY}")
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "LLMError" in err and err.count("invalid key ***") == 2
+    assert KEY not in err
+
+
 def test_log_records_are_redacted_and_the_handler_goes_away(monkeypatch, capsys):
     monkeypatch.setenv("SOME_PROVIDER_API_KEY", KEY)
     root = logging.getLogger()

@@ -340,7 +340,10 @@ def user_errors(debug: bool) -> Iterator[None]:
         yield
     except RewtsError as exc:
         if debug:
-            err_console.print_exception()
+            # rendered first, then redacted: the traceback repeats the message
+            with err_console.capture() as captured:
+                err_console.print_exception()
+            sys.stderr.write(redact(captured.get()))
         err_console.print(
             f"[bold red]error:[/] {escape(redact(str(exc)))}",
             markup=True,
