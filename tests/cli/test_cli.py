@@ -6,7 +6,7 @@ from typer.testing import CliRunner
 from rewts.cli import app
 
 runner = CliRunner()
-COMMANDS = ["data", "strategies", "train", "backtest", "run", "cache", "sim"]
+COMMANDS = ["data", "strategies", "train", "backtest", "run", "status", "cache", "sim"]
 
 
 def test_root_help_lists_every_command():
@@ -24,7 +24,7 @@ def test_every_command_has_help(command):
     assert "--debug" in result.output
 
 
-@pytest.mark.parametrize("command", ["data", "strategies", "train", "backtest", "run"])
+@pytest.mark.parametrize("command", ["data", "strategies", "train", "backtest", "run", "status"])
 def test_bad_set_is_one_clear_line_without_traceback(command, workdir):
     result = runner.invoke(app, [command, "--set", "rewts.gama=0.9"])
     assert result.exit_code == 2
