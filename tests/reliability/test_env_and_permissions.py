@@ -173,3 +173,29 @@ def test_json_summary_is_user_only(strategies_run):
 )
 def test_strategy_folder_is_user_only(strategies_run):
     assert _mode(strategies_run / "data" / "strategies") == 0o700
+
+
+def test_a_key_written_in_the_config_file_goes_nowhere_else(workdir, monkeypatch, caplog):
+    """The seed's ``llm.openai_api_key`` in the YAML: sent (the simulator accepts only it),
+    never copied into the cache, the tables, the summary, the output or the DEBUG logs."""
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    caplog.set_level(logging.DEBUG)
+    with SimServer(SimConfig(latency_s=0.0, api_key=KEY)) as sim:
+        (workdir / "cfg.yaml").write_text(
+            "tickers: [AAA]\n"
+            "data: {source: synthetic, start_date: 2020-07-01}\n"
+            f"llm: {{provider: openai, model: gpt-4o-mini, base_url: '{sim.openai_base_url}', "
+            f"openai_api_key: {KEY}}}\n"
+        )
+        result = CliRunner().invoke(
+            app,
+            ["strategies", "--config", "cfg.yaml", "--no-progress", "--debug", "--json",
+             "--json-summary", "s.json"],
+        )  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert sim.stats(log=False)["by_status"].get("200", 0) > 0
+    written = b"".join(
+        p.read_bytes() for p in workdir.rglob("*") if p.is_file() and p.name != "cfg.yaml"
+    )
+    blob = written + result.output.encode() + caplog.text.encode()
+    assert KEY.encode() not in blob and KEY[:12].encode() not in blob
