@@ -157,20 +157,10 @@ def test_strategy_tables_are_user_only(strategies_run):
     assert all(_mode(p) == 0o600 for p in files), {p.name: oct(_mode(p)) for p in files}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cli/strategies_cmd.py (not ours) writes --json-summary with Path.write_text, so "
-    "it gets the umask's 0644 (the strategy tables next to it are 0600)",
-)
 def test_json_summary_is_user_only(strategies_run):
     assert _mode(strategies_run / "out" / "summary.json") == 0o600
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="llm/generate.py (not ours): write_strategies makes llm.output_dir with the "
-    "umask's 0755 (its files are 0600; the cache folder is 0700)",
-)
 def test_strategy_folder_is_user_only(strategies_run):
     assert _mode(strategies_run / "data" / "strategies") == 0o700
 

@@ -100,6 +100,9 @@ def strategies_command(
             display.close()
         display.summary(result.summary)
         if json_summary is not None:
+            from rewts.llm.generate import write_private
+
+            text = json.dumps(result.summary.to_dict(), indent=2) + "\n"
             json_summary.parent.mkdir(parents=True, exist_ok=True)
-            json_summary.write_text(json.dumps(result.summary.to_dict(), indent=2) + "\n")
+            write_private(json_summary, lambda p: p.write_text(text))
         out_console.print(f"strategies written to {cfg.llm.output_dir}", highlight=False)

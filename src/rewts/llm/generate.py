@@ -547,7 +547,8 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+def write_private(path: Path, write: Callable[[Path], None]) -> None:
+    """Write ``path`` through a user-only temporary file and a rename (never half a file)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
     os.close(fd)
@@ -562,11 +563,11 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 def write_strategies(
     strategies: Mapping[str, pd.DataFrame], out_dir: Path, *, json_too: bool = False
 ) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir.mkdir(parents=True, mode=0o700, exist_ok=True)  # user-only, like its files
     for ticker, df in strategies.items():
-        _write_atomic(out_dir / f"{ticker}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
+        write_private(out_dir / f"{ticker}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
         if json_too:
-            _write_atomic(
+            write_private(
                 out_dir / f"{ticker}.json",
                 lambda p, df=df: df.to_json(p, orient="records", date_format="iso", indent=1),
             )
