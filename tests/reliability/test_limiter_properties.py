@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from llm.helpers import FakeProvider
 from llm.vtime import run_virtual
 from rewts.llm.engine import Engine, EngineSettings, Task
-from rewts.llm.limiter import DailyLimitReached, Outcome, RateLimiter
+from rewts.llm.limiter import DailyLimitReached, Outcome, RateLimiter, default_burst
 from rewts.llm.providers.base import RateLimited, Request, ServerError
 from rewts.llm.retries import Backoff
 
@@ -282,15 +282,9 @@ def test_a_burst_of_a_few_absorbs_late_wakeups_and_still_obeys_the_bound():
     assert window_excess(grants, rate, 8) <= 1e-6
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="llm/limiter.py (not in our paths): with the default burst 1 every late "
-    "wake-up of the event loop is capacity lost for good (GCRA restarts from 'now'), so on a "
-    "loaded machine throughput stays under the limit: 2 ms late at 150 req/s gives 115 (77 %); "
-    "soak: 72-88 % at burst 1 vs 96 % at burst 8 under the same load. Fix: a default burst "
-    "of a few requests (llm.rate_limits.burst), or a small catch-up tolerance",
-)
 def test_the_default_burst_keeps_throughput_at_the_limit_when_the_loop_wakes_late():
     rate = 150.0
-    achieved, _ = _throughput_with_late_wakeups(rate, burst=1, late=0.002)
+    burst = default_burst(rate)
+    achieved, grants = _throughput_with_late_wakeups(rate, burst=burst, late=0.002)
+    assert window_excess(grants, rate, burst) <= 1e-6
     assert achieved >= 0.95 * rate, f"{achieved:.1f} req/s of {rate:g}"

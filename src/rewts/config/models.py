@@ -111,8 +111,9 @@ class RateLimitsConfig(Section):
     rpm: PositiveFloat | None = None
     tpm: PositiveFloat | None = None
     rpd: PositiveInt | None = None
-    #: requests that may be sent at once after an idle spell
-    burst: PositiveInt = 1
+    #: requests that may be sent at once after an idle spell; null: 20 ms worth, at least 2
+    #: (absorbs the event loop's late wake-ups, which burst 1 turns into lost capacity)
+    burst: PositiveInt | None = None
     #: a provider tier (gemini-free, gemini-tier1..3) whose published limits fill rpm/tpm/rpd
     #: left null, for the configured model (see RATE_PRESETS)
     preset: RatePreset | None = None

@@ -39,7 +39,7 @@ from rewts.llm.analyst import (
 from rewts.llm.batch import BATCH_PRICE_FACTOR, BatchRunner
 from rewts.llm.cache import StrategyCache
 from rewts.llm.engine import Engine, EngineSettings, Task, TaskResult
-from rewts.llm.limiter import Limiter, RateLimiter, Unlimited, utc_today
+from rewts.llm.limiter import Limiter, RateLimiter, Unlimited, default_burst, utc_today
 from rewts.llm.memory import memory_section, period_outcome
 from rewts.llm.monitor import RequestMonitor, RunStats
 from rewts.llm.prompts import render_messages, snapshot_inputs, system_message
@@ -407,7 +407,7 @@ def make_limiter(cfg: Config, provider: Provider, cache: StrategyCache | None) -
 
     limiter = RateLimiter(
         rate,
-        burst=limits.burst,
+        burst=limits.burst if limits.burst is not None else default_burst(rate),
         tpm=limits.tpm,
         rpd=limits.rpd,
         daily_used=daily_used,

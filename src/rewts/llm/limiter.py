@@ -99,6 +99,15 @@ def utc_today() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
+def default_burst(rate: float) -> int:
+    """The burst used when ``llm.rate_limits.burst`` is not set: 20 ms worth of requests, at
+    least 2. With a burst of 1, every late wake-up of the event loop (a loaded machine wakes
+    timers a few milliseconds late) is a slot lost for good, since GCRA restarts from "now";
+    a burst of b absorbs up to b - 1 intervals of lateness while the window bound grows only
+    to ``rate * w + b``."""
+    return max(2, math.ceil(rate * 0.02))
+
+
 class RateLimiter:
     """GCRA request rate + token bucket + daily count; FIFO, adaptive, pausable.
 
