@@ -37,13 +37,6 @@ def test_take_daily_request_never_exceeds_the_limit_across_processes(tmp_path):
     assert integrity(Path(db)) == "ok"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="llm/generate.py make_limiter + llm/limiter.py (not ours): the daily count is read "
-    "from the cache once when a run starts and only added to afterwards, so two runs sharing "
-    "one cache each spend the whole llm.rate_limits.rpd (10 + 10 sent for rpd 10). Fix: take "
-    "each request with StrategyCache.take_daily_request (check and increment in one statement)",
-)
 def test_two_runs_sharing_a_cache_stay_within_one_daily_budget(tmp_path):
     with SimServer(SimConfig(latency_s=0.05)) as sim:
         a = sim_cfg(tmp_path, sim, tickers=("AAA",), rate_limits={"rpd": 10})

@@ -398,12 +398,14 @@ def make_limiter(cfg: Config, provider: Provider, cache: StrategyCache | None) -
     if limits.rpm:
         rate = min(rate, limits.rpm / 60.0)
     scope = getattr(provider, "identity", provider.name)
-    daily_used, persist = 0, None
+    daily_used, take = 0, None
     if limits.rpd is not None and cache is not None:
+        rpd = limits.rpd
         daily_used = cache.daily_requests(utc_today(), scope)
 
-        def persist(day: str, n: int) -> None:
-            cache.add_daily_requests(day, scope, n)
+        def take(day: str) -> bool:
+            # check and count in one statement: runs sharing the cache share one budget
+            return cache.take_daily_request(day, scope, rpd)
 
     limiter = RateLimiter(
         rate,
@@ -411,7 +413,7 @@ def make_limiter(cfg: Config, provider: Provider, cache: StrategyCache | None) -
         tpm=limits.tpm,
         rpd=limits.rpd,
         daily_used=daily_used,
-        persist_daily=persist,
+        take_daily=take,
     )
     return limiter
 

@@ -119,9 +119,11 @@ class RateLimiter:
         Requests that may go at once after an idle spell (1 = evenly spaced).
     tpm:
         Tokens per minute, or None.
-    rpd, daily_used, persist_daily, today:
+    rpd, daily_used, persist_daily, take_daily, today:
         Requests per day; how many were already sent today (from the store); a callback
-        ``persist_daily(day, n)`` that records ``n`` more; the function naming the current day.
+        ``persist_daily(day, n)`` that records ``n`` more; or ``take_daily(day) -> bool``
+        that checks and counts one request in the store at once (False: none left), so
+        processes sharing the store share one budget; the function naming the current day.
     clock:
         Seconds, monotonic; default: the running event loop's clock (so a virtual-time loop
         drives the limiter in tests).
@@ -139,6 +141,7 @@ class RateLimiter:
         rpd: int | None = None,
         daily_used: int = 0,
         persist_daily: Callable[[str, int], None] | None = None,
+        take_daily: Callable[[str], bool] | None = None,
         today: Callable[[], str] = utc_today,
         clock: Callable[[], float] | None = None,
         adaptive: bool = True,
@@ -164,6 +167,7 @@ class RateLimiter:
         self._day = today()
         self._daily_used = daily_used
         self._persist_daily = persist_daily
+        self._take_daily = take_daily
         self._tat = -math.inf  # GCRA theoretical arrival time
         self._pause_until = -math.inf
         # one second's worth of tokens: a full minute's worth at once would let a burst plus
@@ -291,13 +295,17 @@ class RateLimiter:
         return ready
 
     def _grant(self, now: float, tokens: int) -> Permit:
-        self._tat = max(self._tat, now) + 1.0 / self.rate
-        if self.tpm:
-            self._tokens -= tokens
         if self.rpd is not None:
+            if self._take_daily is not None and not self._take_daily(self._day):
+                # other runs sharing the store spent the rest of today's budget
+                self._daily_used = self.rpd
+                self._check_daily()  # raises DailyLimitReached, nothing granted
             self._daily_used += 1
             if self._persist_daily is not None:
                 self._persist_daily(self._day, 1)
+        self._tat = max(self._tat, now) + 1.0 / self.rate
+        if self.tpm:
+            self._tokens -= tokens
         self._serial += 1
         self.granted += 1
         return Permit(serial=self._serial, granted_at=now, tokens=tokens)
@@ -327,7 +335,10 @@ class RateLimiter:
                 self._timer = loop.call_later(ready - now, self._schedule)
                 return
             self._waiters.popleft()
-            future.set_result(self._grant(now, tokens))
+            try:
+                future.set_result(self._grant(now, tokens))
+            except DailyLimitReached as exc:
+                future.set_exception(exc)
 
 
 class Unlimited:
