@@ -217,12 +217,6 @@ def test_failure_policies_are_explicit_and_never_cached(tmp_path, policy):
         check_rerun_completes_only_the_missing(tmp_path, sim, cfg, ds, rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine.py (not ours): a task's retries queue behind every other task's first "
-    "attempt in the FIFO limiter, so an unreachable base URL is reported only after about "
-    "tasks x attempts / rate seconds (52 s for 114 tasks at 8 req/s; hours for a big run)",
-)
 def test_unreachable_server_is_reported_after_one_tasks_retries_not_all_of_them():
     def refuse(n, request):
         raise ConnectionFailed("connection failed: ConnectError")

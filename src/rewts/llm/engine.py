@@ -157,6 +157,8 @@ class Engine:
         self._latency_ewma: float | None = None
         self._fatal: BaseException | None = None
         self._quota: QuotaExhausted | None = None
+        #: connection failures in a row (any task) before the server ever answered
+        self._refused_in_a_row = 0
         self._inflight_keys: dict[str, asyncio.Future[TaskResult]] = {}
         self._answered: dict[str, TaskResult] = {}
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
@@ -465,8 +467,16 @@ class Engine:
                     self._stop_for_quota(exc)
                     return TaskResult(task.id, "stopped", key=key, attempts=attempt, error=str(exc))
                 last_error = f"{type(exc).__name__}: {exc}"
+                refused = isinstance(exc, ConnectionFailed) and stats.generated == 0
+                self._refused_in_a_row = self._refused_in_a_row + 1 if refused else 0
+                # the FIFO limiter queues a task's retries behind every other task's first
+                # attempt, so waiting for one task to exhaust its retries would take
+                # tasks x attempts / rate; as many failures in a row from different tasks
+                # (twice one task's attempts), with no answer ever, say the same thing now
+                if refused and self._refused_in_a_row >= 2 * (backoff.max_retries + 1):
+                    raise _Unreachable(str(exc)) from None
                 if attempt > backoff.max_retries:
-                    if isinstance(exc, ConnectionFailed) and stats.generated == 0:
+                    if refused:
                         # never reached the server at all: a wrong URL, not a bad moment
                         raise _Unreachable(str(exc)) from None
                     return TaskResult(
@@ -478,6 +488,7 @@ class Engine:
                 await asyncio.sleep(delay)
                 continue
             stats.generated += 1
+            self._refused_in_a_row = 0
             stats.latency_sum_s += latency
             result = TaskResult(
                 task.id,
