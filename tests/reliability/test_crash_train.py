@@ -139,13 +139,6 @@ def test_sigkill_during_training_then_rerun_equals_an_uninterrupted_run(tmp_path
     assert _snapshot(work) == _snapshot(ref)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="training/jobs.py (not ours): a retrain writes the new model.pt over the old one "
-    "while the old meta.json (and the manifest) still vouch for the folder; killed between the "
-    "two, the next backtest loads the new weights under the old metadata without a word. Fix: "
-    "remove meta.json before saving, or train into a temporary folder and rename it",
-)
 def test_a_retrain_killed_after_saving_weights_leaves_no_stale_metadata_vouching_for_them(
     tmp_path, monkeypatch
 ):

@@ -221,6 +221,9 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
         "metrics": metrics,
         **job.extra,
     }
+    # a retrain replaces a finished folder: withdraw its "done" marker first, so a crash
+    # between the files below never leaves old metadata vouching for new weights
+    (folder / META_FILE).unlink(missing_ok=True)
     agent.save(folder / MODEL_FILE, {k: meta[k] for k in ("ticker", "chunk", "start", "end")})
     tmp_curves = folder / f".{CURVES_FILE}.tmp"
     curves.to_csv(tmp_curves, index=False)
