@@ -43,11 +43,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel
-
 from rewts.errors import AuthenticationError, ConfigError, LLMError, QuotaExhaustedError
 from rewts.llm.cache import StrategyCache
-from rewts.llm.engine import Engine, EngineSettings, Task, TaskResult
+from rewts.llm.engine import (
+    Engine,
+    EngineSettings,
+    Task,
+    TaskResult,
+    cache_settings,
+    check_graph,
+    result_from_cache,
+)
 from rewts.llm.limiter import Unlimited
 from rewts.llm.monitor import RunFinished, RunStarted, RunStats, TaskFinished
 from rewts.llm.providers.base import (
@@ -567,7 +573,7 @@ class BatchRunner:
     async def run(self, tasks: Sequence[Task]) -> dict[Hashable, TaskResult]:
         """Every task answered (from the cache or a batch job), failed, or stopped."""
         loop = asyncio.get_running_loop()
-        by_id = _check_graph(tasks)
+        by_id = check_graph(tasks)
         stats = self.stats
         stats.total = len(tasks)
         stats.started_at = loop.time()
@@ -652,7 +658,7 @@ class BatchRunner:
         for task_id, (request, key) in requests.items():
             entry = hits.get(key)
             if entry is not None:
-                self._finish(_from_cache(by_id[task_id], key, entry), results)
+                self._finish(result_from_cache(by_id[task_id], key, entry), results)
             else:
                 misses.setdefault(key, (request, []))[1].append(by_id[task_id])
         self.stats.cache_misses += len(misses)
@@ -745,7 +751,7 @@ class BatchRunner:
                 provider=self._provider_id,
                 model=request.model,
                 prompt_version=self.prompt_version,
-                settings=_cache_settings(request),
+                settings=cache_settings(request),
                 messages=request.messages,
                 response_text=outcome.text,
                 strategy_json=answer.model_dump_json(),
@@ -939,55 +945,6 @@ async def run_batch(
         events=events,
     )
     return await runner.run(tasks)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def _cache_settings(request: Request) -> dict[str, Any]:
-    """The settings stored with an answer (the same provenance the engine stores)."""
-    settings = request.settings()
-    if request.json_schema is not None:
-        name, schema = request.json_schema
-        settings["schema"] = [name, json.dumps(schema, sort_keys=True)]
-    return settings
-
-
-def _from_cache(task: Task, key: str, entry: Any) -> TaskResult:
-    schema: type[BaseModel] = task.schema or Strategy
-    return TaskResult(
-        task.id,
-        "cached",
-        key=key,
-        strategy=schema.model_validate_json(entry.strategy_json),
-        entropy=entry.entropy,
-        response_text=entry.response_text,
-        tokens_in=entry.tokens_in,
-        tokens_out=entry.tokens_out,
-        latency_s=entry.latency_s,
-    )
-
-
-def _check_graph(tasks: Sequence[Task]) -> dict[Hashable, Task]:
-    """Unique ids, known dependencies, no cycles (waves must always make progress)."""
-    by_id: dict[Hashable, Task] = {}
-    for task in tasks:
-        if task.id in by_id:
-            raise ValueError(f"duplicate task id {task.id!r}")
-        if task.request is None and task.build is None:
-            raise ValueError(f"task {task.id!r} has neither a request nor a build function")
-        by_id[task.id] = task
-    for task in tasks:
-        for dep in task.deps:
-            if dep not in by_id:
-                raise ValueError(f"task {task.id!r} depends on unknown task {dep!r}")
-    placed: set[Hashable] = set()
-    while len(placed) < len(by_id):
-        level = [t.id for t in by_id.values() if t.id not in placed and set(t.deps) <= placed]
-        if not level:
-            raise ValueError("task dependencies form a cycle")
-        placed.update(level)
-    return by_id
 
 
 __all__ = [

@@ -175,7 +175,7 @@ class Engine:
             request.model,
             self.settings.prompt_version,
             request.messages,
-            _cache_settings(request),
+            cache_settings(request),
         )
 
     @property
@@ -199,7 +199,7 @@ class Engine:
     async def run(self, tasks: Sequence[Task]) -> dict[Hashable, TaskResult]:
         """Run every task; returns results by task id, or raises a :mod:`rewts.errors` error."""
         loop = asyncio.get_running_loop()
-        by_id = _check_graph(tasks)
+        by_id = check_graph(tasks)
         stats = self.stats
         stats.total = len(tasks)
         stats.started_at = loop.time()
@@ -220,7 +220,7 @@ class Engine:
             for task_id, key in keys.items():
                 entry = hits.get(key)
                 if entry is not None:
-                    results[task_id] = _from_cache(by_id[task_id], key, entry)
+                    results[task_id] = result_from_cache(by_id[task_id], key, entry)
                     cached_now += 1
             self._emit(
                 RunStarted(
@@ -391,7 +391,7 @@ class Engine:
                 self._writer, self.cache.get, key
             )
             if entry is not None:
-                return _from_cache(task, key, entry)
+                return result_from_cache(task, key, entry)
         future: asyncio.Future[TaskResult] = asyncio.get_running_loop().create_future()
         self._inflight_keys[key] = future
         try:
@@ -514,7 +514,7 @@ class Engine:
             provider=self._provider_id,
             model=request.model,
             prompt_version=self.settings.prompt_version,
-            settings=_cache_settings(request),
+            settings=cache_settings(request),
             messages=request.messages,
             response_text=result.response_text or "",
             strategy_json=result.strategy.model_dump_json(),
@@ -578,7 +578,8 @@ class Engine:
 # ------------------------------------------------------------------- functions
 
 
-def _cache_settings(request: Request) -> dict[str, Any]:
+def cache_settings(request: Request) -> dict[str, Any]:
+    """The settings stored with an answer and hashed into its key (batch mode shares them)."""
     settings = request.settings()
     if request.json_schema is not None:
         name, schema = request.json_schema
@@ -592,7 +593,8 @@ def _estimate_tokens(request: Request) -> int:
     return chars // 4 + request.max_tokens
 
 
-def _from_cache(task: Task, key: str, entry: Any) -> TaskResult:
+def result_from_cache(task: Task, key: str, entry: Any) -> TaskResult:
+    """A cache entry as the task's result (validated again by the task's schema)."""
     schema = task.schema or Strategy
     return TaskResult(
         task.id,
@@ -623,7 +625,7 @@ def _copy(result: TaskResult, task_id: Hashable, status: Status) -> TaskResult:
     )
 
 
-def _check_graph(tasks: Sequence[Task]) -> dict[Hashable, Task]:
+def check_graph(tasks: Sequence[Task]) -> dict[Hashable, Task]:
     """Unique ids, known dependencies, no cycles (Kahn's algorithm)."""
     by_id: dict[Hashable, Task] = {}
     for task in tasks:
