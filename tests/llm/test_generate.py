@@ -215,15 +215,14 @@ def test_the_strictest_rate_limit_applies(tmp_path, rps, rpm, expected):
 
 
 def test_auto_picks_the_first_provider_with_a_key(tmp_path, workdir, monkeypatch):
-    from rewts.llm.providers import _gemini_available, resolve_provider_name
+    from rewts.llm.providers import resolve_provider_name
 
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     assert resolve_provider_name(_cfg(tmp_path)) == "openai"
     monkeypatch.setenv("DEEPSEEK_API_KEY", "k")
     assert resolve_provider_name(_cfg(tmp_path)) == "deepseek"
     monkeypatch.setenv("GEMINI_API_KEY", "k")
-    expected = "gemini" if _gemini_available() else "deepseek"
-    assert resolve_provider_name(_cfg(tmp_path)) == expected
+    assert resolve_provider_name(_cfg(tmp_path)) == "gemini"
     assert resolve_provider_name(_cfg(tmp_path, base_url="http://127.0.0.1:1/v1")) == "local"
 
 

@@ -7,7 +7,6 @@ server, vLLM, ``rewts sim``); without it a GGUF model run in-process by llama-cp
 
 from __future__ import annotations
 
-import logging
 import os
 
 from rewts.config import Config
@@ -15,22 +14,12 @@ from rewts.errors import ConfigError
 from rewts.llm.providers.base import Provider, Request, Response, TokenLogprob
 from rewts.llm.providers.heuristic import BANNER, HeuristicProvider
 
-log = logging.getLogger(__name__)
-
 #: provider ``auto`` tries these in order; the first whose key is set wins
 AUTO_ORDER = (
     ("gemini", ("GEMINI_API_KEY", "GOOGLE_API_KEY")),
     ("deepseek", ("DEEPSEEK_API_KEY",)),
     ("openai", ("OPENAI_API_KEY",)),
 )
-
-
-def _gemini_available() -> bool:
-    try:
-        from rewts.llm.providers import gemini  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 def resolve_provider_name(cfg: Config) -> str:
@@ -45,12 +34,6 @@ def resolve_provider_name(cfg: Config) -> str:
         if any(os.environ.get(v) for v in variables) or (
             secret is not None and secret.get_secret_value()
         ):
-            if candidate == "gemini" and not _gemini_available():
-                log.warning(
-                    "a Gemini key is set but the Gemini provider is not built yet; "
-                    "trying the next provider (choose one with llm.provider / --provider)"
-                )
-                continue
             return candidate
     return "heuristic"
 
@@ -69,15 +52,10 @@ def make_provider(cfg: Config) -> Provider:
         from rewts.llm.providers.openai_compat import make_openai_provider
 
         return make_openai_provider(cfg, name)
-    if name == "gemini" and _gemini_available():
+    if name == "gemini":
         from rewts.llm.providers.gemini import make_gemini_provider
 
         return make_gemini_provider(cfg)
-    if name == "gemini":
-        raise ConfigError(
-            "llm.provider = gemini is not available yet (it comes with the Gemini issue); "
-            "use deepseek, openai, local (an OpenAI-compatible --base-url) or heuristic"
-        )
     raise ConfigError(f"llm.provider = {name!r}: unknown provider")
 
 
