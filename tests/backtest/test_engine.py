@@ -109,6 +109,22 @@ def test_without_agents_or_strategies_the_rule_agents_still_run(world):
     assert any("skipped" in n for n in result.notes)
 
 
+def test_without_strategies_the_agents_that_never_read_tau_still_run(world):
+    """RL-only and the leak sanity check do not read the LLM signal (needs_strategies agrees),
+    so a run without strategies keeps them and skips only the tau readers."""
+    cfg, data, _ = world
+    cfg = cfg.model_copy(
+        update={
+            "backtest": cfg.backtest.model_copy(
+                update={"agents": ["rl_only", "leak_sanity", "llm_rl"]}
+            )
+        }
+    )
+    result = run_backtest(cfg, data, None, fakes.FakeSource(data))
+    assert set(result.metrics_table().agent) == {"rl_only", "leak_sanity"}
+    assert any("skipped llm_rl" in n for n in result.notes)
+
+
 def test_greedy_targets_walk_the_held_position():
     # holding short (-1) or flat (0) -> long; holding long -> short
     q = np.zeros((4, 3, 2))

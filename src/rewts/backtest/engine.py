@@ -395,7 +395,10 @@ def run_backtest(
         ticker_agents = agents
         if strat is None:
             needs_llm = [
-                a for a in agents if a == "llm_only" or AGENT_VARIANT.get(a) not in (None, "no_tau")
+                # the RL-only and leak agents never read tau (see needs_strategies)
+                a
+                for a in agents
+                if a == "llm_only" or AGENT_VARIANT.get(a) not in (None, "no_tau", "leak")
             ]
             if needs_llm:
                 result.notes.append(f"{ticker}: no LLM strategies, skipped {', '.join(needs_llm)}")
