@@ -7,6 +7,7 @@ The Mean row averages the per-ticker means (as the paper does) and the per-ticke
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,20 @@ PAPER_TABLES: dict[str, str] = {
     "sharpe": "Sharpe ratio (Table VII shape): mean ± std over runs",
     "max_drawdown": "Max drawdown (Table VIII shape): mean ± std over runs",
 }
+
+
+def print_wide(console: Console, renderable: Any) -> None:
+    """Print a table; piped or redirected, at its natural width instead of 80 columns."""
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    natural = console.measure(renderable, options=console.options.update(width=10_000)).maximum
+    previous = console.width
+    console.width = max(previous, natural)
+    try:
+        console.print(renderable)
+    finally:
+        console.width = previous
 
 
 def summary_table(result: BacktestResult, metrics: list[str]) -> pd.DataFrame:
@@ -121,17 +136,7 @@ def print_paper_tables(result: BacktestResult, console: Console) -> None:
                 text = str(row[col])
                 cells.append(f"[bold green]{text}[/]" if best.get(str(ticker)) == col else text)
             table.add_row(str(ticker), *cells, end_section=ticker == last_ticker)
-        if console.is_terminal:
-            console.print(table)
-            continue
-        # piped or redirected: print at the table's natural width instead of 80 columns
-        natural = console.measure(table, options=console.options.update(width=10_000)).maximum
-        previous = console.width
-        console.width = max(previous, natural)
-        try:
-            console.print(table)
-        finally:
-            console.width = previous
+        print_wide(console, table)
     shown = [c for c in SHORT_LABELS if c in set(paper_table(result, "sharpe").columns)]
     if shown:
         console.print("columns: " + "; ".join(f"{SHORT_LABELS[c]} = {c}" for c in shown))

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rewts.pipeline import RunSummary, StageOutcome, StageState
+from rewts.report.tables import print_wide
 from rewts.stages import STAGES
 
 _STYLE = {
@@ -138,20 +139,6 @@ def _first_sentence(note: str, limit: int = 240) -> str:
     head = note.split(": ", 1)[0] if note.startswith("Sanity") else note.split(". ", 1)[0]
     head = head.rstrip(".")
     return head if len(head) <= limit else head[: limit - 1] + "…"
-
-
-def print_wide(console: Console, renderable: Any) -> None:
-    """Print a table; piped or redirected, at its natural width instead of 80 columns."""
-    if console.is_terminal:
-        console.print(renderable)
-        return
-    natural = console.measure(renderable, options=console.options.update(width=10_000)).maximum
-    previous = console.width
-    console.width = max(previous, natural)
-    try:
-        console.print(renderable)
-    finally:
-        console.width = previous
 
 
 def _line(console: Console, text: str) -> None:
