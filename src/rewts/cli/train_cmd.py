@@ -111,7 +111,7 @@ def train_command(
             progress=True if args.show_progress else "plain",
             include_global=cfg.rewts.train_global,
         )
-        _print_summary(result, cfg.rewts.checkpoint_dir)
+        _print_summary(result, cfg.rewts.checkpoint_dir, cfg.executor)
 
 
 def _strategies(cfg: Config, dataset: Any, progress: bool) -> Any:
@@ -126,10 +126,14 @@ def _strategies(cfg: Config, dataset: Any, progress: bool) -> Any:
         ) from exc
 
 
-def _print_summary(result: TrainingResult, checkpoint_dir: Path) -> None:
+def _print_summary(result: TrainingResult, checkpoint_dir: Path, executor: str) -> None:
     from rich.table import Table
 
-    table = Table(title=f"training ({result.workers} processes, {result.seconds:.1f} s)")
+    where = {
+        "ray": f"Ray, {result.workers} tasks at once",
+        "local": "in this process",
+    }.get(executor, f"{result.workers} processes")
+    table = Table(title=f"training ({where}, {result.seconds:.1f} s)")
     for col in ("ticker", "trained", "skipped", "time (s)", "train Sharpe", "global Sharpe"):
         table.add_column(col, justify="left" if col == "ticker" else "right")
     for row in result.summary().itertuples(index=False):
