@@ -240,6 +240,14 @@ def test_an_unreachable_base_url_is_one_clear_error_not_a_table_of_fallbacks(tmp
     assert not (tmp_path / "out").exists()
 
 
+def test_the_unreachable_error_drops_credentials_carried_in_the_url(tmp_path):
+    url = "http://user:s3cr3t-pw@127.0.0.1:9/v1?key=s3cr3t-key"
+    cfg = _cfg(tmp_path, provider="local", model="m", base_url=url)
+    with pytest.raises(LLMError) as info:
+        generate_strategies(cfg, fake_dataset())
+    assert "http://127.0.0.1:9/v1" in str(info.value) and "s3cr3t" not in str(info.value)
+
+
 def test_connection_errors_after_a_success_are_ordinary_failures(tmp_path):
     from rewts.llm.providers.base import ConnectionFailed
 

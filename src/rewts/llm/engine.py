@@ -29,6 +29,7 @@ import itertools
 import json
 import math
 import random
+import urllib.parse
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -559,10 +560,10 @@ class Engine:
                 "llm.model (--model) to a model this endpoint serves; no strategies were written"
             )
         if isinstance(exc, _Unreachable):
-            where = getattr(self.provider, "base_url", None) or self._provider_id
+            where = _without_secrets(getattr(self.provider, "base_url", None) or self._provider_id)
             return LLMError(
-                f"{name}: cannot reach {where} ({exc}) after "
-                f"{self.settings.backoff.max_retries + 1} attempts: check llm.base_url "
+                f"{name}: cannot reach {where} ({exc}); every attempt failed to connect: "
+                "check llm.base_url "
                 "(--base-url), that the server is running, and the network; no strategies "
                 "were written"
             )
@@ -585,6 +586,15 @@ def cache_settings(request: Request) -> dict[str, Any]:
         name, schema = request.json_schema
         settings["schema"] = [name, json.dumps(schema, sort_keys=True)]
     return settings
+
+
+def _without_secrets(url: str) -> str:
+    """``url`` without user:password and query (keys sometimes travel there)."""
+    parts = urllib.parse.urlsplit(url)
+    if not parts.netloc:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _estimate_tokens(request: Request) -> int:
