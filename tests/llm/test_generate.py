@@ -214,6 +214,31 @@ def test_the_strictest_rate_limit_applies(tmp_path, rps, rpm, expected):
     assert make_limiter(cfg, FakeProvider(), None).configured_rate == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("name, exhausted", [("gemini", True), ("fake", False)])
+def test_the_daily_budget_counts_the_providers_own_day(tmp_path, monkeypatch, name, exhausted):
+    """Gemini's daily quota resets at midnight Pacific, the others' at UTC: with the two
+    calendars on different dates, only the provider's own day's usage counts."""
+    import asyncio
+
+    import rewts.llm.generate as gen
+    from rewts.llm.limiter import DailyLimitReached
+
+    monkeypatch.setattr(gen, "pacific_today", lambda: "2026-01-01")
+    monkeypatch.setattr(gen, "utc_today", lambda: "2026-01-02")
+    cfg = _cfg(tmp_path)
+    cfg.llm.rate_limits.rpd = 5
+    provider = FakeProvider()
+    provider.name = name
+    with StrategyCache(cfg.llm.cache_path) as cache:
+        cache.add_daily_requests("2026-01-01", provider.identity, 5)  # a spent Pacific day
+        limiter = gen.make_limiter(cfg, provider, cache)
+        if exhausted:
+            with pytest.raises(DailyLimitReached):
+                asyncio.run(limiter.acquire())
+        else:
+            asyncio.run(limiter.acquire())
+
+
 def test_auto_picks_the_first_provider_with_a_key(tmp_path, workdir, monkeypatch):
     from rewts.llm.providers import resolve_provider_name
 

@@ -39,7 +39,14 @@ from rewts.llm.analyst import (
 from rewts.llm.batch import BATCH_PRICE_FACTOR, BatchRunner
 from rewts.llm.cache import StrategyCache
 from rewts.llm.engine import Engine, EngineSettings, Task, TaskResult
-from rewts.llm.limiter import Limiter, RateLimiter, Unlimited, default_burst, utc_today
+from rewts.llm.limiter import (
+    Limiter,
+    RateLimiter,
+    Unlimited,
+    default_burst,
+    pacific_today,
+    utc_today,
+)
 from rewts.llm.memory import memory_section, period_outcome
 from rewts.llm.monitor import RequestMonitor, RunStats
 from rewts.llm.prompts import render_messages, snapshot_inputs, system_message
@@ -398,10 +405,12 @@ def make_limiter(cfg: Config, provider: Provider, cache: StrategyCache | None) -
     if limits.rpm:
         rate = min(rate, limits.rpm / 60.0)
     scope = getattr(provider, "identity", provider.name)
+    # the provider's own quota day: Gemini resets at midnight Pacific, the others at UTC
+    today = pacific_today if provider.name == "gemini" else utc_today
     daily_used, take = 0, None
     if limits.rpd is not None and cache is not None:
         rpd = limits.rpd
-        daily_used = cache.daily_requests(utc_today(), scope)
+        daily_used = cache.daily_requests(today(), scope)
 
         def take(day: str) -> bool:
             # check and count in one statement: runs sharing the cache share one budget
@@ -414,6 +423,7 @@ def make_limiter(cfg: Config, provider: Provider, cache: StrategyCache | None) -
         rpd=limits.rpd,
         daily_used=daily_used,
         take_daily=take,
+        today=today,
     )
     return limiter
 

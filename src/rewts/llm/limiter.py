@@ -52,6 +52,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
+from zoneinfo import ZoneInfo
 
 from rewts.llm.providers.base import QuotaExhausted
 
@@ -97,6 +98,11 @@ class DailyLimitReached(QuotaExhausted):
 def utc_today() -> str:
     """The day used for ``rpd``: the UTC calendar date (resets at 00:00 UTC)."""
     return dt.datetime.now(dt.UTC).date().isoformat()
+
+
+def pacific_today() -> str:
+    """Gemini's quota day: its daily limits reset at midnight Pacific time."""
+    return dt.datetime.now(ZoneInfo("America/Los_Angeles")).date().isoformat()
 
 
 def default_burst(rate: float) -> int:
@@ -279,7 +285,7 @@ class RateLimiter:
         if self._daily_used >= self.rpd:
             raise DailyLimitReached(
                 f"the daily budget of {self.rpd} requests (llm.rate_limits.rpd) is used up "
-                f"for {day} (UTC)"
+                f"for {day}"
             )
 
     def _ready_at(self, now: float, tokens: int) -> float:
