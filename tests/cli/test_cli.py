@@ -49,3 +49,11 @@ def test_version():
     result = runner.invoke(app, ["--version"])
     assert result.exit_code == 0
     assert "rewts" in result.output
+
+
+@pytest.mark.parametrize("command", ["strategies", "train", "backtest", "run"])
+def test_stage_commands_take_the_data_dates_and_an_env_file(command, workdir):
+    dates = runner.invoke(app, [command, "--start", "2019-01-01", "--end", "2018-01-01"])
+    assert dates.exit_code == 2 and "end_date (2018-01-01) must be after" in dates.output
+    env = runner.invoke(app, [command, "--env-file", "nope.env"])
+    assert env.exit_code == 2 and "--env-file = 'nope.env': file not found" in env.output

@@ -14,6 +14,8 @@ from rewts.cli.common import (
     ConfigOpt,
     DataDirOpt,
     DebugOpt,
+    EndOpt,
+    EnvFileOpt,
     ModelOpt,
     NoNewsOpt,
     NoProgressOpt,
@@ -24,6 +26,7 @@ from rewts.cli.common import (
     RpsOpt,
     SetOpt,
     SourceOpt,
+    StartOpt,
     TickersOpt,
     WorkersOpt,
     common,
@@ -100,6 +103,8 @@ def backtest_command(
     tickers: TickersOpt = None,
     data_dir: DataDirOpt = None,
     source: SourceOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -120,16 +125,17 @@ def backtest_command(
     profile: ProfileOpt = None,
     debug: DebugOpt = False,
     no_progress: NoProgressOpt = False,
+    env_file: EnvFileOpt = None,
 ) -> None:
     """Backtest the ReWTS ensemble and the baselines on the held-out period.
 
     Runs the earlier stages when their outputs are missing (data, strategies, training of the
     agents the backtest needs), then writes metrics.csv, metrics.json and report.html.
     """
-    args = common(config, sets, profile, debug, no_progress)
+    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
     with user_errors(args.debug):
         cfg = args.load(
-            data_flags(tickers, data_dir, source)
+            data_flags(tickers, data_dir, source, start, end)
             | llm_flags(provider, model, base_url, workers, rps, rpm, cache, on_failure, no_news)
             | {
                 "backtest.runs": runs,

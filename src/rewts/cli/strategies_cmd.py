@@ -15,6 +15,8 @@ from rewts.cli.common import (
     ConfigOpt,
     DataDirOpt,
     DebugOpt,
+    EndOpt,
+    EnvFileOpt,
     ModelOpt,
     NoNewsOpt,
     NoProgressOpt,
@@ -25,6 +27,7 @@ from rewts.cli.common import (
     RpsOpt,
     SetOpt,
     SourceOpt,
+    StartOpt,
     TickersOpt,
     WorkersOpt,
     common,
@@ -56,6 +59,8 @@ def strategies_command(
     tickers: TickersOpt = None,
     data_dir: DataDirOpt = None,
     source: SourceOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -73,11 +78,12 @@ def strategies_command(
     profile: ProfileOpt = None,
     debug: DebugOpt = False,
     no_progress: NoProgressOpt = False,
+    env_file: EnvFileOpt = None,
 ) -> None:
     """Generate an LLM strategy for every ticker and period, in parallel, cached."""
-    args = common(config, sets, profile, debug, no_progress)
+    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
     with user_errors(args.debug):
-        flags = data_flags(tickers, data_dir, source) | llm_flags(
+        flags = data_flags(tickers, data_dir, source, start, end) | llm_flags(
             provider, model, base_url, workers, rps, rpm, cache, on_failure, no_news
         )
         flags["llm.output_dir"] = str(out) if out is not None else None

@@ -14,6 +14,8 @@ from rewts.cli.common import (
     ConfigOpt,
     DataDirOpt,
     DebugOpt,
+    EndOpt,
+    EnvFileOpt,
     ModelOpt,
     NoNewsOpt,
     NoProgressOpt,
@@ -24,6 +26,7 @@ from rewts.cli.common import (
     RpsOpt,
     SetOpt,
     SourceOpt,
+    StartOpt,
     TickersOpt,
     WorkersOpt,
     common,
@@ -67,6 +70,8 @@ def train_command(
     tickers: TickersOpt = None,
     data_dir: DataDirOpt = None,
     source: SourceOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -84,12 +89,13 @@ def train_command(
     profile: ProfileOpt = None,
     debug: DebugOpt = False,
     no_progress: NoProgressOpt = False,
+    env_file: EnvFileOpt = None,
 ) -> None:
     """Train one Double DQN agent per ticker and chunk, in parallel, checkpointed."""
-    args = common(config, sets, profile, debug, no_progress)
+    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
     with user_errors(args.debug):
         cfg = args.load(
-            data_flags(tickers, data_dir, source)
+            data_flags(tickers, data_dir, source, start, end)
             | llm_flags(provider, model, base_url, workers, rps, rpm, cache, on_failure, no_news)
             | {
                 "rewts.llm_guidance": False if no_llm else None,
