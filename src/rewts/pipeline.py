@@ -123,9 +123,9 @@ def heuristic_note() -> str:
 def _variants(learned: list[str]) -> list[tuple[bool, str]]:
     """(llm_guidance, tag) of each checkpoint variant the learned agents rest on."""
     from rewts.backtest import AGENT_VARIANT
-    from rewts.backtest.rl_source import _VARIANTS  # the backtest's variant -> checkpoint map
+    from rewts.backtest.rl_source import VARIANT_CHECKPOINTS
 
-    return list(dict.fromkeys(_VARIANTS[AGENT_VARIANT[a]] for a in learned))
+    return list(dict.fromkeys(VARIANT_CHECKPOINTS[AGENT_VARIANT[a]] for a in learned))
 
 
 def trained_members(cfg: Config) -> list[Path]:
@@ -509,7 +509,7 @@ class StageState:
 
 def _data_state(cfg: Config) -> tuple[StageState, str | None]:
     from rewts.data import store
-    from rewts.data.prepare import _inputs, resolve_source  # the data stage's own inputs hash
+    from rewts.data.prepare import resolve_source, stage_inputs
     from rewts.data.sources.csv_folder import plan_csv_folder
 
     folder = Path(cfg.data.processed_dir)
@@ -518,7 +518,7 @@ def _data_state(cfg: Config) -> tuple[StageState, str | None]:
     if source == "csv":
         assert cfg.data.csv_dir is not None
         plan = plan_csv_folder(cfg.data.csv_dir, cfg.tickers, cfg.data.market_symbols)
-    inputs = _inputs(cfg, source, plan)
+    inputs = stage_inputs(cfg, source, plan)
     manifest = store.read_manifest(folder)
     base = {"where": str(folder)}
     if manifest is None:

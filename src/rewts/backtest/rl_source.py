@@ -51,7 +51,8 @@ from rewts.training.checkpoints import write_manifests
 
 #: name of the leaked feature column of the sanity check
 LEAK_COLUMN = "leak_next_return"
-_VARIANTS: dict[Variant, tuple[bool, str]] = {
+#: each agent variant's checkpoints: (llm_guidance, tag); the pipeline reads them too
+VARIANT_CHECKPOINTS: dict[Variant, tuple[bool, str]] = {
     "llm": (True, ""),
     "no_tau": (False, ""),
     "placebo_const": (True, "placebo_const"),
@@ -131,7 +132,7 @@ class RLAgentSource:
     ) -> tuple[Config, Any, dict[str, pd.DataFrame] | None]:
         if variant in self._inputs:
             return self._inputs[variant]
-        llm, _ = _VARIANTS[variant]
+        llm, _ = VARIANT_CHECKPOINTS[variant]
         cfg = self.cfg.model_copy(
             update={"rewts": self.cfg.rewts.model_copy(update={"llm_guidance": llm})}
         )
@@ -177,7 +178,7 @@ class RLAgentSource:
         variants = list(dict.fromkeys(AGENT_VARIANT[a] for a in agents if a in AGENT_VARIANT))
         for variant in variants:
             cfg, dataset, strategies = self._variant_inputs(variant)
-            _, tag = _VARIANTS[variant]
+            _, tag = VARIANT_CHECKPOINTS[variant]
             cfg = cfg.model_copy(update={"tickers": list(tickers)})
             jobs = build_jobs(cfg, dataset, strategies, include_global=True, seeds=seeds, tag=tag)
             if self._needed_chunks(variant, agents) == "single":
@@ -203,7 +204,7 @@ class RLAgentSource:
         key = (ticker, variant)
         if key not in self._data:
             cfg, dataset, strategies = self._variant_inputs(variant)
-            llm, _ = _VARIANTS[variant]
+            llm, _ = VARIANT_CHECKPOINTS[variant]
             strategy = strategies.get(ticker) if strategies else None
             self._data[key] = env_data_for(
                 cfg,
@@ -220,7 +221,7 @@ class RLAgentSource:
         if key in self._loaded:
             return self._loaded[key]
         cfg, _, _ = self._variant_inputs(variant)
-        llm, tag = _VARIANTS[variant]
+        llm, tag = VARIANT_CHECKPOINTS[variant]
         loaded: list[LoadedAgent] = []
         problems: list[str] = []
         # a variant may have only chunks or only the global agent: each absence is fine alone

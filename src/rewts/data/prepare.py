@@ -127,7 +127,8 @@ def _history_start(data: DataConfig) -> dt.date:
     return (pd.Timestamp(data.start_date) - pd.offsets.BDay(days)).date()
 
 
-def _inputs(cfg: Config, source: str, plan: CsvPlan | None) -> dict[str, Any]:
+def stage_inputs(cfg: Config, source: str, plan: CsvPlan | None) -> dict[str, Any]:
+    """Everything the processed dataset depends on (its manifest's hash; `rewts status` too)."""
     data = cfg.data
     inputs: dict[str, Any] = {
         "store_version": store.STORE_VERSION,
@@ -374,7 +375,7 @@ def prepare_data(
     if source == "csv":
         assert cfg.data.csv_dir is not None
         plan = plan_csv_folder(cfg.data.csv_dir, cfg.tickers, cfg.data.market_symbols)
-    inputs = _inputs(cfg, source, plan)
+    inputs = stage_inputs(cfg, source, plan)
     ihash = store.inputs_hash(inputs)
     folder = Path(cfg.data.processed_dir)
 
