@@ -301,3 +301,37 @@ def test_failed_periods_are_asked_again_on_the_next_run(workdir, monkeypatch):
         later = runner.invoke(app, ["status", *args, "--json"])
         strategies = json.loads(later.stdout)["stages"][1]
         assert strategies["state"] == "stale" and "failed period(s) to retry" in strategies["why"]
+
+
+def test_kill_9_during_training_then_rerun_equals_an_uninterrupted_run(workdir):
+    """A real SIGKILL of the `rewts run` process once the training stage has begun; the rerun
+    skips data and strategies, finishes the rest and ends with an uninterrupted run's metrics."""
+    import os
+    import signal
+
+    args = [sys.executable, "-m", "rewts", "run", *TINY]
+    killed = workdir / "killed"
+    killed.mkdir()
+    proc = subprocess.Popen(args, cwd=killed, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    record = killed / "data" / "strategies" / "rewts-stage.json"
+    deadline = time.monotonic() + 120
+    while not record.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run ended before the kill"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(10)
+    assert not (killed / "results").exists()  # killed before the backtest
+
+    rerun = subprocess.run(
+        [*args, "--json"], cwd=killed, capture_output=True, text=True, timeout=300
+    )
+    assert rerun.returncode == 0, rerun.stderr
+    states = statuses(json.loads(rerun.stdout))
+    assert states["data"] == states["strategies"] == "skipped"
+    assert states["backtest"] == states["report"] == "done"
+
+    clean = workdir / "clean"
+    clean.mkdir()
+    subprocess.run(args, cwd=clean, capture_output=True, timeout=300, check=True)
+    table = Path("results") / "default" / "metrics.csv"
+    assert (killed / table).read_text() == (clean / table).read_text()
