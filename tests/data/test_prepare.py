@@ -327,3 +327,26 @@ def test_an_unwritable_processed_dir_is_a_data_error(tmp_path, csv_folder):
         DataError, match=r"cannot write the processed dataset to .*data\.processed_dir"
     ):
         prepare_data(cfg)
+
+
+def test_writing_the_store_removes_temporaries_of_killed_writers_only(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    folder = tmp_path / "processed"
+    folder.mkdir()
+    orphan = folder / f".AAA.parquet.{dead.stdout.strip()}.tmp"  # its writer has exited
+    alive = folder / f".BBB.parquet.{os.getppid()}.tmp"  # a writer that is still running
+    orphan.write_bytes(b"half a file")
+    alive.write_bytes(b"being written")
+    frame = pd.DataFrame({"close": [1.0, 2.0]}, index=pd.bdate_range("2020-01-01", periods=2))
+    store_mod.write_store(folder, {"AAA": frame}, {"tickers": {"AAA": {}}})
+    assert not orphan.exists() and alive.exists()
+    assert (folder / "AAA.parquet").exists()

@@ -76,9 +76,25 @@ def parquet_name(ticker: str) -> str:
     return f"{ticker.lstrip('^')}.parquet"
 
 
+def _remove_orphan_temporaries(folder: Path) -> None:
+    """Delete ``.<name>.<pid>.tmp`` files left by writers that were killed (their pid is gone)."""
+    for tmp in folder.glob(".*.tmp"):
+        pid = tmp.name.rsplit(".", 2)[-2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
 def write_store(folder: Path, frames: Mapping[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
-    """Write every frame, then the manifest; remove Parquet files of tickers no longer listed."""
+    """Write every frame, then the manifest; remove Parquet files of tickers no longer listed
+    and the temporary files of writers killed mid-write."""
     folder.mkdir(parents=True, exist_ok=True)
+    _remove_orphan_temporaries(folder)
     old = read_manifest(folder)
     for ticker, frame in frames.items():
         _atomic_write_parquet(folder / parquet_name(ticker), frame)
