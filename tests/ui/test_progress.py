@@ -135,3 +135,19 @@ def test_summary_counts_strategies_and_news_analyses_apart():
     s = GenerationSummary(total=100, analyses=12, wall_s=3.0, provider="gemini", model="m")
     text = "\n".join(summary_lines(s))
     assert "Generated 88 strategies and 12 news analyses in 3.0s" in text
+
+
+def test_batch_jobs_are_shown_as_they_progress():
+    from rewts.llm.batch import BatchCompleted, BatchPolled, BatchSubmitted
+
+    out = io.StringIO()
+    display = PlainDisplay(out)
+    display(BatchSubmitted("batches/1", "gemini", 88, 1))
+    display(BatchPolled("batches/1", "JOB_STATE_RUNNING", 61.0, 88, 40, 1))
+    display(BatchCompleted("batches/1", "JOB_STATE_SUCCEEDED", 87, 1, 300.0))
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "Batch job batches/1: 88 requests submitted (wave 1)",
+        "Batch job batches/1: JOB_STATE_RUNNING after 61s, 40/88 done, 1 failed",
+        "Batch job batches/1: JOB_STATE_SUCCEEDED, 87 answered, 1 failed, in 300s",
+    ]

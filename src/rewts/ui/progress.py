@@ -148,6 +148,8 @@ class PlainDisplay:
             self.monitor = event.monitor
             for line in _header(event):
                 self._print(line)
+        elif (line := batch_line(event)) is not None:
+            self._print(line)
 
     def summary(self, s: Any) -> None:
         self._print("")
@@ -156,6 +158,29 @@ class PlainDisplay:
 
     def close(self) -> None:
         return None
+
+
+def batch_line(event: Any) -> str | None:
+    """One line for a batch-mode event (``llm.batch``), None for any other event."""
+    from rewts.llm.batch import BatchCompleted, BatchPolled, BatchResumed, BatchSubmitted
+
+    if isinstance(event, BatchSubmitted):
+        return f"Batch job {event.job}: {event.requests} requests submitted (wave {event.wave})"
+    if isinstance(event, BatchResumed):
+        return (
+            f"Batch job {event.job}: {event.requests} requests from an interrupted run, "
+            "collected instead of submitted again"
+        )
+    if isinstance(event, BatchPolled):
+        done = f", {event.done}/{event.total} done" if event.done is not None else ""
+        failed = f", {event.failed} failed" if event.failed else ""
+        return f"Batch job {event.job}: {event.state} after {event.elapsed_s:.0f}s{done}{failed}"
+    if isinstance(event, BatchCompleted):
+        return (
+            f"Batch job {event.job}: {event.state}, {event.succeeded} answered, "
+            f"{event.failed} failed, in {event.wall_s:.0f}s"
+        )
+    return None
 
 
 def _header(event: RunStarted) -> list[str]:
@@ -222,6 +247,8 @@ class LiveDisplay:
             self._live.start()
         elif isinstance(event, RunFinished):
             self.close()
+        elif (line := batch_line(event)) is not None:
+            self.console.print(line, highlight=False, markup=False)  # above the live panel
 
     def summary(self, s: Any) -> None:
         for line in summary_lines(s):
