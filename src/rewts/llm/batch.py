@@ -258,7 +258,7 @@ class OpenAIBatch:
     def __init__(self, provider: Any) -> None:
         self.provider = provider
         # the adapter's own client and request body: one source of truth for what is sent
-        self.client = provider._client
+        self.client = provider.client
 
     def _translate(self, exc: BaseException) -> ProviderError:
         return _openai_error(exc, getattr(self.provider, "env_var", None))
@@ -270,7 +270,7 @@ class OpenAIBatch:
                     "custom_id": custom_id,
                     "method": "POST",
                     "url": self.ENDPOINT,
-                    "body": self.provider._kwargs(request),
+                    "body": self.provider.request_body(request),
                 },
                 ensure_ascii=False,
             )

@@ -130,7 +130,7 @@ class OpenAICompatProvider:
         self.structured = structured
         self.top_logprobs = top_logprobs
         self._key = api_key or "not-needed"
-        self._client = openai.AsyncOpenAI(
+        self.client = openai.AsyncOpenAI(
             base_url=base_url, api_key=self._key, max_retries=0, timeout=timeout_s
         )
 
@@ -146,7 +146,8 @@ class OpenAICompatProvider:
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
 
-    def _kwargs(self, request: Request) -> dict[str, Any]:
+    def request_body(self, request: Request) -> dict[str, Any]:
+        """The chat-completions arguments for ``request`` (the Batch API sends the same body)."""
         kwargs: dict[str, Any] = {
             "model": request.model,
             "messages": [dict(m) for m in request.messages],
@@ -172,8 +173,8 @@ class OpenAICompatProvider:
         try:
             # the raw body, decoded here: the SDK's typed models cost ~15 ms of CPU per answer
             # with log-probabilities (measured), all of it on the event loop
-            raw = await self._client.chat.completions.with_raw_response.create(
-                **self._kwargs(request)
+            raw = await self.client.chat.completions.with_raw_response.create(
+                **self.request_body(request)
             )
             body = raw.content
         except openai.APITimeoutError:
@@ -212,7 +213,7 @@ class OpenAICompatProvider:
         return parse_completion(body)
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self.client.close()
 
 
 def parse_completion(body: bytes | str) -> Response:
