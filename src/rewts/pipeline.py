@@ -366,19 +366,8 @@ class _Run:
         cfg, run_dir = self.cfg, self.run_dir
         strat_hash, train_hash = hashes
         inputs = st.backtest_inputs(cfg, dataset.content_hash, strat_hash, train_hash)
-        bt_record = st.read_record(run_dir, "backtest")
-        bt = st.check_record(
-            bt_record, inputs, st.file_hash(run_dir / "metrics.json"), "metrics.json"
-        )
-        rp = None
-        if self.html:
-            upstream = bt_record.output if bt.fresh and bt_record is not None else ""
-            rp = st.check_record(
-                st.read_record(run_dir, "report"),
-                st.report_inputs(upstream),
-                st.file_hash(run_dir / "report.html"),
-                "report.html",
-            )
+        bt = st.check_backtest(run_dir, inputs)
+        rp = st.check_report(run_dir, bt) if self.html else None
         if bt.fresh and (rp is None or rp.fresh):
             self._finish(StageOutcome("backtest", "skipped", bt.why))
             if rp is not None:
@@ -509,16 +498,11 @@ class StageState:
 
 def _data_state(cfg: Config) -> tuple[StageState, str | None]:
     from rewts.data import store
-    from rewts.data.prepare import resolve_source, stage_inputs
-    from rewts.data.sources.csv_folder import plan_csv_folder
+    from rewts.data.prepare import plan_data
 
     folder = Path(cfg.data.processed_dir)
-    source, why = resolve_source(cfg.data)
-    plan = None
-    if source == "csv":
-        assert cfg.data.csv_dir is not None
-        plan = plan_csv_folder(cfg.data.csv_dir, cfg.tickers, cfg.data.market_symbols)
-    inputs = stage_inputs(cfg, source, plan)
+    planned = plan_data(cfg)
+    inputs, why = planned.inputs, planned.why
     manifest = store.read_manifest(folder)
     base = {"where": str(folder)}
     if manifest is None:
@@ -608,19 +592,12 @@ def pipeline_status(cfg: Config, run_dir: Path, *, html: bool = True) -> list[St
         train_hash = record.output if check.fresh and record is not None else None
 
     inputs = st.backtest_inputs(cfg, data_hash or "", strat_hash, train_hash)
-    record = st.read_record(run_dir, "backtest")
-    check = st.check_record(record, inputs, st.file_hash(run_dir / "metrics.json"), "metrics.json")
+    check = st.check_backtest(run_dir, inputs)
     states.append(_state("backtest", check, run_dir / "metrics.json", ok))
     ok = ok and check.fresh
     if not html:
         states.append(StageState("report", "not needed", "--no-html"))
     else:
-        upstream = record.output if check.fresh and record is not None else ""
-        rp = st.check_record(
-            st.read_record(run_dir, "report"),
-            st.report_inputs(upstream),
-            st.file_hash(run_dir / "report.html"),
-            "report.html",
-        )
+        rp = st.check_report(run_dir, check)
         states.append(_state("report", rp, run_dir / "report.html", ok))
     return states

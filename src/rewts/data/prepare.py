@@ -127,6 +127,27 @@ def _history_start(data: DataConfig) -> dt.date:
     return (pd.Timestamp(data.start_date) - pd.offsets.BDay(days)).date()
 
 
+@dataclass(frozen=True)
+class DataPlan:
+    """Where the data stage would read from, and everything its output depends on."""
+
+    source: str
+    #: why that source (announced to the user)
+    why: str
+    plan: CsvPlan | None
+    inputs: dict[str, Any]
+
+
+def plan_data(cfg: Config) -> DataPlan:
+    """Resolve the source and hash the inputs without loading prices (`rewts status` too)."""
+    source, why = resolve_source(cfg.data)
+    plan = None
+    if source == "csv":
+        assert cfg.data.csv_dir is not None
+        plan = plan_csv_folder(cfg.data.csv_dir, cfg.tickers, cfg.data.market_symbols)
+    return DataPlan(source, why, plan, stage_inputs(cfg, source, plan))
+
+
 def stage_inputs(cfg: Config, source: str, plan: CsvPlan | None) -> dict[str, Any]:
     """Everything the processed dataset depends on (its manifest's hash; `rewts status` too)."""
     data = cfg.data
@@ -369,13 +390,9 @@ def prepare_data(
     hash matches (and ``refresh`` is False), otherwise loaded from the source, checked, given
     features and stored. ``reporter`` receives one line per thing worth telling the user."""
     say: Reporter = reporter or (lambda _line: None)
-    source, why = resolve_source(cfg.data)
-    say(f"data: source {source} ({why})")
-    plan = None
-    if source == "csv":
-        assert cfg.data.csv_dir is not None
-        plan = plan_csv_folder(cfg.data.csv_dir, cfg.tickers, cfg.data.market_symbols)
-    inputs = stage_inputs(cfg, source, plan)
+    planned = plan_data(cfg)
+    source, plan, inputs = planned.source, planned.plan, planned.inputs
+    say(f"data: source {source} ({planned.why})")
     ihash = store.inputs_hash(inputs)
     folder = Path(cfg.data.processed_dir)
 

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from rewts.pipeline import RunSummary, StageOutcome, StageState
-from rewts.report.tables import print_wide
+from rewts.report.tables import SHORT_LABELS, print_wide
 from rewts.stages import STAGES
 
 _STYLE = {
@@ -26,15 +26,6 @@ _STYLE = {
     "fresh": "green",
     "stale": "yellow",
     "missing": "red",
-}
-#: compact agent labels for the terminal (the HTML and JSON keep the full names)
-_SHORT = {
-    "Buy & Hold": "B&H",
-    "Global LLM+RL": "Global",
-    "ReWTS ensemble": "ReWTS",
-    "Placebo: tau constant": "Pl.const",
-    "Placebo: tau shuffled": "Pl.shuffle",
-    "Sanity: leaked return": "Leak",
 }
 _TITLES = {
     "sharpe": "Sharpe ratio (Table VII), mean ± std over runs",
@@ -129,7 +120,7 @@ def paper_table(metric: str, table: Mapping[str, Mapping[str, str]]) -> Table:
         agents.extend(a for a in row if a not in agents)
     out.add_column("Ticker", style="bold", no_wrap=True)
     for agent in agents:
-        out.add_column(_SHORT.get(agent, agent), justify="right", no_wrap=True)
+        out.add_column(SHORT_LABELS.get(agent, agent), justify="right", no_wrap=True)
     for i, (ticker, row) in enumerate(table.items()):
         out.add_row(ticker, *(row.get(a, "") for a in agents), end_section=i == len(table) - 2)
     return out
