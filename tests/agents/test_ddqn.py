@@ -167,7 +167,18 @@ def test_tdqn_preset_sets_the_published_values() -> None:
         0.001,
         None,
     )
-    assert apply_preset(Config()).rewts.gamma == 0.995  # the seed's values stay the default
+    assert env.features == "tdqn" and cfg.backtest.single_agent == "global"
+    # the default preset keeps the values as written; seed restores the upstream's
+    assert apply_preset(Config()).rewts.gamma == Config().rewts.gamma == 0.5
+    seed = apply_preset(Config(rewts={"preset": "seed"}))
+    assert (seed.rewts.gamma, seed.rewts.epsilon_schedule, seed.rewts.epsilon_decay) == (
+        0.995,
+        "episode",
+        0.998,
+    )
+    assert seed.rewts.hidden_dims == [256, 256, 128] and seed.rewts.validation_days == 0
+    assert (seed.trading_env.features, seed.trading_env.reward_scale) == ("full", "none")
+    assert seed.trading_env.max_drawdown_limit == 0.15 and seed.backtest.single_agent == "last_chunk"
 
 
 def test_usable_by_stable_baselines3() -> None:

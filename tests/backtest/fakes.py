@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from rewts.backtest.agents import Member
+from rewts.backtest.result import AGENTS
 from rewts.config import Config
 from rewts.errors import BacktestError
 
@@ -42,7 +43,13 @@ def small_config(**backtest) -> Config:
             "rewts": {"lookback_length": 60},
             "strategy_frequency": 20,
             "trading_env": {"max_drawdown_limit": None},
-            "backtest": {"runs": 2, **backtest},
+            # every agent, the last chunk as the single agent: the plumbing of each path
+            "backtest": {
+                "runs": 2,
+                "single_agent": "last_chunk",
+                "agents": list(AGENTS),
+                **backtest,
+            },
         }
     )
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rewts.backtest.engine import OUTCOME_LAG, greedy_targets, long_outcomes, run_backtest
+from rewts.backtest.engine import OUTCOME_LAG, long_outcomes, run_backtest
+from rewts.env.evaluation import greedy_targets
 from rewts.errors import BacktestError
 
 from . import fakes
@@ -154,12 +155,13 @@ def test_ensemble_weights_ignore_prices_from_the_decision_day_on(world):
         if from_day_offset is not None:
             frame = frames["AAA"]
             day = base.index[t + from_day_offset]
-            close = frame["close"].to_numpy()
+            column = cfg.trading_env.price_column  # the series the book is marked at
+            close = frame[column].to_numpy()
             k = int(np.searchsorted(frame.index, day))
             # every daily return from that day on changes sign
             flipped = 1.0 - (close[k:] / close[k - 1 : -1] - 1.0)
             close = np.concatenate([close[:k], close[k - 1] * np.cumprod(flipped)])
-            frame["close"] = close
+            frame[column] = close
         res = run_backtest(cfg, type(data)(frames=frames), strat, source)
         return res.ensemble_weights[("AAA", 0)]
 
@@ -206,7 +208,7 @@ def test_no_secret_reaches_the_result_files(world, tmp_path):
     [
         ("oracle", "Sanity check passed"),
         ("overfit", "does not generalize"),
-        ("broken", "did not even learn the leak in-sample"),
+        ("broken", "did not learn the leak well even in-sample"),
     ],
 )
 def test_sanity_check_tells_broken_from_overfit(world, mode, verdict):
@@ -217,3 +219,37 @@ def test_sanity_check_tells_broken_from_overfit(world, mode, verdict):
     diag = result.diagnostics[("AAA", "leak_sanity", 0)]
     assert diag["train_accuracy"] == pytest.approx(1.0 if mode != "broken" else 0.5, abs=0.1)
     assert diag["test_accuracy"] == pytest.approx(1.0 if mode == "oracle" else 0.5, abs=0.15)
+
+
+def test_the_sanity_gate_fails_on_accuracy_alone(world):
+    """A leak agent whose Sharpe clears the bar but whose test direction accuracy does not is
+    flagged: the Sharpe gate alone passed agents that called 60 % of the days."""
+    _, data, strat = world
+    cfg = fakes.small_config(agents=["leak_sanity"], runs=1, sanity_min_sharpe=-100.0)
+    result = run_backtest(cfg, data, strat, fakes.FakeSource(data, leak_mode="overfit"))
+    failed = [n for n in result.notes if n.startswith("Sanity check failed")]
+    assert failed and "accuracy" in failed[0]
+    diag = result.diagnostics[("AAA", "leak_sanity", 0)]
+    assert diag["test_decisive_accuracy"] < 0.95
+    # the oracle passes both: 100 % of the days whose move beats a switch's cost
+    ok = run_backtest(cfg, data, strat, fakes.FakeSource(data, leak_mode="oracle"))
+    assert any(n.startswith("Sanity check passed") for n in ok.notes), ok.notes
+    assert ok.diagnostics[("AAA", "leak_sanity", 0)]["test_decisive_accuracy"] == 1.0
+
+
+def test_buy_and_hold_is_the_stocks_total_return_with_one_entry_cost(world):
+    _, data, strat = world
+    cfg = fakes.small_config(agents=["buy_and_hold"], runs=1)
+    cfg.trading_env.max_position = 0.5  # the agents' limit does not shrink Buy & Hold
+    cfg.trading_env.price_column = "close"
+    frames = {t: f.copy() for t, f in data.frames.items()}
+    for f in frames.values():  # dividends: the total return grows faster than the close
+        f["adj_close"] = f["close"] * 1.0002 ** np.arange(len(f))
+    result = run_backtest(cfg, type(data)(frames=frames), strat, None)
+    run = result.find("AAA", "buy_and_hold")
+    frame = frames["AAA"]
+    total = frame["adj_close"].loc[run.dates].to_numpy()
+    cost = cfg.trading_env.transaction_cost
+    expected = cfg.trading_env.initial_balance / (1 + cost) * total / total[0]
+    np.testing.assert_allclose(run.equity, expected, rtol=1e-12)
+    assert run.costs[0] > 0 and (run.costs[1:] == 0).all()

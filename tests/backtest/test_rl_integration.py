@@ -153,15 +153,20 @@ def test_end_to_end_with_real_training_then_a_rerun_trains_nothing(tmp_path):
     checkpoints = sorted(
         p.relative_to(tmp_path / "ck") for p in (tmp_path / "ck").rglob("meta.json")
     )
-    # every chunk + global for the LLM variant; only the last chunk for the single agents
+    # every chunk + global for the LLM variant; only the global agent for the single agents
+    # (backtest.single_agent: global, the papers' setting)
     assert [str(p.parent) for p in checkpoints] == [
         "AAA/chunk_0/llm_s0",
         "AAA/chunk_1/llm_s0",
         "AAA/chunk_2/llm_s0",
-        "AAA/chunk_2/rl_leak_s0",
-        "AAA/chunk_2/rl_s0",
         "AAA/global/llm_s0",
+        "AAA/global/rl_leak_s0",
+        "AAA/global/rl_s0",
     ]
+    # every learned agent reports its training, validation and test fit
+    for agent in ("rl_only", "llm_rl", "leak_sanity"):
+        fit = result.diagnostics[("AAA", agent, 0)]
+        assert {"train_sharpe", "validation_sharpe", "test_accuracy"} <= set(fit)
     # a rerun loads the checkpoints: identical numbers, nothing trained
     mtimes = {p: (tmp_path / "ck" / p).stat().st_mtime_ns for p in checkpoints}
     again = backtest_all(cfg, ds, strategies, name="tiny")

@@ -20,7 +20,7 @@ def test_defaults_load_from_any_folder(workdir):
     cfg = load_config()
     assert cfg.tickers == ["AAPL", "AMZN", "GOOGL", "META", "MSFT", "TSLA"]
     assert cfg.parallel_workers == "auto"
-    assert cfg.rewts.hidden_dims == [256, 256, 128]
+    assert cfg.rewts.hidden_dims == [64, 64]
     assert cfg.trading_env.transaction_cost == pytest.approx(0.0015)
     assert cfg.data.csv_dir is None
 

@@ -6,6 +6,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -38,10 +39,13 @@ def test_trains_every_chunk_and_global_then_skips_unchanged(cfg, dataset, strate
     assert meta["obs_names"][-1] == "tau" and meta["metrics"]["episodes"] == 2
     curves = load_curves(agents[1])
     assert list(curves.columns) == [
-        "episode", "steps", "return", "sharpe", "final_equity", "loss", "epsilon",
+        "episode", "steps", "return", "sharpe", "final_equity", "loss", "epsilon", "validation",
     ]  # fmt: skip
     glob = load_global_agent(cfg, "AAA")
-    assert glob.is_global and glob.start == agents[0].start and glob.end == agents[-1].end
+    # the global agent trains on the range less its validation tail, which ends the range
+    assert glob.is_global and glob.start == agents[0].start and glob.end < agents[-1].end
+    assert glob.metadata["validation_end"] == agents[-1].metadata["validation_end"]
+    assert pd.Timestamp(glob.metadata["validation_start"]) > glob.end
 
     second = train_all(cfg, dataset, strategies)
     assert all(r.skipped for r in second.jobs)
@@ -124,7 +128,9 @@ def test_chunks_left_over_from_an_earlier_config_are_not_loaded(cfg, dataset, st
     train_all(cfg, dataset, strategies, include_global=False)
     agents = load_chunk_agents(cfg, "AAA")
     assert [a.chunk for a in agents] == [0, 1, 2]
-    assert all(a.metadata["end_row"] - a.metadata["start_row"] >= 84 for a in agents)
+    # the 100-day chunks of this config, not the 60-day ones left on disk
+    starts = [a.metadata["start_row"] for a in agents]
+    assert starts[2] - starts[1] == 100  # (chunk 0 starts late: the first 60 days feed ret_60d)
     (agents[1].path / "meta.json").unlink()
     with pytest.raises(TrainingError, match="rerun `rewts train`"):
         load_chunk_agents(cfg, "AAA")

@@ -74,6 +74,8 @@ class DQNSettings:
     epsilon: EpsilonSchedule = field(default_factory=EpsilonSchedule)
     #: ``mlp`` (Linear + ReLU) or ``tdqn`` (Linear + BatchNorm + LeakyReLU + Dropout 0.2)
     network: str = "mlp"
+    #: ``mlp``: dropout after each hidden layer (0: none)
+    dropout: float = 0.0
 
     @classmethod
     def from_config(cls, rewts: RewtsConfig) -> DQNSettings:
@@ -90,12 +92,14 @@ class DQNSettings:
             train_freq=rewts.train_freq,
             sticky_actions=rewts.sticky_actions,
             network=rewts.network,
+            dropout=rewts.dropout,
             epsilon=EpsilonSchedule(
                 kind=rewts.epsilon_schedule,
                 start=rewts.epsilon_start,
                 minimum=rewts.epsilon_min,
                 decay=rewts.epsilon_decay,
                 decay_steps=rewts.epsilon_decay_steps,
+                fraction=rewts.exploration_fraction,
             ),
         )
 
@@ -107,6 +111,7 @@ class DQNSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DQNSettings:
         data = dict(data)
+        data.setdefault("dropout", 0.0)
         data["hidden_dims"] = tuple(data["hidden_dims"])
         data["epsilon"] = EpsilonSchedule(**data["epsilon"])
         return cls(**data)
@@ -133,6 +138,10 @@ def _adam(params: Any, lr: float, weight_decay: float) -> torch.optim.Adam:
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def _copy_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
 def sharpe(returns: np.ndarray, periods_per_year: int = 252) -> float:
@@ -162,10 +171,9 @@ class DDQNAgent:
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         torch.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
-        dims = self.settings.hidden_dims
-        kind = self.settings.network
-        self.online = QNetwork(self.obs_dim, self.n_actions, dims, kind).to(self.device)
-        self.target = QNetwork(self.obs_dim, self.n_actions, dims, kind).to(self.device)
+        dims, kind, drop = self.settings.hidden_dims, self.settings.network, self.settings.dropout
+        self.online = QNetwork(self.obs_dim, self.n_actions, dims, kind, drop).to(self.device)
+        self.target = QNetwork(self.obs_dim, self.n_actions, dims, kind, drop).to(self.device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         self.target.eval()
@@ -176,6 +184,8 @@ class DDQNAgent:
         self.steps = 0
         self.updates = 0
         self.episodes = 0
+        #: the episode whose weights the agent holds after ``learn`` (validation's pick)
+        self.selected_episode = 0
 
     # ------------------------------------------------------------------ acting
 
@@ -251,11 +261,17 @@ class DDQNAgent:
         episodes: int,
         *,
         on_episode: Callable[[dict[str, float]], None] | None = None,
+        validate: Callable[[DDQNAgent], float] | None = None,
     ) -> pd.DataFrame:
         """Train for ``episodes`` episodes; one row of curves per episode.
 
         Columns: episode, steps, return (sum of rewards), sharpe (of the daily portfolio
-        returns), final_equity, loss (mean over the episode's updates), epsilon (at the end).
+        returns), final_equity, loss (mean over the episode's updates), epsilon (at the end),
+        and with ``validate`` the validation score of the greedy policy after the episode.
+
+        ``validate`` scores the greedy policy on held-out days (higher is better); the weights
+        of the best-scoring episode are kept (``selected_episode``): model selection that never
+        looks at the test period, because the caller only hands it validation days.
         """
         s = self.settings
         n_actions = int(env.action_space.n)
@@ -264,16 +280,22 @@ class DDQNAgent:
         if self._buffer is None:
             self._buffer = ReplayBuffer(s.buffer_size, self.obs_dim)
         buffer, rng = self._buffer, self.rng
+        per_episode = float(getattr(env, "expected_episode_steps", lambda: 0)() or 0)
+        budget = self.steps + episodes * per_episode if per_episode else None
+        if s.epsilon.kind == "linear_budget" and budget is None:
+            raise TrainingError("the linear_budget schedule needs env.expected_episode_steps()")
+        best: tuple[float, int, dict[str, torch.Tensor]] | None = None
         rows = []
         for _ in range(episodes):
             obs, info = env.reset(seed=self.seed if self.episodes == 0 else None)
             prev_action: int | None = None
             total, losses, daily, equity = 0.0, [], [], float(info.get("equity", 0.0))
-            epsilon = s.epsilon.value(self.episodes, self.steps)
+            epsilon = s.epsilon.value(self.episodes, self.steps, budget)
+            per_step = s.epsilon.kind != "episode"
             done = False
             while not done:
-                if s.epsilon.kind == "step_exponential":
-                    epsilon = s.epsilon.value(self.episodes, self.steps)
+                if per_step:
+                    epsilon = s.epsilon.value(self.episodes, self.steps, budget)
                 if prev_action is not None and s.sticky_actions and rng.random() < s.sticky_actions:
                     action = prev_action
                 elif rng.random() < epsilon:
@@ -304,9 +326,19 @@ class DDQNAgent:
                 "loss": float(np.mean(losses)) if losses else float("nan"),
                 "epsilon": epsilon,
             }
+            if validate is not None:
+                score = float(validate(self))
+                row["validation"] = score
+                if np.isfinite(score) and (best is None or score > best[0]):
+                    best = (score, self.episodes, _copy_state(self.online))
             rows.append(row)
             if on_episode is not None:
                 on_episode(row)
+        self.selected_episode = self.episodes
+        if best is not None:
+            _, self.selected_episode, state = best
+            self.online.load_state_dict(state)
+            self.target.load_state_dict(state)
         return pd.DataFrame(rows)
 
     def evaluate(self, env: gym.Env, start: int | None = None) -> dict[str, float]:

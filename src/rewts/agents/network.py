@@ -1,6 +1,6 @@
 """The Q-network: an MLP from observation to one Q-value per action.
 
-``mlp``: Linear + ReLU layers (the default). ``tdqn``: Théate & Ernst's layers, each Linear +
+``mlp``: Linear + ReLU layers (the default), with optional dropout after each. ``tdqn``: Théate & Ernst's layers, each Linear +
 BatchNorm + LeakyReLU + Dropout(0.2); it behaves differently in training and evaluation, so the
 agent acts in eval mode and learns in train mode (as their code does).
 """
@@ -18,12 +18,18 @@ TDQN_DROPOUT = 0.2
 
 class QNetwork(nn.Module):
     def __init__(
-        self, obs_dim: int, n_actions: int, hidden_dims: Sequence[int], kind: str = "mlp"
+        self,
+        obs_dim: int,
+        n_actions: int,
+        hidden_dims: Sequence[int],
+        kind: str = "mlp",
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if kind not in NETWORKS:
             raise ValueError(f"unknown network {kind!r} (choose from {', '.join(NETWORKS)})")
         self.kind = kind
+        self.dropout = float(dropout) if kind == "mlp" else TDQN_DROPOUT
         layers: list[nn.Module] = []
         width = obs_dim
         for hidden in hidden_dims:
@@ -32,6 +38,8 @@ class QNetwork(nn.Module):
                 layers += [nn.BatchNorm1d(hidden), nn.LeakyReLU(), nn.Dropout(TDQN_DROPOUT)]
             else:
                 layers.append(nn.ReLU())
+                if self.dropout > 0:
+                    layers.append(nn.Dropout(self.dropout))
             width = hidden
         layers.append(nn.Linear(width, n_actions))
         self.net = nn.Sequential(*layers)
@@ -39,7 +47,7 @@ class QNetwork(nn.Module):
     @property
     def has_modes(self) -> bool:
         """True when train and eval modes compute different things (batch norm, dropout)."""
-        return self.kind == "tdqn"
+        return self.kind == "tdqn" or self.dropout > 0
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.net(obs)

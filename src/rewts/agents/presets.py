@@ -1,5 +1,8 @@
-"""Named hyper-parameter sets. ``rewts.preset: tdqn`` is Théate & Ernst's published setup
-(METHOD.md section 4); ``seed`` keeps the config's values.
+"""Named hyper-parameter sets. ``rewts.preset: default`` keeps the config's values (whose
+defaults are the ones that learn: docs/rl.md); ``seed`` restores the upstream project's values
+(exploration that never ends, raw-return reward, 145 inputs, a 15 % drawdown stop in training,
+the last chunk as the single agent); ``tdqn`` is Théate & Ernst's published setup (METHOD.md
+section 4).
 
 A preset's values replace the file's for the keys it names (documented in default.yaml); every
 stage that builds an agent or an environment goes through :func:`apply_preset`, so they agree.
@@ -16,7 +19,43 @@ from typing import Any
 from rewts.config.models import Config
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
-    "seed": {},
+    "default": {},
+    "seed": {
+        "rewts": {
+            "gamma": 0.995,
+            "epsilon_schedule": "episode",
+            "epsilon_start": 1.0,
+            "epsilon_min": 0.05,
+            "epsilon_decay": 0.998,
+            "learning_rate": 5e-4,
+            "weight_decay": 0.0,
+            "dropout": 0.0,
+            "batch_size": 128,
+            "buffer_size": 50_000,
+            "target_update_freq": 20,
+            "hidden_dims": [256, 256, 128],
+            "grad_clip": 10.0,
+            "sticky_actions": 0.0,
+            "learning_starts": 500,
+            "train_freq": 1,
+            "random_start": True,
+            "network": "mlp",
+            "validation_days": 0,
+        },
+        "trading_env": {
+            "transaction_cost": 0.0015,
+            "max_position": 0.95,
+            "max_drawdown_limit": 0.15,
+            "drawdown_stop_in_training": True,
+            "actions": "long_short",
+            "reward": "return",
+            "reward_scale": "none",
+            "features": "full",
+            "window": 30,
+            "price_column": "close",
+        },
+        "backtest": {"single_agent": "last_chunk"},
+    },
     "tdqn": {
         "rewts": {
             "gamma": 0.4,
@@ -35,6 +74,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "network": "tdqn",
             "random_start": True,
             "learning_starts": 32,
+            "validation_days": 0,
         },
         "trading_env": {
             "actions": "long_short",
@@ -43,8 +83,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "max_position": 1.0,
             "short_margin": 0.1,
             "reward": "return",
+            "reward_scale": "none",
+            "features": "tdqn",
             "window": 30,
         },
+        # TDQN trains one agent on the whole training range and selects nothing
+        "backtest": {"single_agent": "global"},
     },
 }
 
@@ -58,5 +102,6 @@ def apply_preset(cfg: Config) -> Config:
         update={
             "rewts": cfg.rewts.model_copy(update=values.get("rewts", {})),
             "trading_env": cfg.trading_env.model_copy(update=values.get("trading_env", {})),
+            "backtest": cfg.backtest.model_copy(update=values.get("backtest", {})),
         }
     )

@@ -47,6 +47,8 @@ class Member:
     curve: pd.DataFrame | None = None
     #: first and last day the member was trained on (for in-sample diagnostics), if known
     trained_on: tuple[pd.Timestamp, pd.Timestamp] | None = None
+    #: first and last day of the validation range that picked its checkpoint, if any
+    validated_on: tuple[pd.Timestamp, pd.Timestamp] | None = None
 
     @property
     def is_global(self) -> bool:

@@ -16,10 +16,18 @@ from rewts.metrics import PairedTest
 
 #: agent keys in table order, with the name the report shows and a one-line meaning
 AGENTS: dict[str, tuple[str, str]] = {
-    "buy_and_hold": ("Buy & Hold", "long from the first test day to the last"),
+    "buy_and_hold": (
+        "Buy & Hold",
+        "the stock's total return (adj_close), fully invested from the first test day, the "
+        "entry cost paid once",
+    ),
     "llm_only": ("LLM-only", "each period's LLM direction (tau > 0 long, tau < 0 short, 0 flat)"),
     "rl_only": ("RL-only", "DDQN without the LLM feature tau (the paper's TDQN baseline)"),
-    "llm_rl": ("LLM+RL", "DDQN with tau, the last chunk's agent (closest to the test period)"),
+    "llm_rl": (
+        "LLM+RL",
+        "DDQN with tau: the single agent (backtest.single_agent; by default trained on the "
+        "whole training range)",
+    ),
     "rewts": ("ReWTS ensemble", "LLM+RL chunk agents weighted by the look-back QP"),
     "global_llm_rl": ("Global LLM+RL", "one LLM+RL agent trained on the whole training range"),
     "placebo_const": ("Placebo: tau constant", "LLM+RL agent with tau held at its mean"),

@@ -34,8 +34,9 @@ from rewts.agents.presets import apply_preset
 from rewts.backtest import baselines
 from rewts.backtest.agents import AGENT_VARIANT, Member, Variant
 from rewts.config import Config
+from rewts.env.evaluation import position_values
 from rewts.env.factory import env_data_for
-from rewts.env.features import EnvData
+from rewts.env.features import COMPACT_HORIZONS, EnvData
 from rewts.env.trading import action_targets
 from rewts.errors import BacktestError, RewtsError
 from rewts.training import (
@@ -100,6 +101,11 @@ def _curve(agent: LoadedAgent) -> pd.DataFrame | None:
     return curves[keep] if keep else None
 
 
+def _validation_days(meta: dict[str, Any]) -> tuple[pd.Timestamp, pd.Timestamp] | None:
+    start, end = meta.get("validation_start"), meta.get("validation_end")
+    return (pd.Timestamp(start), pd.Timestamp(end)) if start and end else None
+
+
 class RLAgentSource:
     """Trained DDQN agents of every variant the backtest asks for."""
 
@@ -119,8 +125,9 @@ class RLAgentSource:
         self.say = say or (lambda _msg: None)
         self.action_positions = action_targets(self.cfg.trading_env.actions)
         # the book starts flat, so 0 is a possible held position for every action set
-        self.position_values = np.unique(np.concatenate([[0.0], self.action_positions]))
-        self.first_row = int(self.cfg.trading_env.window)
+        self.position_values = position_values(self.action_positions)
+        # the first row every feature set can observe (the ensemble's history starts there)
+        self.first_row = int(max(self.cfg.trading_env.window, max(COMPACT_HORIZONS)))
         self._data: dict[tuple[str, Variant], EnvData] = {}
         self._loaded: dict[tuple[str, Variant, int], list[tuple[Member, LoadedAgent]]] = {}
         self._inputs: dict[Variant, tuple[Config, Any, dict[str, pd.DataFrame] | None]] = {}
@@ -253,6 +260,7 @@ class RLAgentSource:
                 None if agent.is_global else agent.chunk,
                 _curve(agent),
                 trained_on=(pd.Timestamp(agent.start), pd.Timestamp(agent.end)),
+                validated_on=_validation_days(agent.metadata),
             )
             members.append((member, agent))
         self._loaded[key] = members

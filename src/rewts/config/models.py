@@ -255,30 +255,41 @@ class RewtsConfig(Section):
     chunk_length: PositiveInt = 400
     lookback_length: PositiveInt = 200
     forecast_horizon: PositiveInt = 1
-    episodes_per_chunk: PositiveInt = 100
-    gamma: float = Field(0.995, ge=0.0, le=1.0)
+    episodes_per_chunk: PositiveInt = 20
+    gamma: float = Field(0.5, ge=0.0, le=1.0)
     epsilon_start: float = Field(1.0, ge=0.0, le=1.0)
     epsilon_min: float = Field(0.05, ge=0.0, le=1.0)
     epsilon_decay: float = Field(0.998, gt=0.0, le=1.0)
     learning_rate: PositiveFloat = 5e-4
-    batch_size: PositiveInt = 128
+    batch_size: PositiveInt = 64
     buffer_size: PositiveInt = 50_000
     target_update_freq: PositiveInt = 20
-    hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [256, 256, 128], min_length=1)
+    hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [64, 64], min_length=1)
     #: feed the LLM feature tau to the agent; False is the RL-only baseline
     llm_guidance: bool = True
     #: where each chunk agent's checkpoint (weights, config, data hash, metrics) is written
     checkpoint_dir: Path = Path("checkpoints")
     #: ensemble signal: the chunk model's position, or its greedy action's Q-value
     ensemble_signal: Literal["position", "q_value"] = "position"
-    #: ``tdqn`` replaces the DDQN and environment keys with Théate & Ernst's published values
-    #: (they win over the file's; see rewts.agents.presets). ``seed``: the values as written.
-    preset: Literal["seed", "tdqn"] = "seed"
+    #: ``default``: the values as written (defaults that learn, docs/rl.md). ``seed`` and
+    #: ``tdqn`` replace the learner and environment keys with the upstream project's values or
+    #: Théate & Ernst's published ones (they win over the file's; see rewts.agents.presets).
+    preset: Literal["default", "seed", "tdqn"] = "default"
+    #: ``linear_budget``: linear from start to min over the first ``exploration_fraction`` of
+    #: the run's steps (reaches its floor whatever the episode count);
     #: ``episode``: epsilon *= epsilon_decay after each episode (the seed);
     #: ``step_exponential``: min + (start - min) * exp(-step / epsilon_decay_steps) (TDQN)
-    epsilon_schedule: Literal["episode", "step_exponential"] = "episode"
+    epsilon_schedule: Literal["linear_budget", "episode", "step_exponential"] = "linear_budget"
     epsilon_decay_steps: PositiveFloat = 10_000.0
-    #: Adam's L2 weight decay (TDQN: 1e-6)
+    #: ``linear_budget``: share of the training steps spent lowering epsilon to its floor
+    exploration_fraction: float = Field(0.5, gt=0.0, le=1.0)
+    #: ``mlp`` network: dropout after each hidden layer (0: none)
+    dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    #: trading days held out at the end of the global agent's range (a chunk agent: the days
+    #: right after its chunk, at most a quarter of a chunk) to pick the episode whose weights
+    #: are kept; 0 keeps the last episode (no model selection)
+    validation_days: int = Field(252, ge=0)
+    #: Adam's L2 weight decay (TDQN: 1e-6); usable once the reward is scaled
     weight_decay: float = Field(0.0, ge=0.0)
     #: clip the gradient's global L2 norm at this value (None: no clipping)
     grad_clip: PositiveFloat | None = 10.0
@@ -288,10 +299,9 @@ class RewtsConfig(Section):
     learning_starts: int = Field(500, ge=0)
     #: environment steps per gradient update (``target_update_freq`` counts gradient updates)
     train_freq: PositiveInt = 1
-    #: start each training episode at a random day of the chunk (TDQN); False: at its first
-    #: day. On by default: with a drawdown stop, episodes that always start on day one would
-    #: rarely reach the chunk's later days.
-    random_start: bool = True
+    #: start each training episode at a random day of the chunk (TDQN); False (default): each
+    #: episode is one pass over every training day, so early days are seen as often as late ones
+    random_start: bool = False
     #: parallel training processes: a number or ``auto`` (min(jobs, CPU count))
     n_jobs: PositiveInt | Literal["auto"] = "auto"
     #: ``auto``: CUDA when available, else CPU
@@ -316,15 +326,24 @@ class TradingEnvConfig(Section):
 
     initial_balance: PositiveFloat = 10_000.0
     transaction_cost: float = Field(0.0015, ge=0.0, lt=0.1)
-    max_position: float = Field(0.95, gt=0.0, le=1.0)
-    max_drawdown_limit: float | None = Field(0.15, gt=0.0, le=1.0)
+    max_position: float = Field(1.0, gt=0.0, le=1.0)
+    #: stop trading at this drawdown from the peak (None: never); training ignores it unless
+    #: ``drawdown_stop_in_training`` (a stop ends episodes early and teaches nothing)
+    max_drawdown_limit: float | None = Field(None, gt=0.0, le=1.0)
+    drawdown_stop_in_training: bool = False
+    #: the observation: ``compact`` (a few returns, volatility, a few indicators), ``full``
+    #: (30 days of history and every indicator) or ``tdqn`` (Théate & Ernst's history only)
+    features: Literal["compact", "full", "tdqn"] = "compact"
+    #: rewards divided by the daily volatility of the agent's own training days (unit-scale
+    #: Q-values, so weight decay does not collapse the policy); ``none``: raw returns
+    reward_scale: Literal["volatility", "none"] = "volatility"
     actions: Literal["long_short", "short_flat_long"] = "long_short"
     reward: Literal["return", "risk_adjusted"] = "return"
     #: trading days of price/volume history in the observation
     window: PositiveInt = 30
-    #: price the book is marked and traded at: split-adjusted ``close`` (dividends ignored, as
-    #: in Théate & Ernst) or ``adj_close`` (total return)
-    price_column: Literal["close", "adj_close"] = "close"
+    #: price the book is marked and traded at: ``adj_close`` (total return, the default) or the
+    #: split-adjusted ``close`` (dividends ignored, as in the seed)
+    price_column: Literal["close", "adj_close"] = "adj_close"
     #: a short is bought back to ``max_position`` once it exceeds ``(1 + short_margin)`` of it
     short_margin: float = Field(0.1, ge=0.0, le=1.0)
     #: ``risk_adjusted`` reward = return - vol * rolling std - drawdown * dd - trade * turnover
@@ -381,7 +400,6 @@ class BacktestConfig(Section):
             "rl_only",
             "llm_rl",
             "rewts",
-            "global_llm_rl",
             "placebo_const",
             "placebo_shuffled",
             "leak_sanity",
@@ -394,10 +412,13 @@ class BacktestConfig(Section):
     rebalance_every: PositiveInt = 1
     #: put each chunk model's Q-values on a unit scale before the weighted average
     ensemble_q_normalize: bool = True
-    #: the agent behind "LLM+RL", "RL-only" and the placebos: the last chunk's or the global one
-    single_agent: Literal["last_chunk", "global"] = "last_chunk"
-    #: the leak sanity agent must reach this Sharpe ratio, else the report flags the run
+    #: the agent behind "LLM+RL", "RL-only", the placebos and the leak check: the one trained on
+    #: the whole training range (both papers), or the last chunk's
+    single_agent: Literal["last_chunk", "global"] = "global"
+    #: the leak sanity agent must reach this test Sharpe ratio and this test direction
+    #: accuracy on every ticker, else the report flags the run
     sanity_min_sharpe: float = 2.0
+    sanity_min_accuracy: float = Field(0.95, ge=0.0, le=1.0)
     #: train agents whose checkpoints are missing (False: fail with a clear error instead)
     train_missing: bool = True
 

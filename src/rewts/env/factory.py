@@ -7,6 +7,7 @@ the period containing ``t`` (whose strategy used data that ended before the peri
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -45,6 +46,15 @@ def train_range(frame: pd.DataFrame, cfg: Config) -> tuple[int, int]:
     return _timeline(frame, cfg).range_positions(cfg.split.train_start, cfg.split.train_end)
 
 
+def extra_columns(cfg: Config, feature_columns: Sequence[str]) -> list[str]:
+    """Columns a caller added to the dataset on purpose (not the data layer's indicators, e.g.
+    the leak sanity check's): every feature set keeps them."""
+    from rewts.data.features import feature_columns as data_layer_columns
+
+    known = set(data_layer_columns(list(cfg.data.market_symbols)))
+    return [c for c in feature_columns if c not in known]
+
+
 def env_data_for(
     cfg: Config,
     ticker: str,
@@ -72,4 +82,6 @@ def env_data_for(
         train_range=timeline.range_positions(cfg.split.train_start, cfg.split.train_end),
         tau=tau,
         price_column=cfg.trading_env.price_column,
+        feature_set=cfg.trading_env.features,
+        extra_columns=extra_columns(cfg, feature_columns),
     )

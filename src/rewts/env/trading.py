@@ -32,6 +32,16 @@ ACTION_TARGETS: dict[str, tuple[float, ...]] = {
 }
 
 
+def reward_scale(prices: np.ndarray, start: int, end: int) -> float:
+    """Standard deviation of the daily returns of ``prices[start..end]`` (the agent's own
+    training days only: the test period never sets the scale of what the agent learns)."""
+    window = np.asarray(prices[start : end + 1], dtype=np.float64)
+    if window.size < 3:
+        return 1.0
+    std = float(np.std(window[1:] / window[:-1] - 1.0, ddof=1))
+    return std if np.isfinite(std) and std > 1e-12 else 1.0
+
+
 def action_targets(actions: str) -> np.ndarray:
     """Target position of each discrete action (index = action)."""
     return np.asarray(ACTION_TARGETS[actions], dtype=np.float64)
@@ -51,6 +61,9 @@ class TradingEnv(gym.Env):
         with a full observation window.
     random_start:
         Start each episode at a random row of the range (at least ``min_episode`` decisions).
+    reward_scale:
+        The step reward is divided by it (the training days' daily volatility, so that rewards
+        and Q-values are on a unit scale; :func:`reward_scale`).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
@@ -64,6 +77,7 @@ class TradingEnv(gym.Env):
         end: int | None = None,
         random_start: bool = False,
         min_episode: int = 20,
+        reward_scale: float = 1.0,
     ) -> None:
         super().__init__()
         self.data = data
@@ -82,6 +96,9 @@ class TradingEnv(gym.Env):
                 f"the data ({len(data.prices)} rows)"
             )
         self.random_start = random_start
+        if not (np.isfinite(reward_scale) and reward_scale > 0):
+            raise DataError(f"{data.ticker}: reward_scale must be positive, got {reward_scale!r}")
+        self.reward_scale = float(reward_scale)
         self.min_episode = max(1, min(min_episode, self.end - self.start))
         self.targets = action_targets(cfg.actions)
         self.action_space = gym.spaces.Discrete(len(self.targets))
@@ -107,6 +124,13 @@ class TradingEnv(gym.Env):
         obs = self._obs[self._t].copy()
         obs[self._pos_idx] = self._held
         return obs
+
+    def expected_episode_steps(self) -> float:
+        """Mean decisions per episode (sizes the exploration schedule to the step budget)."""
+        if not self.random_start:
+            return float(self.end - self.start)
+        # start uniform on start .. end - min_episode, each episode runs to the end
+        return (self.end - self.start + self.min_episode) / 2.0
 
     @property
     def day(self) -> int:
@@ -147,6 +171,7 @@ class TradingEnv(gym.Env):
         reward = min(1.0, max(-1.0, ret))
         if self.cfg.reward == "risk_adjusted":
             reward -= self._penalties(ret, next_mark, abs(float(step.traded)) * price / mark)
+        reward /= self.reward_scale
         self._t = t + 1
         terminated = not self._alive
         truncated = (not terminated) and self._t >= self.end

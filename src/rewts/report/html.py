@@ -17,7 +17,13 @@ import pandas as pd
 from rewts.backtest.result import AGENTS, BacktestResult, agent_label
 from rewts.metrics import METRIC_NAMES
 from rewts.report import figures
-from rewts.report.tables import PAPER_TABLES, best_agents, paper_table, summary_table
+from rewts.report.tables import (
+    PAPER_TABLES,
+    best_agents,
+    generalization_table,
+    paper_table,
+    summary_table,
+)
 
 _CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;
@@ -210,6 +216,18 @@ def render_html(result: BacktestResult, *, progress: Callable[[str], None] | Non
             "</ul><p class='muted'>Runs are paired by ticker and seed (the two agents share "
             "data and seed); scipy.stats.ttest_rel on the per-run metric.</p>"
         )
+    fit = generalization_table(result)
+    if not fit.empty:
+        parts.append("<h3>Generalization: training, validation and test days</h3>")
+        parts.append(
+            "<p>Each learned agent's greedy policy on the days it trained on, on the validation "
+            "days that picked its checkpoint (inside the training range) and on the test, mean "
+            "over runs. A training Sharpe far above the test Sharpe is memorization; direction "
+            "accuracy is the share of days whose held direction matched the next move. The "
+            "ensemble has test numbers only (its members trained on different chunks).</p>"
+        )
+        labels = fit["ticker"] + " " + fit["agent"]
+        parts.append(_frame_html(fit.drop(columns=["ticker", "agent"]).set_index(labels).map(_fmt)))
     say("overview figure")
     parts.append(
         _img(

@@ -91,6 +91,71 @@ def paper_table(result: BacktestResult, metric: str) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+#: the columns of the generalization table: (diagnostic key, heading)
+FIT_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("train_sharpe", "Sharpe train"),
+    ("validation_sharpe", "Sharpe valid."),
+    ("sharpe", "Sharpe test"),
+    ("train_accuracy", "Acc. train"),
+    ("validation_accuracy", "Acc. valid."),
+    ("test_accuracy", "Acc. test"),
+)
+
+
+def generalization_table(result: BacktestResult, *, by_ticker: bool = True) -> pd.DataFrame:
+    """Per learned agent (and ticker): greedy Sharpe and direction accuracy on its training
+    days, its validation days and the test, mean over runs (the overfitting gap at a glance).
+
+    Training and validation columns are empty for the ReWTS ensemble (its members trained on
+    different chunks) and for agents trained without validation.
+    """
+    diag = pd.DataFrame(
+        [{"ticker": t, "agent": a, "run": r, **d} for (t, a, r), d in result.diagnostics.items()]
+    )
+    table = result.metrics_table()
+    if diag.empty or table.empty:
+        return pd.DataFrame()
+    merged = diag.merge(table[["ticker", "agent", "run", "sharpe"]], on=["ticker", "agent", "run"])
+    keys = ["ticker", "agent"] if by_ticker else ["agent"]
+    columns = [c for c, _ in FIT_COLUMNS if c in merged.columns]
+    out = merged.groupby(keys, sort=False)[columns].mean().reset_index()
+    order = {a: i for i, a in enumerate(result.agents())}
+    out = out.sort_values(
+        [*(["ticker"] if by_ticker else []), "agent"],
+        key=lambda c: (
+            c.map(order)
+            if c.name == "agent"
+            else c.map({t: i for i, t in enumerate(result.tickers())})
+        ),
+        kind="stable",
+    )
+    out["agent"] = out["agent"].map(agent_label)
+    return out.rename(columns=dict(FIT_COLUMNS)).reset_index(drop=True)
+
+
+def print_generalization(result: BacktestResult, console: Console) -> None:
+    """The generalization table for the terminal: one row per learned agent, mean over tickers
+    and runs."""
+    frame = generalization_table(result, by_ticker=False)
+    if frame.empty:
+        return
+    table = Table(
+        title="Generalization: greedy policy on training, validation and test days (mean over "
+        "tickers and runs)",
+        title_justify="left",
+    )
+    for col in frame.columns:
+        table.add_column(col, justify="left" if col == "agent" else "right", no_wrap=True)
+    for _, row in frame.iterrows():
+        table.add_row(
+            *[
+                str(v) if isinstance(v, str) else ("n/a" if not math.isfinite(v) else f"{v:.2f}")
+                for v in row
+            ]
+        )
+    print_wide(console, table)
+
+
 def best_agents(result: BacktestResult, metric: str) -> dict[str, str]:
     """Per ticker, the label of the agent with the best mean (leak sanity excluded)."""
     summary = summary_table(result, [metric])
@@ -137,6 +202,7 @@ def print_paper_tables(result: BacktestResult, console: Console) -> None:
                 cells.append(f"[bold green]{text}[/]" if best.get(str(ticker)) == col else text)
             table.add_row(str(ticker), *cells, end_section=ticker == last_ticker)
         print_wide(console, table)
+    print_generalization(result, console)
     shown = [c for c in SHORT_LABELS if c in set(paper_table(result, "sharpe").columns)]
     if shown:
         console.print("columns: " + "; ".join(f"{SHORT_LABELS[c]} = {c}" for c in shown))

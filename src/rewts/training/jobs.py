@@ -23,11 +23,13 @@ import torch
 
 from rewts.agents.ddqn import DDQNAgent, DQNSettings, resolve_device
 from rewts.config.models import TradingEnvConfig
+from rewts.env.accounting import Rules
+from rewts.env.evaluation import PolicyScore, score_policy
 from rewts.env.features import EnvData
-from rewts.env.trading import TradingEnv
+from rewts.env.trading import TradingEnv, reward_scale
 
 #: bump when training semantics change, so old checkpoints are retrained
-TRAINING_VERSION = "2"
+TRAINING_VERSION = "3"
 GLOBAL_CHUNK = -1
 META_FILE, MODEL_FILE, CURVES_FILE = "meta.json", "model.pt", "curves.csv"
 
@@ -64,12 +66,30 @@ class TrainJob:
     random_start: bool
     out_dir: str
     tag: str = ""
+    #: inclusive rows of the validation days that pick the episode to keep (-1: none)
+    val_start: int = -1
+    val_end: int = -1
     #: anything else worth recording (config dump, dataset hash)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def has_validation(self) -> bool:
+        return 0 <= self.val_start < self.val_end
+
+    @property
+    def decisions(self) -> int:
+        """Decisions per pass over the training days (compare with the observation's inputs)."""
+        return self.end - self.start
+
+    @property
     def key(self) -> str:
         return f"{self.ticker}/{'global' if self.chunk == GLOBAL_CHUNK else self.chunk}"
+
+    def _seen_rows(self) -> tuple[int, int]:
+        """First and last row the job reads (training and validation days)."""
+        if not self.has_validation:
+            return self.start, self.end
+        return min(self.start, self.val_start), max(self.end, self.val_end)
 
     def tau_hash(self) -> str | None:
         if self.data.tau_index is None:
@@ -89,7 +109,8 @@ class TrainJob:
             "env": self.env_cfg,
             "settings": self.settings,
             "random_start": self.random_start,
-            "data": self.data.slice_hash(self.start, self.end, 0),
+            "validation": [self.val_start, self.val_end],
+            "data": self.data.slice_hash(*self._seen_rows(), 0),
         }
         return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -160,8 +181,18 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
     torch.set_num_threads(1)
     try:
         env_cfg = TradingEnvConfig(**job.env_cfg)
+        if not env_cfg.drawdown_stop_in_training:
+            env_cfg = env_cfg.model_copy(update={"max_drawdown_limit": None})
+        scale = 1.0
+        if env_cfg.reward_scale == "volatility":
+            scale = reward_scale(job.data.prices, job.start, job.end)
         env = TradingEnv(
-            job.data, env_cfg, start=job.start, end=job.end, random_start=job.random_start
+            job.data,
+            env_cfg,
+            start=job.start,
+            end=job.end,
+            random_start=job.random_start,
+            reward_scale=scale,
         )
         settings = DQNSettings.from_dict(job.settings)
         agent = DDQNAgent(
@@ -171,23 +202,49 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
             seed=job_seed(job.seed, job.ticker, job.chunk),
             device=resolve_device(job.device),
         )
+        rules = Rules.from_config(env_cfg)
+
+        def score(rows: np.ndarray) -> PolicyScore:
+            return score_policy(
+                lambda p, r: agent.greedy_q(job.data.observations(p, r)),
+                job.data.prices,
+                rows,
+                env.targets,
+                rules,
+            )
+
+        val_rows = np.arange(job.val_start, job.val_end + 1) if job.has_validation else None
+
+        def validate(_agent: DDQNAgent) -> float:
+            assert val_rows is not None
+            return score(val_rows).sharpe
 
         def tick(row: dict[str, float]) -> None:
             if progress is not None:
                 progress.put((job.key, int(row["episode"])))
 
-        curves = agent.learn(env, job.episodes, on_episode=tick)
-        greedy = agent.evaluate(env, job.start)
+        curves = agent.learn(
+            env, job.episodes, on_episode=tick, validate=validate if job.has_validation else None
+        )
+        in_sample = score(np.arange(job.start, job.end + 1))
+        held_out = score(val_rows) if val_rows is not None else None
     finally:
         torch.set_num_threads(threads)
     folder.mkdir(parents=True, exist_ok=True)
     last = curves.iloc[-1]
     seconds = time.perf_counter() - t0
     metrics = {
-        # the trained greedy policy over the whole chunk (not the last, exploring episode)
-        "final_sharpe": greedy["sharpe"],
-        "final_return": greedy["log_return"],
-        "greedy_final_equity": greedy["final_equity"],
+        # the kept greedy policy over its training days (not the last, exploring episode)
+        "final_sharpe": in_sample.sharpe,
+        "final_return": in_sample.log_return,
+        "train_sharpe": in_sample.sharpe,
+        "train_accuracy": in_sample.accuracy,
+        "validation_sharpe": held_out.sharpe if held_out else float("nan"),
+        "validation_accuracy": held_out.accuracy if held_out else float("nan"),
+        "selected_episode": int(agent.selected_episode),
+        "reward_scale": scale,
+        "decisions": job.decisions,
+        "inputs": int(job.data.obs_dim),
         "last_episode_sharpe": float(last["sharpe"]),
         "last_episode_return": float(last["return"]),
         "final_equity": float(last["final_equity"]),
@@ -205,6 +262,8 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
         "end": dates[job.end].date().isoformat(),
         "start_row": job.start,
         "end_row": job.end,
+        "validation_start": dates[job.val_start].date().isoformat() if job.has_validation else None,
+        "validation_end": dates[job.val_end].date().isoformat() if job.has_validation else None,
         "seed": job.seed,
         "llm_guidance": job.llm_guidance,
         "tag": job.tag,

@@ -75,6 +75,44 @@ class TrainingResult:
         return out.reset_index()
 
 
+#: fewest training days left to an agent once its validation days are set aside, and fewest
+#: validation days worth holding out
+MIN_TRAINING_DAYS = 60
+MIN_VALIDATION_DAYS = 20
+
+
+def validation_split(
+    ticker: str, chunk: int, start: int, end: int, last_row: int, validation_days: int
+) -> tuple[int, int, int, int]:
+    """(train start, train end, validation start, validation end) rows of one agent.
+
+    The global agent holds out the last ``validation_days`` days of the training range (at most
+    a quarter of it). A chunk agent validates on the days right after its chunk (at most a
+    quarter chunk, at least 20 days), which still lie inside the training range; the last
+    chunk has none after it and holds out its own tail instead. Validation never reaches past
+    ``last_row`` (the training range's end): the test period is never used to choose anything.
+    Returns (-1, -1) for validation when ``validation_days`` is 0 or when the agent's range is
+    too short to hold days out (it then keeps its last episode).
+    """
+    if end - start < 2:
+        raise TrainingError(
+            f"{ticker} chunk {chunk}: only {end - start + 1} days; lower rewts.chunk_length or "
+            "extend the training range"
+        )
+    length = end - start + 1
+    if validation_days <= 0:
+        return start, end, -1, -1
+    if chunk == GLOBAL_CHUNK:
+        n = min(validation_days, length // 4)
+    else:
+        n = min(validation_days, max(MIN_VALIDATION_DAYS, length // 4))
+        if end + n <= last_row:
+            return start, end, end + 1, end + n
+    if n < MIN_VALIDATION_DAYS or length - n < MIN_TRAINING_DAYS:
+        return start, end, -1, -1
+    return start, end - n, end - n + 1, end
+
+
 def build_jobs(
     cfg: Config,
     dataset: Dataset,
@@ -115,12 +153,11 @@ def build_jobs(
         spans = [(c.index, max(c.start_pos, data.first_valid), c.end_pos) for c in chunks]
         if include_global:
             spans.append((GLOBAL_CHUNK, spans[0][1], spans[-1][2]))
-        for chunk, start, end in spans:
-            if end - start < 2:
-                raise TrainingError(
-                    f"{ticker} chunk {chunk}: only {end - start + 1} days; lower "
-                    "rewts.chunk_length or extend the training range"
-                )
+        last_row = spans[-1][2]
+        for chunk, span_start, span_end in spans:
+            start, end, val_start, val_end = validation_split(
+                ticker, chunk, span_start, span_end, last_row, cfg.rewts.validation_days
+            )
             for seed in seeds:
                 jobs.append(
                     TrainJob(
@@ -138,6 +175,8 @@ def build_jobs(
                         random_start=cfg.rewts.random_start,
                         out_dir=str(cfg.rewts.checkpoint_dir),
                         tag=tag,
+                        val_start=val_start,
+                        val_end=val_end,
                         extra={
                             "dataset_hash": dataset.content_hash,
                             "preset": cfg.rewts.preset,
@@ -196,6 +235,13 @@ class _Display:
             self._task = self._progress.add_task("train", total=total_episodes, jobs="")
             self._progress.start()
 
+    def note(self, text: str) -> None:
+        """A line above the live display (or on stderr)."""
+        if self._progress is not None:
+            self._progress.console.print(text)
+        elif self.enabled:
+            print(text, file=sys.stderr, flush=True)
+
     def episode(self, n: int = 1) -> None:
         if self._progress is not None:
             self._progress.advance(self._task, n)
@@ -244,6 +290,8 @@ def run_jobs(
     (``ray_cfg`` given; see :mod:`rewts.training.ray_executor`)."""
     display = _Display(progress, sum(j.episodes for j in jobs), len(jobs))
     results: dict[int, JobResult] = {}
+    for line in data_size_lines([j for j in jobs if is_done(j) is None]):
+        display.note(line)
     try:
         for i, job in enumerate(jobs):
             if is_done(job) is not None:
@@ -263,6 +311,28 @@ def run_jobs(
     finally:
         display.close()
     return [results[i] for i in range(len(jobs))]
+
+
+def data_size_lines(jobs: Sequence[TrainJob]) -> list[str]:
+    """Per agent shape to train: training decisions against observation inputs.
+
+    Fewer than ~20 decisions per input is where a daily-bar agent memorizes instead of
+    learning (docs/rl.md), so the ratio is shown before any training starts.
+    """
+    seen: dict[tuple[str, int, int, int], TrainJob] = {}
+    for job in jobs:
+        seen.setdefault((job.ticker, job.chunk, job.decisions, job.data.obs_dim), job)
+    lines = []
+    for (ticker, chunk, decisions, inputs), job in seen.items():
+        where = "global" if chunk == GLOBAL_CHUNK else f"chunk {chunk}"
+        per = decisions / max(1, inputs)
+        warn = " (few: expect memorization)" if per < 20 else ""
+        val = f", {job.val_end - job.val_start + 1} validation days" if job.has_validation else ""
+        lines.append(
+            f"{ticker} {where} {'llm' if job.llm_guidance else 'rl'}{'/' + job.tag if job.tag else ''}: "
+            f"{decisions:,} training decisions for {inputs} inputs ({per:.0f} per input){warn}{val}"
+        )
+    return lines
 
 
 class _Ticks:
