@@ -25,4 +25,7 @@ def test_qp_benchmark_prints_each_size(capsys):
 def test_backtest_benchmark_runs_on_one_ticker(capsys, shared_data):
     _bench().bench_backtest(["AAPL"], shared_data, runs=1)
     out = capsys.readouterr().out
-    assert "backtest:" in out and "9 agent runs" in out
+    from rewts.config.models import BacktestConfig
+
+    n_agents = len(BacktestConfig().agents)  # every default agent, one run each
+    assert "backtest:" in out and f"{n_agents} agent runs" in out

@@ -51,6 +51,11 @@ CONVENTIONS = [
     "(rewts.env.accounting.simulate): same transaction cost, same execution rule, same "
     "position limits. An action decided from data up to day t-1 is what the agent holds on "
     "day t.",
+    "Buy & Hold is the papers' benchmark: the stock's total return (adj_close, dividends "
+    "included), fully invested from the first test day's close, the entry cost paid once, no "
+    "drawdown stop.",
+    "Nothing was chosen by looking at the test period: each learned agent's checkpoint (the "
+    "episode whose weights are kept) was picked on validation days inside the training range.",
     "mean ± std: over the backtest's runs (seeds); the Mean row averages the per-ticker means "
     "and the per-ticker stds. Deterministic agents (Buy & Hold, LLM-only) have one run.",
 ]

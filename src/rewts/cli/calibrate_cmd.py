@@ -1,0 +1,171 @@
+"""``rewts calibrate``: planted signals of known information coefficient instead of the LLM's,
+to show whether the agents use guidance when it is informative and ignore it when it is not."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from rewts.cli.app import app
+from rewts.cli.common import (
+    ConfigOpt,
+    DataDirOpt,
+    DebugOpt,
+    EndOpt,
+    EnvFileOpt,
+    NoProgressOpt,
+    ProfileOpt,
+    SetOpt,
+    SourceOpt,
+    StartOpt,
+    TickersOpt,
+    common,
+    data_flags,
+    err_console,
+    out_console,
+    split_list,
+    user_errors,
+)
+from rewts.errors import ConfigError
+
+ICOpt = Annotated[
+    str,
+    typer.Option("--ic", help="Comma-separated information coefficients in [0, 1]."),
+]
+SeedsOpt = Annotated[
+    int,
+    typer.Option("--seeds", min=1, help="Seeds (noise draws and agent seeds) per IC level."),
+]
+AgentsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--agents",
+        help="Comma-separated agents (default: buy_and_hold, llm_only, rl_only, llm_rl, rewts, "
+        "placebo_const, placebo_shuffled).",
+        show_default=False,
+    ),
+]
+EpisodesOpt = Annotated[
+    int | None,
+    typer.Option("--episodes", min=1, help="rewts.episodes_per_chunk.", show_default=False),
+]
+OutOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--out",
+        help="Folder of the calibration's files (default: backtest.output_dir/calibration-<time>).",
+        show_default=False,
+    ),
+]
+
+
+def _levels(text: str) -> list[float]:
+    try:
+        levels = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--ic {text!r}: give comma-separated numbers in [0, 1]") from None
+    if not levels or any(not 0.0 <= x <= 1.0 for x in levels):
+        raise ConfigError(f"--ic {text!r}: every information coefficient must be within [0, 1]")
+    return levels
+
+
+@app.command("calibrate")
+def calibrate_command(
+    ic: ICOpt = "0,0.05,0.1,0.2,0.4",
+    seeds: SeedsOpt = 5,
+    agents: AgentsOpt = None,
+    episodes: EpisodesOpt = None,
+    out: OutOpt = None,
+    tickers: TickersOpt = None,
+    data_dir: DataDirOpt = None,
+    source: SourceOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    profile: ProfileOpt = None,
+    debug: DebugOpt = False,
+    no_progress: NoProgressOpt = False,
+    env_file: EnvFileOpt = None,
+) -> None:
+    """Replace tau by a planted signal of known IC (built from each period's future return) on
+    real prices, and compare LLM-only, LLM+RL, RL-only, ReWTS and the placebos per IC level.
+
+    A calibration, never a result: its files say so, and its checkpoints live apart from the
+    real agents' (<checkpoint_dir>/calibration/).
+    """
+    from rewts.backtest.calibration import DEFAULT_AGENTS, LABEL, run_calibration
+    from rewts.pipeline import ensure_data
+
+    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
+    with user_errors(args.debug):
+        levels = _levels(ic)
+        cfg = args.load(
+            data_flags(tickers, data_dir, source, start, end)
+            | {"rewts.episodes_per_chunk": episodes}
+        )
+        chosen = split_list(agents) or list(DEFAULT_AGENTS)
+        unknown = sorted(set(chosen) - set(DEFAULT_AGENTS))
+        if unknown:
+            raise ConfigError(
+                f"--agents: {', '.join(unknown)} cannot be calibrated (choose from "
+                f"{', '.join(DEFAULT_AGENTS)})"
+            )
+        folder = out or Path(cfg.backtest.output_dir) / (
+            f"calibration-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+        )
+        if folder.exists() and any(folder.iterdir()):
+            raise ConfigError(f"--out {folder} is not empty; choose a new folder")
+
+        def say(message: str) -> None:
+            if not args.no_progress:
+                err_console.print(message, highlight=False, markup=False)
+
+        dataset = ensure_data(cfg)
+        result = run_calibration(
+            cfg,
+            dataset,
+            ic_levels=levels,
+            seeds=[cfg.seed + s for s in range(seeds)],
+            agents=chosen,
+            progress=not args.no_progress,
+            say=say,
+        )
+        folder.mkdir(parents=True, exist_ok=True)
+        summary = result.summary()
+        result.runs.to_csv(folder / "calibration_runs.csv", index=False)
+        summary.to_csv(folder / "calibration_summary.csv", index=False)
+        result.tests.to_csv(folder / "calibration_tests.csv", index=False)
+        result.realized.to_csv(folder / "realized_ic.csv", index=False)
+        (folder / "README.txt").write_text(
+            f"{LABEL}\n\ncommand: rewts calibrate --ic {ic} --seeds {seeds}\ntickers: "
+            f"{', '.join(cfg.tickers)}\n",
+            encoding="utf-8",
+        )
+        table = Table(title=f"{LABEL}\nmean test Sharpe ± std over seeds (mean over tickers)")
+        table.add_column("IC", justify="right")
+        realized = result.realized.groupby("ic")["realized_ic_test"].mean()
+        table.add_column("realized IC (test)", justify="right")
+        shown = [a for a in DEFAULT_AGENTS if a in set(summary.agent)]
+        for agent in shown:
+            table.add_column(agent, justify="right")
+        for level in levels:
+            cells = []
+            for agent in shown:
+                hit = summary[(summary.ic == level) & (summary.agent == agent)]
+                cells.append(
+                    "" if hit.empty else f"{hit['mean'].iloc[0]:.2f} ± {hit['std'].iloc[0]:.2f}"
+                )
+            table.add_row(f"{level:g}", f"{realized.get(level, float('nan')):.3f}", *cells)
+        out_console.print(table)
+        for _, row in result.tests.iterrows():
+            out_console.print(
+                f"IC {row['ic']:g}: {row['a']} - {row['b']} mean Sharpe difference "
+                f"{row['mean_diff']:+.3f} over {int(row['n_pairs'])} pairs, p = {row['p_value']:.3f}",
+                highlight=False,
+            )
+        out_console.print(f"calibration files in {folder}", highlight=False)
