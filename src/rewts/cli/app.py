@@ -37,6 +37,7 @@ def _root(
 from rewts.cli import (  # noqa: E402,F401
     backtest_cmd,
     cache_cmd,
+    compare_cmd,
     data_cmd,
     run_cmd,
     sim_cmd,
