@@ -95,6 +95,18 @@ def test_a_run_with_a_model_cut_off_after_2019_warns_at_the_top_of_its_report(
     assert "Before and after the model's training cutoff" in spans_text
 
 
+def test_rewts_backtest_names_the_cutoff_too(shared_data, workdir):
+    args = ["backtest", *TINY, "--data-dir", str(shared_data), "--provider", "heuristic",
+            "--agents", "buy_and_hold,llm_only", "--out", "bt",
+            "--set", "llm.model_cutoff=2025-01-31"]  # fmt: skip
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    model = json.loads(Path("bt/metrics.json").read_text())["memorization"]
+    assert model["provider"] == "heuristic" and model["cutoff"]["kind"] == "configured"
+    text = _text(Path("bt/report.html"))
+    assert text.index("Memorization warning") < text.index("How this was run")
+
+
 def test_compare_runs_named_and_blind_offline_and_writes_the_memorization_check(
     shared_data, workdir
 ):
