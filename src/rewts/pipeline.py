@@ -196,6 +196,35 @@ def _strategies_check(
     return check, tables if check.fresh else None
 
 
+def model_info(cfg: Config, strategies: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The strategies' model, its training cutoff and the report's warning (None when no
+    agent reads strategies)."""
+    from rewts.llm.cutoff import cutoff_warning, resolve_cutoff
+
+    if strategies is None:
+        return None
+    provider, model = str(strategies.get("provider") or ""), strategies.get("model")
+    cutoff = resolve_cutoff(cfg.llm.model_cutoff, provider, model)
+    return {
+        "provider": provider,
+        "model": model,
+        "blind": cfg.llm.blind,
+        "cutoff": cutoff.to_dict(),
+        "warning": cutoff_warning(cutoff, model, cfg.split.test_start, cfg.split.test_end),
+    }
+
+
+def with_cutoff_split(model: dict[str, Any], result: Any) -> dict[str, Any]:
+    """``model`` plus the metrics either side of the cutoff when the test period spans it."""
+    from rewts.memorization import cutoff_split
+
+    date = model["cutoff"].get("date")
+    if not date:
+        return dict(model)
+    split = cutoff_split(result, dt.date.fromisoformat(date))
+    return {**model, "split": split.to_dict(orient="records")}
+
+
 # ------------------------------------------------------------------------------- run
 
 
@@ -362,6 +391,7 @@ class _Run:
         tables: dict[str, pd.DataFrame] | None,
         hashes: tuple[str | None, str | None],
         notes: list[str],
+        model: dict[str, Any] | None = None,
     ) -> None:
         cfg, run_dir = self.cfg, self.run_dir
         strat_hash, train_hash = hashes
@@ -393,6 +423,8 @@ class _Run:
         )
         result.config = cfg.model_dump(mode="json")
         result.notes[:0] = notes
+        if model is not None:
+            result.memorization = with_cutoff_split(model, result)
         files = write_report(result, run_dir, html=False)
         output = st.file_hash(files.metrics_json) or ""
         seconds = time.perf_counter() - t0
@@ -463,7 +495,10 @@ def run_pipeline(
             f"{strat['fallbacks']} strategy period(s) used the failure fallback "
             f"(llm.on_failure = {cfg.llm.on_failure})."
         )
-    run.backtest_and_report(dataset, tables, (strat_hash, train_hash), notes)
+    model = model_info(cfg, strat)
+    if model is not None and model["warning"]:
+        notes.insert(0, model["warning"])
+    run.backtest_and_report(dataset, tables, (strat_hash, train_hash), notes, model)
     metrics_json = Path(run_dir) / "metrics.json"
     report = Path(run_dir) / "report.html"
     tables_out, all_notes = _results_facts(metrics_json)

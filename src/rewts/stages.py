@@ -54,6 +54,7 @@ _LLM_OPERATIONAL = {
     "batch",
     "prices",
     "latency_prior_s",
+    "model_cutoff",
     "max_concurrency",
 }
 #: top-level keys the strategies never depend on (everything else counts)
@@ -226,6 +227,8 @@ def backtest_inputs(
         "seed": tree["seed"],
         "strategy_frequency": tree["strategy_frequency"],
         "warmup_days": tree["data"]["warmup_days"],
+        # the report's memorization warning and before/after-cutoff metrics
+        "model_cutoff": tree["llm"]["model_cutoff"],
     }
 
 

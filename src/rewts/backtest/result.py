@@ -100,6 +100,10 @@ class BacktestResult:
     #: things a reader must know (skipped agents, fallbacks, sanity-check verdicts)
     notes: list[str] = field(default_factory=list)
     wall_seconds: float = 0.0
+    #: the language model and its training cutoff (rewts.llm.cutoff), the warning shown at
+    #: the top of the report and, when the test spans the cutoff, metrics either side of it
+    #: (``split``: records of rewts.memorization.cutoff_split); empty without an LLM
+    memorization: dict[str, Any] = field(default_factory=dict)
 
     def metrics_table(self) -> pd.DataFrame:
         """One row per (ticker, agent, run) with every metric."""

@@ -38,6 +38,7 @@ from rewts.cli import (  # noqa: E402,F401
     backtest_cmd,
     cache_cmd,
     calibrate_cmd,
+    compare_cmd,
     data_cmd,
     run_cmd,
     sim_cmd,

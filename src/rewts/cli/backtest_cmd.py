@@ -79,11 +79,15 @@ JobsOpt = Annotated[
 NoHtmlOpt = Annotated[bool, typer.Option("--no-html", help="Write the CSV/JSON files only.")]
 
 
-def _strategies(cfg: Any, dataset: Any, progress: bool, notes: list[str]) -> Any:
+def _strategies(
+    cfg: Any, dataset: Any, progress: bool, notes: list[str], model: dict[str, Any]
+) -> Any:
     from rewts.pipeline import ensure_strategies
 
     generated = ensure_strategies(cfg, dataset, progress=progress)
     summary = getattr(generated, "summary", None)
+    if summary is not None:  # for the report's model and training-cutoff lines
+        model.update(provider=summary.provider, model=summary.model)
     if summary is not None and getattr(summary, "provider", "") == "heuristic":
         notes.append(
             "The strategies come from the offline heuristic strategist (rules on technical "
@@ -146,7 +150,7 @@ def backtest_command(
         )
         from rewts.backtest import backtest_all, needs_strategies
         from rewts.backtest.runner import default_run_name
-        from rewts.pipeline import ensure_data
+        from rewts.pipeline import ensure_data, model_info, with_cutoff_split
         from rewts.report import print_paper_tables, write_report
 
         def say(message: str) -> None:
@@ -156,13 +160,19 @@ def backtest_command(
         dataset = ensure_data(cfg)
         notes: list[str] = []
         strategies = None
+        used: dict[str, Any] = {}
         if needs_strategies(cfg):
-            strategies = _strategies(cfg, dataset, args.show_progress, notes)
+            strategies = _strategies(cfg, dataset, args.show_progress, notes, used)
+        model = model_info(cfg, used) if used else None
+        if model is not None and model["warning"]:
+            notes.insert(0, model["warning"])
         name = out.name if out is not None else default_run_name(cfg)
         result = backtest_all(
             cfg, dataset, strategies, name=name, progress=not args.no_progress, say=say
         )
         result.notes[:0] = notes
+        if model is not None:
+            result.memorization = with_cutoff_split(model, result)
         folder = out if out is not None else Path(cfg.backtest.output_dir) / name
         files = write_report(result, folder, html=not no_html)
         print_paper_tables(result, out_console)

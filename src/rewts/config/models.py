@@ -186,6 +186,12 @@ class LLMConfig(Section):
     logprobs: bool = True
     #: replace company names and tickers in prompts (against memorization)
     anonymize: bool = False
+    #: blind prompts: no ticker or name of any stock in the universe, no date, year or month,
+    #: no price level (rewts.llm.blind); own prompt version and cache keys (``v1-blind``)
+    blind: bool = False
+    #: the model's training cutoff (YYYY-MM-DD) for the report's memorization warning and
+    #: before/after metrics; None: the preset model's default (rewts.llm.cutoff.KNOWN_CUTOFFS)
+    model_cutoff: dt.date | None = None
     prices: dict[str, ModelPrice] = Field(default_factory=_default_prices)
     #: structured output: ``auto`` = the provider preset's best (json_schema; DeepSeek: json_object)
     structured_output: Literal["auto", "json_schema", "json_object", "off"] = "auto"

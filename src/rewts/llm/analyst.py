@@ -109,6 +109,15 @@ the headlines given; do not use anything you may know about later events.
 Answer with one JSON object and nothing else, matching this JSON schema:
 {schema}"""
 
+#: blind mode (llm.blind): the same task, told that names and dates are withheld on purpose
+ANALYST_BLIND_NOTE = """
+
+The company, the other companies it is compared with and all calendar dates are withheld on \
+purpose: names are replaced by STOCK / the Company and OTHER / another company, dates by \
+[year], [month] and [date], and each headline says how many days before the decision it \
+appeared. Do not try to guess which company or which year it is; judge the headlines as \
+written."""
+
 
 # ----------------------------------------------------------------------- windows
 
@@ -121,9 +130,30 @@ class NewsWindow:
     after: pd.Timestamp | None
     until: pd.Timestamp
 
-    def describe(self) -> str:
+    def describe(self, *, blind: bool = False) -> str:
+        """The window in words; ``blind``: without dates, counted back from the decision."""
+        if blind:
+            return window_label(self.after, self.until)
         lo = "the start of the data" if self.after is None else self.after.date().isoformat()
         return f"after {lo} up to and including {self.until.date().isoformat()}"
+
+
+def days_before(day: pd.Timestamp | str, decision: pd.Timestamp) -> str:
+    """``day`` counted back from the decision day in calendar days ("3 days before")."""
+    n = (pd.Timestamp(decision).normalize() - pd.Timestamp(day).normalize()).days
+    if n < 0:
+        raise ValueError(f"{day} is after the decision day {decision}: look-ahead")
+    if n == 0:
+        return "the decision day"
+    return "1 day before" if n == 1 else f"{n} days before"
+
+
+def window_label(after: pd.Timestamp | None, until: pd.Timestamp) -> str:
+    """A headline window ``(after, until]`` without dates (``until`` is the decision day)."""
+    if after is None:
+        return "the days up to and including the decision day"
+    n = (until.normalize() - after.normalize()).days
+    return f"the {n} calendar days up to and including the decision day"
 
 
 def news_windows(
@@ -166,7 +196,13 @@ def window_headlines(
 # ------------------------------------------------------------------ anonymizing
 
 
-def anonymizer(ticker: str, names: Iterable[str] | None = None) -> Callable[[str], str]:
+def anonymizer(
+    ticker: str,
+    names: Iterable[str] | None = None,
+    *,
+    ticker_alias: str = ALIAS_TICKER,
+    name_alias: str = ALIAS_NAME,
+) -> Callable[[str], str]:
     """A function replacing ``ticker`` and the company's names by neutral aliases.
 
     A ticker as a whole word, case-sensitively (short tickers can be ordinary words in lower
@@ -174,6 +210,7 @@ def anonymizer(ticker: str, names: Iterable[str] | None = None) -> Callable[[str
     one of 5+ letters with whatever word follows it (``Teslas``, ``AmazonFresh``,
     ``Teslarati``); a shorter one (``Meta``) only whole, plural or CamelCase, so that
     ``metadata`` and ``Metaverse`` stay. Never inside another word (``FBI`` stays).
+    Blind prompts reuse it with other aliases for the universe's other companies.
     """
     names = tuple(ENTITY_NAMES.get(ticker, ()) if names is None else names)
     tickers = sorted({ticker, *(n for n in names if n.isupper() and len(n) <= 5)}, key=len)
@@ -181,8 +218,8 @@ def anonymizer(ticker: str, names: Iterable[str] | None = None) -> Callable[[str
     alt = "|".join(re.escape(t) for t in reversed(tickers))
     # tickers first: "META" is the ticker, not the name "Meta" in capitals
     patterns = [
-        (re.compile(rf"\$(?:{alt})\w*", re.IGNORECASE), ALIAS_TICKER),
-        (re.compile(rf"(?<![\w$])(?:{alt})(?!\w)"), ALIAS_TICKER),
+        (re.compile(rf"\$(?:{alt})\w*", re.IGNORECASE), ticker_alias),
+        (re.compile(rf"(?<![\w$])(?:{alt})(?!\w)"), ticker_alias),
     ]
     # a long name starts a word (Teslarati, Amazonfresh); a short one (Meta) is a whole word,
     # a plural or a CamelCase compound, since it also begins ordinary words (metadata)
@@ -190,11 +227,11 @@ def anonymizer(ticker: str, names: Iterable[str] | None = None) -> Callable[[str
     short_names = [w for w in words if len(w) < 5]
     if long_names:
         alt = "|".join(re.escape(w) for w in long_names)
-        patterns.append((re.compile(rf"(?<!\w)(?:{alt})\w*", re.IGNORECASE), ALIAS_NAME))
+        patterns.append((re.compile(rf"(?<!\w)(?:{alt})\w*", re.IGNORECASE), name_alias))
     if short_names:
         alt = "|".join(re.escape(w) for w in short_names)
         name = rf"(?<!\w)(?:{alt})(?:(?-i:[A-Z])\w*|s)?(?!\w)"
-        patterns.append((re.compile(name, re.IGNORECASE), ALIAS_NAME))
+        patterns.append((re.compile(name, re.IGNORECASE), name_alias))
 
     def apply(text: str) -> str:
         for pattern, alias in patterns:
@@ -207,12 +244,13 @@ def anonymizer(ticker: str, names: Iterable[str] | None = None) -> Callable[[str
 # ---------------------------------------------------------------------- prompts
 
 
-def analyst_system_message(prompt_version: str) -> str:
+def analyst_system_message(prompt_version: str, *, blind: bool = False) -> str:
     """The analyst's shared instructions (identical for every call: prefix caching applies)."""
     if prompt_version != "v1":
         raise ConfigError(f"llm.prompt_version = {prompt_version!r}: unknown (known: v1)")
     schema = json.dumps(ANALYST_JSON_SCHEMA, sort_keys=True, separators=(",", ":"))
-    return ANALYST_SYSTEM_V1.replace("{schema}", schema)
+    text = ANALYST_SYSTEM_V1.replace("{schema}", schema)
+    return text + ANALYST_BLIND_NOTE if blind else text
 
 
 def render_analyst_messages(
@@ -223,26 +261,36 @@ def render_analyst_messages(
     *,
     system: str,
     anonymize: Callable[[str], str] | None = None,
+    blind: bool = False,
 ) -> tuple[dict[str, str], ...]:
-    """Chat messages for one analyst call; the headlines are the only varying part."""
+    """Chat messages for one analyst call; the headlines are the only varying part.
+
+    ``blind``: each headline is dated by days before the decision instead of its date (pass
+    the blind scrubber as ``anonymize`` for its text)."""
     label = ALIAS_TICKER if anonymize is not None else ticker
     shown = f"{len(items)}" if len(items) == total else f"the latest {len(items)} of {total}"
-    lines = "\n".join(f"- {day}: {text}" for day, text in items)
-    user = (
-        f"Company: {label}\n"
-        f"Headlines dated {window.describe()} ({shown}):\n{lines}\n"
-        "Analyze these headlines."
-    )
+    if blind:
+        lines = "\n".join(f"- {days_before(day, window.until)}: {text}" for day, text in items)
+        dated = f"from {window.describe(blind=True)}"
+    else:
+        lines = "\n".join(f"- {day}: {text}" for day, text in items)
+        dated = f"dated {window.describe()}"
+    user = f"Company: {label}\nHeadlines {dated} ({shown}):\n{lines}\nAnalyze these headlines."
     if anonymize is not None:
         user = anonymize(user)
     return ({"role": "system", "content": system}, {"role": "user", "content": user})
 
 
 def news_signal(
-    window: NewsWindow, count: int, analysis: NewsAnalysis | None, status: str
+    window: NewsWindow,
+    count: int,
+    analysis: NewsAnalysis | None,
+    status: str,
+    *,
+    blind: bool = False,
 ) -> dict[str, Any]:
     """What the strategist's prompt shows of the news (a plain, JSON-ready dict)."""
-    signal: dict[str, Any] = {"headlines": count, "window": window.describe()}
+    signal: dict[str, Any] = {"headlines": count, "window": window.describe(blind=blind)}
     if analysis is None:
         signal["status"] = "unavailable: the news analyst failed; decide without news"
         return signal
@@ -261,8 +309,10 @@ __all__ = [
     "NewsWindow",
     "analyst_system_message",
     "anonymizer",
+    "days_before",
     "news_signal",
     "news_windows",
     "render_analyst_messages",
     "window_headlines",
+    "window_label",
 ]

@@ -37,6 +37,7 @@ from rewts.llm.analyst import (
     window_headlines,
 )
 from rewts.llm.batch import BATCH_PRICE_FACTOR, BatchRunner
+from rewts.llm.blind import blind_scrubber, blind_snapshot, prompt_version
 from rewts.llm.cache import StrategyCache
 from rewts.llm.engine import Engine, EngineSettings, Task, TaskResult
 from rewts.llm.limiter import (
@@ -263,21 +264,24 @@ class _StrategistPrompt:
     schema: Any
     requests: _Requests
     anonymize: Callable[[str], str] | None
+    blind: bool = False
 
     def __call__(self, results: Mapping[Hashable, TaskResult]) -> Request:
         plan = self.plan
         memory = None
         if plan.previous is not None and self.prev is not None:
-            memory = memory_section(self.prev, _answer(results.get(plan.previous)), self.outcome)
+            answer = _answer(results.get(plan.previous))
+            memory = memory_section(self.prev, answer, self.outcome, blind=self.blind)
         messages = render_messages(
             plan.ticker,
             plan.period,
             dict(plan.snapshot),
             prompt_version=self.prompt_version,
             system=self.system,
-            news=_news_for_prompt(plan.news, results),
+            news=_news_for_prompt(plan.news, results, blind=self.blind),
             memory=memory,
             anonymize=self.anonymize,
+            blind=self.blind,
         )
         return self.requests(messages, self.schema, plan.snapshot)
 
@@ -309,18 +313,25 @@ def build_tasks(
     news_on = headlines is not None and not cfg.skip_news_processing
     # the rule-based provider is not a language model: it cannot read headlines
     analyst_runs = news_on and provider.name != "heuristic"
-    analyst_system = analyst_system_message(llm.prompt_version) if analyst_runs else ""
+    blind = llm.blind
+    analyst_system = analyst_system_message(llm.prompt_version, blind=blind) if analyst_runs else ""
     prompt = {
-        "system": system_message(llm.prompt_version),
+        "system": system_message(llm.prompt_version, blind=blind),
         "prompt_version": llm.prompt_version,
         "schema": ("strategy", STRATEGY_JSON_SCHEMA) if structured else None,
         "requests": requests,
+        "blind": blind,
     }
     tasks: list[Task] = []
     plans: dict[Hashable, PeriodPlan] = {}
     for ticker, frame in _frames(cfg, dataset).items():
         timeline = _timeline(frame, cfg)
-        anon = anonymizer(ticker) if llm.anonymize else None
+        # blind: every name of the universe, dates and prices go; anonymize: this stock's names
+        if blind:
+            anon: Callable[[str], str] | None = blind_scrubber(ticker, cfg.tickers)
+        else:
+            anon = anonymizer(ticker) if llm.anonymize else None
+        snapshot = blind_snapshot if blind else snapshot_inputs
         windows = news_windows(timeline.dates, timeline.periods, cfg.strategy_frequency)
         previous: StrategyPeriod | None = None
         for period in timeline.periods:
@@ -337,7 +348,13 @@ def build_tasks(
                 if items:
                     news = NewsPlan("analyst", window, len(items), ("news", ticker, m))
                     messages = render_analyst_messages(
-                        ticker, window, items, total, system=analyst_system, anonymize=anon
+                        ticker,
+                        window,
+                        items,
+                        total,
+                        system=analyst_system,
+                        anonymize=anon,
+                        blind=blind,
                     )
                     schema = ("news_analysis", ANALYST_JSON_SCHEMA) if structured else None
                     tasks.append(
@@ -352,7 +369,7 @@ def build_tasks(
             # ---- memory: chained to the previous period's task
             chained = llm.reflection and previous is not None
             prev_id = (ticker, previous.index) if chained else None
-            plan = PeriodPlan(ticker, period, news, snapshot_inputs(frame, period), prev_id)
+            plan = PeriodPlan(ticker, period, news, snapshot(frame, period), prev_id)
             plans[(ticker, m)] = plan
             build = _StrategistPrompt(
                 plan,
@@ -387,13 +404,14 @@ def _answer(result: TaskResult | None) -> Any:
 
 
 def _news_for_prompt(
-    news: NewsPlan, results: Mapping[Hashable, TaskResult]
+    news: NewsPlan, results: Mapping[Hashable, TaskResult], *, blind: bool = False
 ) -> dict[str, Any] | None:
     if news.status in ("off", "heuristic") or news.window is None:
         return None
     if news.status == "none":
-        return news_signal(news.window, 0, NEUTRAL, "none")
-    return news_signal(news.window, news.count, _answer(results.get(news.task_id)), "analyzed")
+        return news_signal(news.window, 0, NEUTRAL, "none", blind=blind)
+    answer = _answer(results.get(news.task_id))
+    return news_signal(news.window, news.count, answer, "analyzed", blind=blind)
 
 
 def make_limiter(cfg: Config, provider: Provider, cache: StrategyCache | None) -> Limiter:
@@ -432,7 +450,7 @@ def engine_settings(cfg: Config, limiter: Limiter) -> EngineSettings:
     retry = cfg.llm.retry
     return EngineSettings(
         concurrency=cfg.parallel_workers,
-        prompt_version=cfg.llm.prompt_version,
+        prompt_version=prompt_version(cfg.llm.prompt_version, cfg.llm.blind),
         backoff=Backoff(retry.initial_s, retry.multiplier, retry.max_s, retry.max_retries),
         # the SDK's own timeout fires first; this one only guards providers without one
         timeout_s=cfg.llm.timeout_s * 1.25 + 1.0,
@@ -493,7 +511,7 @@ def _row(
         "inputs_end": period.inputs_end,
         "provider": provider.name,
         "model": provider.model,
-        "prompt_version": cfg.llm.prompt_version,
+        "prompt_version": prompt_version(cfg.llm.prompt_version, cfg.llm.blind),
         "settings": settings_json,
         "cache_key": result.key,
         "tokens_in": result.tokens_in,
@@ -688,7 +706,7 @@ def generate_strategies(
             engine = BatchRunner(
                 provider,
                 cache=cache,
-                prompt_version=cfg.llm.prompt_version,
+                prompt_version=prompt_version(cfg.llm.prompt_version, cfg.llm.blind),
                 poll_s=cfg.llm.batch_poll_s,
                 max_wait_s=cfg.llm.batch_max_wait_s,
             )

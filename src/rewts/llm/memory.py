@@ -20,6 +20,7 @@ from typing import Any
 import pandas as pd
 
 from rewts.data.timeline import StrategyPeriod
+from rewts.llm.blind import previous_period_label
 from rewts.llm.prompts import stable_number
 from rewts.llm.schemas import Strategy
 
@@ -46,10 +47,18 @@ def period_outcome(
 
 
 def memory_section(
-    previous: StrategyPeriod, strategy: Strategy | None, outcome: float | None
+    previous: StrategyPeriod,
+    strategy: Strategy | None,
+    outcome: float | None,
+    *,
+    blind: bool = False,
 ) -> dict[str, Any]:
-    """The previous strategy, its rationale and its realized outcome (JSON-ready)."""
-    guided = f"{previous.start.date().isoformat()}..{previous.end.date().isoformat()}"
+    """The previous strategy, its rationale and its realized outcome (JSON-ready);
+    ``blind``: the period named without dates."""
+    if blind:
+        guided = previous_period_label(previous)
+    else:
+        guided = f"{previous.start.date().isoformat()}..{previous.end.date().isoformat()}"
     if strategy is None:
         return {
             "period": guided,

@@ -118,6 +118,7 @@ def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) ->
             {"ticker": t, "agent": a, "run": r, **d} for (t, a, r), d in result.diagnostics.items()
         ],
         "notes": result.notes,
+        "memorization": result.memorization,
         "wall_seconds": result.wall_seconds,
         "config": result.config,
     }

@@ -132,6 +132,7 @@ def _config_facts(result: BacktestResult) -> str:
         ("max position", str(env.get("max_position"))),
         ("runs (seeds) per learned agent", str(bt.get("runs"))),
         ("strategy source", str(c.get("llm", {}).get("provider"))),
+        *_model_facts(result),
         ("strategy period", f"{c.get('strategy_frequency')} trading days"),
         (
             "ReWTS chunk / look-back",
@@ -145,6 +146,125 @@ def _config_facts(result: BacktestResult) -> str:
     ]
     rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(v)}</td></tr>" for k, v in facts)
     return f"<table>{rows}</table>"
+
+
+def _model_facts(result: BacktestResult) -> list[tuple[str, str]]:
+    """The language model, its prompts and its training cutoff, for "How this was run"."""
+    info = result.memorization
+    if not info:
+        return []
+    cutoff = info.get("cutoff") or {}
+    date = cutoff.get("date")
+    when = f"{date} ({cutoff.get('kind')}; {cutoff.get('source')})" if date else cutoff.get("kind")
+    return [
+        ("language model", f"{info.get('provider')} / {info.get('model')}"),
+        ("prompts", "blind (no names, dates or price levels)" if info.get("blind") else "named"),
+        ("model training cutoff", str(when)),
+    ]
+
+
+def _cutoff_split_html(result: BacktestResult) -> str:
+    """Metrics before and after the model's training cutoff (when the test spans it)."""
+    split = result.memorization.get("split")
+    if not split:
+        return ""
+    frame = pd.DataFrame(split)
+    frame["agent"] = [agent_label(a) for a in frame["agent"]]
+    wide = frame.pivot_table(
+        index=["ticker", "agent"], columns="side", values=["sharpe", "annual_return", "n_days"]
+    )
+    cols = [
+        (m, side) for m in ("n_days", "sharpe", "annual_return") for side in ("before", "after")
+    ]
+    wide = wide.reindex(columns=[c for c in cols if c in wide.columns])
+    shown = pd.DataFrame(
+        {f"{m} {side}": [_fmt(float(v)) for v in wide[(m, side)]] for m, side in wide.columns},
+        index=[f"{t} · {a}" for t, a in wide.index],
+    )
+    date = result.memorization["cutoff"]["date"]
+    return (
+        "<h2>Before and after the model's training cutoff</h2>"
+        f"<p>The test period spans the model's training cutoff ({html.escape(date)}). Up to "
+        "the cutoff the model may have read what happened next; after it, it cannot have. A "
+        "result that holds only before the cutoff is more likely recall than judgment. Means "
+        "over runs; each side is scored on its own days.</p>" + _frame_html(shown)
+    )
+
+
+#: how to read the named-vs-blind table (report and docs)
+MEMORIZATION_GUIDE = (
+    "The same strategy periods were generated twice: with named prompts (ticker, dates, price "
+    "levels, headlines as written) and with blind ones (llm.blind: no name of any stock in the "
+    "universe, no year, date, month or price level). Each side was backtested alike. The "
+    "paired t-test compares the two sides' returns period by period (same period, same seed). "
+    "A named edge that vanishes blind (named significantly better) is likely memorization: "
+    "the model recognized the stock and the time and recalled what followed. No significant "
+    "difference does not prove there is none: a blind prompt can still hint at the stock "
+    "through its volatility, and with few periods the test has little power."
+)
+
+
+def memorization_section(records: list[dict[str, Any]]) -> str:
+    """The "Memorization check" section: named vs blind per ticker and agent."""
+    if not records:
+        return (
+            "<h2>Memorization check</h2><p>No LLM agent was backtested on both sides, so "
+            "there is nothing to compare.</p>"
+        )
+    frame = pd.DataFrame(records)
+    shown = pd.DataFrame(
+        {
+            "Sharpe named": frame["sharpe_named"].map(_fmt),
+            "Sharpe blind": frame["sharpe_blind"].map(_fmt),
+            "Sharpe Buy & Hold": frame["sharpe_buy_and_hold"].map(_fmt),
+            "periods": frame["periods"],
+            "mean period return diff": frame["mean_diff"].map(_fmt),
+            "p": frame["p"].map(_fmt),
+            "verdict": frame["verdict"],
+        }
+    )
+    shown.index = [
+        f"{t} · {agent_label(a)}" for t, a in zip(frame["ticker"], frame["agent"], strict=True)
+    ]
+    flagged = frame["verdict"].str.startswith("likely memorization")
+    summary = (
+        f"<div class='bad'>{int(flagged.sum())} of {len(frame)} comparisons show a named edge "
+        "that vanishes blind: likely memorization.</div>"
+        if flagged.any()
+        else "<div class='note'>No named edge vanishes blind at the 5 % level.</div>"
+    )
+    return (
+        "<h2>Memorization check</h2>"
+        f"<p>{html.escape(MEMORIZATION_GUIDE)}</p>{summary}{_frame_html(shown)}"
+    )
+
+
+def render_compare_html(
+    named: BacktestResult, blind: BacktestResult, records: list[dict[str, Any]]
+) -> str:
+    """``rewts compare``'s report: the cutoff warning, the memorization check and each side's
+    Sharpe table (each side's full report is in its own folder)."""
+    warning = named.memorization.get("warning")
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>rewts named vs blind {html.escape(named.name)}</title><style>{_CSS}</style>"
+        "</head><body>",
+        "<h1>Named vs blind prompts</h1>",
+        f"<div class='bad'>{html.escape(warning)}</div>" if warning else "",
+        f"<p class='muted'>Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by rewts. "
+        "Full reports of each side: <code>named/report.html</code> and "
+        "<code>blind/report.html</code>.</p>",
+        "<h2>How this was run</h2>",
+        _config_facts(named),
+        memorization_section(records),
+        _cutoff_split_html(named),
+    ]
+    for side, result in (("named", named), ("blind", blind)):
+        if result.runs:
+            parts.append(f"<h3>Sharpe ratio, {side} prompts (mean ± std over runs)</h3>")
+            parts.append(_frame_html(paper_table(result, "sharpe"), best_agents(result, "sharpe")))
+    parts.append("</body></html>")
+    return "\n".join(p for p in parts if p)
 
 
 def _rebalance_text(result: BacktestResult, ticker: str) -> str:
@@ -177,10 +297,14 @@ def _trading_agent(result: BacktestResult, ticker: str) -> str:
 def render_html(result: BacktestResult, *, progress: Callable[[str], None] | None = None) -> str:
     """The whole report as one HTML string."""
     say = progress or (lambda _msg: None)
+    # the memorization warning goes at the very top, not among the other notes
+    warning = result.memorization.get("warning")
+    notes = [n for n in result.notes if n != warning]
     parts: list[str] = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>rewts backtest {html.escape(result.name)}</title><style>{_CSS}</style></head><body>",
         f"<h1>Backtest report: {html.escape(result.name)}</h1>",
+        f"<div class='bad'>{html.escape(warning)}</div>" if warning else "",
         f"<p class='muted'>Generated {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC by rewts.</p>",
         "<p>This run trades each stock on a held-out test period with several agents side by "
         "side: simple baselines, reinforcement-learning agents with and without the LLM's "
@@ -194,9 +318,9 @@ def render_html(result: BacktestResult, *, progress: Callable[[str], None] | Non
         *[f"<li>{html.escape(c)}</li>" for c in CONVENTIONS],
         "</ul>",
     ]
-    if result.notes:
+    if notes:
         parts.append("<h2>Read this first</h2>")
-        for note in result.notes:
+        for note in notes:
             cls = (
                 "bad"
                 if note.lower().startswith(("warning", "failed", "sanity check failed"))
@@ -233,6 +357,9 @@ def render_html(result: BacktestResult, *, progress: Callable[[str], None] | Non
         )
         labels = fit["ticker"] + " " + fit["agent"]
         parts.append(_frame_html(fit.drop(columns=["ticker", "agent"]).set_index(labels).map(_fmt)))
+    parts.append(_cutoff_split_html(result))
+    if result.memorization.get("comparison") is not None:
+        parts.append(memorization_section(result.memorization["comparison"]))
     say("overview figure")
     parts.append(
         _img(

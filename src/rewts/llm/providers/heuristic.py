@@ -3,7 +3,8 @@
 It fills the same schema as the language model from the same snapshot: trend (price against
 the SMA stack, the averages' slopes), momentum (RSI, MACD histogram, 20-day return),
 volatility (which lowers confidence, never flips direction) and market context (S&P 500 slope,
-VIX level and slope). It is the default when no API key is set, so that every stage runs
+VIX level and slope; on a blind snapshot the same rules read its ratios and the VIX's z-score).
+It is the default when no API key is set, so that every stage runs
 offline, and an experimental baseline ("what does a rulebook give the RL agent?").
 """
 
@@ -38,8 +39,12 @@ def _contributions(snap: Mapping[str, Any]) -> dict[str, float]:
     close, sma50, sma200 = _get(snap, "close"), _get(snap, "sma_50"), _get(snap, "sma_200")
     if close is not None and sma50:
         votes["close_vs_sma_50"] = _sign(close - sma50) * 1.0
+    elif (rel := _get(snap, "close_vs_sma_50")) is not None:  # a blind snapshot's ratio
+        votes["close_vs_sma_50"] = _sign(rel) * 1.0
     if sma50 is not None and sma200:
         votes["sma_50_vs_sma_200"] = _sign(sma50 - sma200) * 1.0
+    elif (rel := _get(snap, "sma_50_vs_sma_200")) is not None:
+        votes["sma_50_vs_sma_200"] = _sign(rel) * 1.0
     for name, weight in (("sma_50_slope", 0.5), ("sma_200_slope", 0.5)):
         if (v := _get(snap, name)) is not None:
             votes[name] = _sign(v) * weight
@@ -55,6 +60,9 @@ def _contributions(snap: Mapping[str, Any]) -> dict[str, float]:
         votes["vix_slope"] = -_sign(vs) * 0.25
     if (vix := _get(snap, "vix_close")) is not None and vix > 25.0:
         votes["vix_close"] = -0.5
+    elif vix is None and (z := _get(snap, "vix_z_252")) is not None and z > 2.0:
+        # blind: no VIX level, so "unusually high for the past year" stands in for "above 25"
+        votes["vix_z_252"] = -0.5
     return votes
 
 
@@ -81,7 +89,7 @@ def heuristic_strategy(snap: Mapping[str, Any]) -> dict[str, Any]:
     ]
     trend = sum(v for k, v in votes.items() if k.startswith(("close_vs", "sma_")))
     momentum = sum(votes.get(k, 0.0) for k in ("rsi_14", "macd_hist", "return_20d"))
-    market = sum(votes.get(k, 0.0) for k in ("sp500_slope", "vix_slope", "vix_close"))
+    market = sum(votes.get(k, 0.0) for k in ("sp500_slope", "vix_slope", "vix_close", "vix_z_252"))
     explanation = (
         f"Rule-based (not an LLM): {'LONG' if direction else 'SHORT'} on a total score of "
         f"{score:+.2f} (trend {trend:+.2f}, momentum {momentum:+.2f}, market {market:+.2f})"
