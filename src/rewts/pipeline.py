@@ -169,7 +169,10 @@ def _results_facts(metrics_json: Path) -> tuple[dict[str, Any], list[str]]:
         payload = json.loads(metrics_json.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}, []
-    return payload.get("paper_tables") or {}, list(payload.get("notes") or [])
+    tables = dict(payload.get("paper_tables") or {})
+    if payload.get("generalization"):
+        tables["generalization"] = payload["generalization"]
+    return tables, list(payload.get("notes") or [])
 
 
 def _strategies_check(

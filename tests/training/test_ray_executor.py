@@ -112,10 +112,13 @@ def test_ray_tasks_report_every_episode_to_the_driver_display(
 ) -> None:
     from rewts.training import build_jobs
     from rewts.training.ray_executor import run_ray
+    from rewts.training.runner import plan_units
 
     on_ray = _with(cfg, tmp_path, "ticks", "ray")
-    jobs = build_jobs(on_ray, dataset, strategies, include_global=False)
+    jobs = build_jobs(on_ray, dataset, strategies, include_global=False, seeds=[0, 1])
     display, results = _CountingDisplay(), {}
-    run_ray(list(enumerate(jobs)), on_ray.ray, display, results)
+    units = plan_units(jobs, on_ray.rewts.population_size)
+    assert max(len(u) for u in units) == 2  # the two seeds of a chunk: one population task
+    run_ray(units, jobs, on_ray.ray, display, results)
     assert sorted(results) == list(range(len(jobs))) and display.jobs == len(jobs)
-    assert display.episodes == sum(j.episodes for j in jobs) == 3 * 2
+    assert display.episodes == sum(j.episodes for j in jobs) == 2 * 3 * 2

@@ -183,27 +183,35 @@ class RLAgentSource:
     ) -> None:
         """Train the members the requested agents need and that have no checkpoint yet."""
         variants = list(dict.fromkeys(AGENT_VARIANT[a] for a in agents if a in AGENT_VARIANT))
+        jobs = []
         for variant in variants:
             cfg, dataset, strategies = self._variant_inputs(variant)
             _, tag = VARIANT_CHECKPOINTS[variant]
             cfg = cfg.model_copy(update={"tickers": list(tickers)})
-            jobs = build_jobs(cfg, dataset, strategies, include_global=True, seeds=seeds, tag=tag)
+            found = build_jobs(cfg, dataset, strategies, include_global=True, seeds=seeds, tag=tag)
             if self._needed_chunks(variant, agents) == "single":
                 if self.cfg.backtest.single_agent == "global":
-                    jobs = [j for j in jobs if j.chunk == GLOBAL_CHUNK]
+                    found = [j for j in found if j.chunk == GLOBAL_CHUNK]
                 else:
-                    last = {j.ticker: j.chunk for j in jobs}
-                    for j in jobs:
+                    last = {j.ticker: j.chunk for j in found}
+                    for j in found:
                         if j.chunk != GLOBAL_CHUNK:
                             last[j.ticker] = max(last[j.ticker], j.chunk)
-                    jobs = [j for j in jobs if j.chunk == last[j.ticker]]
-            if not jobs:
-                continue
-            self.say(f"training {variant} agents ({len(jobs)} jobs; finished ones are skipped)")
-            # the configured executor (process pool, in-process or Ray tasks)
-            results, _ = execute_jobs(cfg, jobs, progress=self.progress)
-            # record the run like `rewts train` does, so loading sees exactly these members
-            write_manifests(Path(cfg.rewts.checkpoint_dir), [Path(r.path) for r in results])
+                    found = [j for j in found if j.chunk == last[j.ticker]]
+            if found:
+                self.say(
+                    f"training {variant} agents ({len(found)} jobs; finished ones are skipped)"
+                )
+            jobs += found
+        if not jobs:
+            return
+        # every variant at once: seeds, LLM+RL and its placebos share populations, and the
+        # configured executor (process pool, in-process or Ray tasks) sees all the work
+        results, _ = execute_jobs(
+            self.cfg.model_copy(update={"tickers": list(tickers)}), jobs, progress=self.progress
+        )
+        # record the run like `rewts train` does, so loading sees exactly these members
+        write_manifests(Path(self.cfg.rewts.checkpoint_dir), [Path(r.path) for r in results])
 
     # ------------------------------------------------------------ AgentSource
 

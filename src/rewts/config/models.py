@@ -308,6 +308,10 @@ class RewtsConfig(Section):
     #: start each training episode at a random day of the chunk (TDQN); False (default): each
     #: episode is one pass over every training day, so early days are seen as often as late ones
     random_start: bool = False
+    #: agents that share a ticker, training days and observation width (seeds, LLM+RL and
+    #: its placebos) train together as one batched population of at most this many
+    #: (rewts.agents.population; 1: one agent at a time)
+    population_size: PositiveInt = 25
     #: parallel training processes: a number or ``auto`` (min(jobs, CPU count))
     n_jobs: PositiveInt | Literal["auto"] = "auto"
     #: ``auto``: CUDA when available, else CPU

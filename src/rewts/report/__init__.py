@@ -23,7 +23,12 @@ import pandas as pd
 from rewts.backtest.result import BacktestResult
 from rewts.metrics import METRIC_NAMES
 from rewts.report.html import CONVENTIONS, render_html
-from rewts.report.tables import paper_table, print_paper_tables, summary_table
+from rewts.report.tables import (
+    generalization_table,
+    paper_table,
+    print_paper_tables,
+    summary_table,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,7 @@ def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) ->
             for m in ("sharpe", "max_drawdown")
             if not table.empty
         },
+        "generalization": generalization_table(result, by_ticker=False).to_dict(orient="records"),
         "tests": [t.to_dict() for t in result.tests],
         "diagnostics": [
             {"ticker": t, "agent": a, "run": r, **d} for (t, a, r), d in result.diagnostics.items()

@@ -133,27 +133,37 @@ def generalization_table(result: BacktestResult, *, by_ticker: bool = True) -> p
     return out.rename(columns=dict(FIT_COLUMNS)).reset_index(drop=True)
 
 
+GENERALIZATION_TITLE = (
+    "Generalization: greedy policy on training, validation and test days (mean over tickers "
+    "and runs)"
+)
+
+
+def generalization_rich(frame: pd.DataFrame) -> Table:
+    """The generalization table (:func:`generalization_table`, or its records) for a terminal."""
+    table = Table(title=GENERALIZATION_TITLE, title_justify="left")
+    for col in frame.columns:
+        table.add_column(
+            col, justify="left" if col in ("agent", "ticker") else "right", no_wrap=True
+        )
+    for _, row in frame.iterrows():
+        table.add_row(
+            *[
+                str(v)
+                if isinstance(v, str)
+                else ("n/a" if v is None or not math.isfinite(float(v)) else f"{float(v):.2f}")
+                for v in row
+            ]
+        )
+    return table
+
+
 def print_generalization(result: BacktestResult, console: Console) -> None:
     """The generalization table for the terminal: one row per learned agent, mean over tickers
     and runs."""
     frame = generalization_table(result, by_ticker=False)
-    if frame.empty:
-        return
-    table = Table(
-        title="Generalization: greedy policy on training, validation and test days (mean over "
-        "tickers and runs)",
-        title_justify="left",
-    )
-    for col in frame.columns:
-        table.add_column(col, justify="left" if col == "agent" else "right", no_wrap=True)
-    for _, row in frame.iterrows():
-        table.add_row(
-            *[
-                str(v) if isinstance(v, str) else ("n/a" if not math.isfinite(v) else f"{v:.2f}")
-                for v in row
-            ]
-        )
-    print_wide(console, table)
+    if not frame.empty:
+        print_wide(console, generalization_rich(frame))
 
 
 def best_agents(result: BacktestResult, metric: str) -> dict[str, str]:

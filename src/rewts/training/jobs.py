@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from rewts.agents.ddqn import DDQNAgent, DQNSettings, resolve_device
+from rewts.agents.population import Population, population_supported
 from rewts.config.models import TradingEnvConfig
 from rewts.env.accounting import Rules
 from rewts.env.evaluation import PolicyScore, score_policy
@@ -164,28 +166,58 @@ def init_worker() -> None:
     torch.set_num_interop_threads(1)
 
 
+def _skipped(job: TrainJob, done: dict[str, Any], seconds: float) -> JobResult:
+    metrics = done.get("metrics", {})
+    return JobResult(
+        job.ticker, job.chunk, job.seed, job.llm_guidance, str(job_folder(job)), True, seconds,
+        float(metrics.get("final_sharpe", float("nan"))),
+        float(metrics.get("final_return", float("nan"))), int(metrics.get("episodes", 0)),
+    )  # fmt: skip
+
+
+def training_env_config(job: TrainJob) -> TradingEnvConfig:
+    """The job's rules as training sees them: no drawdown stop unless asked for."""
+    env_cfg = TradingEnvConfig(**job.env_cfg)
+    if not env_cfg.drawdown_stop_in_training:
+        env_cfg = env_cfg.model_copy(update={"max_drawdown_limit": None})
+    return env_cfg
+
+
+def job_reward_scale(job: TrainJob, env_cfg: TradingEnvConfig) -> float:
+    """The volatility of the job's own training days (1 with ``reward_scale: none``)."""
+    if env_cfg.reward_scale != "volatility":
+        return 1.0
+    return reward_scale(job.data.prices, job.start, job.end)
+
+
+@dataclass
+class _Trained:
+    """What training produced for one job, before it is written."""
+
+    agent: DDQNAgent
+    curves: pd.DataFrame
+    scale: float
+    in_sample: PolicyScore
+    held_out: PolicyScore | None
+    population: int = 1
+
+
+def _validation_rows(job: TrainJob) -> np.ndarray | None:
+    return np.arange(job.val_start, job.val_end + 1) if job.has_validation else None
+
+
 def run_job(job: TrainJob, progress: Any = None) -> JobResult:
     """Train (or skip) one job; ``progress`` (a queue) receives ``(key, episode)`` ticks."""
     t0 = time.perf_counter()
     input_hash = job.input_hash()
-    folder = job_folder(job)
     done = is_done(job, input_hash)
     if done is not None:
-        metrics = done.get("metrics", {})
-        return JobResult(
-            job.ticker, job.chunk, job.seed, job.llm_guidance, str(folder), True,
-            time.perf_counter() - t0, float(metrics.get("final_sharpe", float("nan"))),
-            float(metrics.get("final_return", float("nan"))), int(metrics.get("episodes", 0)),
-        )  # fmt: skip
+        return _skipped(job, done, time.perf_counter() - t0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        env_cfg = TradingEnvConfig(**job.env_cfg)
-        if not env_cfg.drawdown_stop_in_training:
-            env_cfg = env_cfg.model_copy(update={"max_drawdown_limit": None})
-        scale = 1.0
-        if env_cfg.reward_scale == "volatility":
-            scale = reward_scale(job.data.prices, job.start, job.end)
+        env_cfg = training_env_config(job)
+        scale = job_reward_scale(job, env_cfg)
         env = TradingEnv(
             job.data,
             env_cfg,
@@ -213,7 +245,7 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
                 rules,
             )
 
-        val_rows = np.arange(job.val_start, job.val_end + 1) if job.has_validation else None
+        val_rows = _validation_rows(job)
 
         def validate(_agent: DDQNAgent) -> float:
             assert val_rows is not None
@@ -224,15 +256,114 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
                 progress.put((job.key, int(row["episode"])))
 
         curves = agent.learn(
-            env, job.episodes, on_episode=tick, validate=validate if job.has_validation else None
+            env, job.episodes, on_episode=tick, validate=validate if val_rows is not None else None
         )
-        in_sample = score(np.arange(job.start, job.end + 1))
-        held_out = score(val_rows) if val_rows is not None else None
+        trained = _Trained(
+            agent,
+            curves,
+            scale,
+            score(np.arange(job.start, job.end + 1)),
+            score(val_rows) if val_rows is not None else None,
+        )
     finally:
         torch.set_num_threads(threads)
+    return _write_job(job, trained, input_hash, time.perf_counter() - t0)
+
+
+def population_key(job: TrainJob) -> str:
+    """Jobs with the same key can train as one population: same prices, rows, validation days,
+    observation width, episodes, settings, rules and device (seeds and variants may differ)."""
+    spec = [
+        job.ticker, job.chunk, job.start, job.end, job.val_start, job.val_end, job.data.obs_dim,
+        job.episodes, job.settings, job.env_cfg, job.device, job.random_start, job.out_dir,
+    ]  # fmt: skip
+    return json.dumps(spec, sort_keys=True, default=str)
+
+
+def population_blocker(job: TrainJob) -> str:
+    """Why this job cannot join a population (empty when it can)."""
+    return population_supported(
+        DQNSettings.from_dict(job.settings), training_env_config(job), job.random_start
+    )
+
+
+def run_population(jobs: list[TrainJob], progress: Any = None) -> list[JobResult]:
+    """Train (or skip) jobs of one :func:`population_key` together; one result per job.
+
+    A job whose checkpoint matches its inputs is skipped; the rest train as one
+    :class:`~rewts.agents.population.Population` (one job alone, or one a population cannot
+    train, runs through :func:`run_job`), and each is written to its own folder as if trained
+    alone.
+    """
+    t0 = time.perf_counter()
+    hashes = [job.input_hash() for job in jobs]
+    results: dict[int, JobResult] = {}
+    pending = []
+    for i, (job, input_hash) in enumerate(zip(jobs, hashes, strict=True)):
+        done = is_done(job, input_hash)
+        if done is not None:
+            results[i] = _skipped(job, done, time.perf_counter() - t0)
+        else:
+            pending.append(i)
+    if len(pending) == 1 or (pending and population_blocker(jobs[pending[0]])):
+        for i in pending:
+            results[i] = run_job(jobs[i], progress)
+        return [results[i] for i in range(len(jobs))]
+    if not pending:
+        return [results[i] for i in range(len(jobs))]
+    members = [jobs[i] for i in pending]
+    lead = members[0]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        env_cfg = training_env_config(lead)
+        scale = job_reward_scale(lead, env_cfg)
+        population = Population(
+            [j.data for j in members],
+            [job_seed(j.seed, j.ticker, j.chunk) for j in members],
+            DQNSettings.from_dict(lead.settings),
+            env_cfg,
+            start=lead.start,
+            end=lead.end,
+            reward_scale=scale,
+            device=lead.device,
+        )
+
+        def tick(episode: int) -> None:
+            if progress is not None:
+                for j in members:
+                    progress.put((j.key, episode))
+
+        val_rows = _validation_rows(lead)
+        curves = population.learn(lead.episodes, validation_rows=val_rows, on_episode=tick)
+        train_rows = np.arange(lead.start, lead.end + 1)
+        trained = [
+            _Trained(
+                population.member(k),
+                curves[k],
+                scale,
+                population.score(k, train_rows),
+                population.score(k, val_rows) if val_rows is not None else None,
+                population=len(members),
+            )
+            for k in range(len(members))
+        ]
+    finally:
+        torch.set_num_threads(threads)
+    seconds = (time.perf_counter() - t0) / len(members)
+    for i, item in zip(pending, trained, strict=True):
+        results[i] = _write_job(jobs[i], item, hashes[i], seconds)
+    return [results[i] for i in range(len(jobs))]
+
+
+def _write_job(job: TrainJob, trained: _Trained, input_hash: str, seconds: float) -> JobResult:
+    """Write one trained job's model, curves and (last, the "done" marker) metadata."""
+    folder = job_folder(job)
+    agent, curves, scale = trained.agent, trained.curves, trained.scale
+    in_sample, held_out = trained.in_sample, trained.held_out
+    env_cfg = training_env_config(job)
     folder.mkdir(parents=True, exist_ok=True)
     last = curves.iloc[-1]
-    seconds = time.perf_counter() - t0
     metrics = {
         # the kept greedy policy over its training days (not the last, exploring episode)
         "final_sharpe": in_sample.sharpe,
@@ -245,6 +376,7 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
         "reward_scale": scale,
         "decisions": job.decisions,
         "inputs": int(job.data.obs_dim),
+        "population": trained.population,
         "last_episode_sharpe": float(last["sharpe"]),
         "last_episode_return": float(last["return"]),
         "final_equity": float(last["final_equity"]),

@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewts.errors import ConfigError
-from rewts.training.jobs import META_FILE, JobResult, TrainJob, init_worker, job_folder, run_job
+from rewts.training.jobs import (
+    META_FILE,
+    JobResult,
+    TrainJob,
+    init_worker,
+    job_folder,
+    run_population,
+)
 
 if TYPE_CHECKING:
     from rewts.config.models import RayConfig
@@ -67,11 +74,13 @@ def parallelism(ray_cfg: RayConfig) -> int:
     return max(1, int(cpus // ray_cfg.num_cpus_per_task))
 
 
-def _task(job: TrainJob, data: Any, progress: Any) -> JobResult:
-    """The body of one Ray task: the process pool's job function, data from the object store."""
+def _task(jobs: list[TrainJob], progress: Any, *datas: Any) -> list[JobResult]:
+    """The body of one Ray task: the process pool's population function, each job's data from
+    the object store (top-level arguments, so Ray resolves them)."""
     with contextlib.suppress(RuntimeError):  # a reused worker: interop threads are set once
         init_worker()
-    return run_job(dataclasses.replace(job, data=data), progress)
+    full = [dataclasses.replace(job, data=data) for job, data in zip(jobs, datas, strict=True)]
+    return run_population(full, progress)
 
 
 def _for_ray(job: TrainJob, ray_cfg: RayConfig) -> TrainJob:
@@ -102,12 +111,14 @@ def _collect(result: JobResult, job: TrainJob, ray_cfg: RayConfig) -> JobResult:
 
 
 def run_ray(
-    pending: list[tuple[int, TrainJob]],
+    units: list[list[int]],
+    jobs: list[TrainJob],
     ray_cfg: RayConfig,
     display: Any,
     results: dict[int, JobResult],
 ) -> None:
-    """Run ``pending`` jobs as Ray tasks; fill ``results`` and the display as they finish."""
+    """Run each unit (a population of job indices) as one Ray task; fill ``results`` and the
+    display as they finish."""
     ray = ensure_ray(ray_cfg)
     remote = ray.remote(_task).options(
         num_cpus=ray_cfg.num_cpus_per_task,
@@ -120,23 +131,24 @@ def run_ray(
 
         ticks = Queue()
     data_refs: dict[int, Any] = {}
-    refs: dict[Any, int] = {}
-    jobs = dict(pending)
+    refs: dict[Any, list[int]] = {}
     try:
-        for i, job in pending:
-            key = id(job.data)
-            if key not in data_refs:
-                data_refs[key] = ray.put(job.data)
-            task_job = dataclasses.replace(_for_ray(job, ray_cfg), data=None)
-            refs[remote.remote(task_job, data_refs[key], ticks)] = i
+        for unit in units:
+            for i in unit:
+                key = id(jobs[i].data)
+                if key not in data_refs:
+                    data_refs[key] = ray.put(jobs[i].data)
+            task_jobs = [dataclasses.replace(_for_ray(jobs[i], ray_cfg), data=None) for i in unit]
+            datas = [data_refs[id(jobs[i].data)] for i in unit]
+            refs[remote.remote(task_jobs, ticks, *datas)] = unit
         remaining = list(refs)
         while remaining:
             done, remaining = ray.wait(remaining, num_returns=len(remaining), timeout=0.2)
             _drain(ticks, display)
             for ref in done:
-                i = refs[ref]
-                results[i] = _collect(ray.get(ref), jobs[i], ray_cfg)
-                display.job(results[i], jobs[i].episodes)
+                for i, result in zip(refs[ref], ray.get(ref), strict=True):
+                    results[i] = _collect(result, jobs[i], ray_cfg)
+                    display.job(results[i], jobs[i].episodes)
         _drain(ticks, display)
     except BaseException:
         # Ctrl-C or a failed job: cancel what has not finished; finished jobs are checkpointed

@@ -37,7 +37,10 @@ from rewts.training.jobs import (
     TrainJob,
     init_worker,
     is_done,
+    population_blocker,
+    population_key,
     run_job,
+    run_population,
 )
 
 if TYPE_CHECKING:
@@ -267,16 +270,34 @@ class _Display:
             self._progress.stop()
 
 
+def plan_units(jobs: Sequence[TrainJob], population_size: int) -> list[list[int]]:
+    """Indices of ``jobs`` grouped into populations of at most ``population_size`` agents that
+    share a :func:`population_key` (jobs a population cannot train stay alone)."""
+    groups: dict[str, list[int]] = {}
+    units: list[list[int]] = []
+    for i, job in enumerate(jobs):
+        if population_size <= 1 or population_blocker(job):
+            units.append([i])
+        else:
+            groups.setdefault(population_key(job), []).append(i)
+    for members in groups.values():
+        units += [members[j : j + population_size] for j in range(0, len(members), population_size)]
+    return sorted(units, key=lambda unit: unit[0])
+
+
 def execute_jobs(
     cfg: Config, jobs: list[TrainJob], *, progress: bool | str = False
 ) -> tuple[list[JobResult], int]:
-    """Run ``jobs`` on the executor ``cfg.executor`` names; (results, parallel workers)."""
-    pending = sum(1 for j in jobs if is_done(j) is None)
-    if pending == 0:  # nothing to train: do not start a pool or connect to Ray
+    """Run ``jobs`` on the executor ``cfg.executor`` names, as populations of up to
+    ``rewts.population_size`` agents; (results, parallel workers)."""
+    pending = [j for j in jobs if is_done(j) is None]
+    if not pending:  # nothing to train: do not start a pool or connect to Ray
         return run_jobs(jobs, 1, progress=progress), 1
-    workers = pool_size(cfg, pending)
+    size = cfg.rewts.population_size
+    workers = pool_size(cfg, len(plan_units(pending, size)))
     ray_cfg = cfg.ray if cfg.executor == "ray" else None
-    return run_jobs(jobs, workers, progress=progress, ray_cfg=ray_cfg), workers
+    results = run_jobs(jobs, workers, progress=progress, ray_cfg=ray_cfg, population_size=size)
+    return results, workers
 
 
 def run_jobs(
@@ -285,9 +306,11 @@ def run_jobs(
     *,
     progress: bool | str = False,
     ray_cfg: RayConfig | None = None,
+    population_size: int = 1,
 ) -> list[JobResult]:
     """Run jobs in-process (``workers == 1``), in a spawned process pool, or as Ray tasks
-    (``ray_cfg`` given; see :mod:`rewts.training.ray_executor`)."""
+    (``ray_cfg`` given; see :mod:`rewts.training.ray_executor`), grouped into populations of
+    up to ``population_size`` agents (:func:`plan_units`)."""
     display = _Display(progress, sum(j.episodes for j in jobs), len(jobs))
     results: dict[int, JobResult] = {}
     for line in data_size_lines([j for j in jobs if is_done(j) is None]):
@@ -297,17 +320,29 @@ def run_jobs(
             if is_done(job) is not None:
                 results[i] = run_job(job)  # reads the stored metrics, trains nothing
                 display.job(results[i], job.episodes)
-        pending = [(i, j) for i, j in enumerate(jobs) if i not in results]
-        if ray_cfg is not None and pending:
+        pending = [i for i in range(len(jobs)) if i not in results]
+        units = [
+            [pending[i] for i in unit]
+            for unit in plan_units([jobs[i] for i in pending], population_size)
+        ]
+        if units and max(len(u) for u in units) > 1:
+            display.note(
+                f"{len(pending)} agents in {len(units)} populations (up to {population_size} "
+                "agents trained as one batched computation)"
+            )
+        if ray_cfg is not None and units:
             from rewts.training.ray_executor import run_ray
 
-            run_ray(pending, ray_cfg, display, results)
-        elif workers <= 1 or len(pending) <= 1:
-            for i, job in pending:
-                results[i] = run_job(job, _Ticks(display))
-                display.job(results[i], job.episodes)
+            run_ray(units, jobs, ray_cfg, display, results)
+        elif workers <= 1 or len(units) <= 1:
+            for unit in units:
+                for i, result in zip(
+                    unit, run_population([jobs[i] for i in unit], _Ticks(display)), strict=True
+                ):
+                    results[i] = result
+                    display.job(result, jobs[i].episodes)
         else:
-            _run_pool(pending, workers, display, results)
+            _run_pool(units, jobs, workers, display, results)
     finally:
         display.close()
     return [results[i] for i in range(len(jobs))]
@@ -346,7 +381,8 @@ class _Ticks:
 
 
 def _run_pool(
-    pending: list[tuple[int, TrainJob]],
+    units: list[list[int]],
+    jobs: list[TrainJob],
     workers: int,
     display: _Display,
     results: dict[int, JobResult],
@@ -356,16 +392,17 @@ def _run_pool(
     ticks = manager.Queue() if manager is not None else None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker)
     try:
-        futures: dict[Future, int] = {pool.submit(run_job, job, ticks): i for i, job in pending}
-        jobs = dict(pending)
+        futures: dict[Future, list[int]] = {
+            pool.submit(run_population, [jobs[i] for i in unit], ticks): unit for unit in units
+        }
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(ticks, display)
             for fut in done:
-                i = futures[fut]
-                results[i] = fut.result()
-                display.job(results[i], jobs[i].episodes)
+                for i, result in zip(futures[fut], fut.result(), strict=True):
+                    results[i] = result
+                    display.job(result, jobs[i].episodes)
         _drain(ticks, display)
         pool.shutdown(wait=True)
     except BaseException:

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from rewts.pipeline import RunSummary, StageOutcome, StageState
-from rewts.report.tables import SHORT_LABELS, print_wide
+from rewts.report.tables import SHORT_LABELS, generalization_rich, print_wide
 from rewts.stages import STAGES
 
 _STYLE = {
@@ -145,6 +146,9 @@ def print_run_summary(summary: RunSummary, console: Console) -> None:
         table = summary.paper_tables.get(metric)
         if table:
             print_wide(console, paper_table(metric, table))
+    fit = summary.paper_tables.get("generalization")
+    if fit:
+        print_wide(console, generalization_rich(pd.DataFrame(fit)))
     for note in summary.notes:
         _line(console, f"note: {_first_sentence(note)} (details in the report)")
     _line(console, f"done in {summary.wall_s:.1f} s; results in {summary.run_dir}")
