@@ -84,7 +84,10 @@ def test_run_skips_unchanged_stages_and_resumes(workdir):
     for name in ("report.html", "metrics.json", "metrics.csv"):
         assert (out / name).stat().st_size > 0
     assert Path(first["report"]).resolve() == out / "report.html"
-    assert set(first["paper_tables"]) == {"sharpe", "max_drawdown"}
+    assert set(first["paper_tables"]) == {"sharpe", "max_drawdown", "generalization"}
+    # the learned agents' training, validation and test fit reach the summary
+    fit = {row["agent"]: row for row in first["paper_tables"]["generalization"]}
+    assert "Sharpe train" in fit["RL-only"] and "Acc. test" in fit["RL-only"]
     assert set(first["paper_tables"]["sharpe"]) == {"AAPL", "Mean"}
     assert "NOT an LLM" in first["log"]
     assert first["strategies"]["provider"] == "heuristic" and first["strategies"]["api_calls"] == 0
