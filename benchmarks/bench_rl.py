@@ -1,8 +1,10 @@
-"""RL throughput: our environment and Double DQN next to Stable-Baselines3's DQN, and the
-process pool's wall-time speed-up over one process for six tickers' chunk agents.
+"""RL throughput: our environment and Double DQN next to Stable-Baselines3's DQN, populations
+of K agents trained as one batched computation, and the process pool's wall-time speed-up over
+one process for six tickers' chunk agents.
 
-    python benchmarks/bench_rl.py            # default: well under 3 minutes on 2 cores
+    python benchmarks/bench_rl.py            # default: a few minutes on 2 cores
     python benchmarks/bench_rl.py --updates 5000 --train-steps 5000 --episodes 2
+    python benchmarks/bench_rl.py --only-population   # the population figures alone
 
 Same environment, network (``rewts.hidden_dims``), batch size, buffer, learning starts, one
 gradient step per environment step and one torch thread for both libraries. SB3's DQN is
@@ -120,6 +122,72 @@ def sb3_train_loop(steps: int, learning_starts: int) -> tuple[float, int]:
     return steps / (time.perf_counter() - t0), int(model._n_updates)
 
 
+def _population_env(steps: int):  # type: ignore[no-untyped-def]
+    """The default observation (compact, with tau) over ``steps`` decisions of synthetic data."""
+    n = steps + 200
+    frame = synthetic_frame(n, seed=0)
+    data = build_env_data(
+        "SYN", frame, SYNTHETIC_FEATURES, window=30, train_range=(0, n // 2), tau=np.zeros(n),
+        feature_set="compact",
+    )  # fmt: skip
+    return data, 100, 100 + steps
+
+
+def population_rates(
+    steps: int, ks: tuple[int, ...], hidden: tuple[int, ...], batch: int
+) -> dict[str, float]:
+    """Agent-steps per second (one gradient update per step, one thread) of today's single
+    agent loop, SB3's DQN and populations of K agents, same data, network and batch."""
+    from rewts.agents.population import Population
+
+    data, start, end = _population_env(steps)
+    env_cfg = TradingEnvConfig()
+    base = DQNSettings.from_config(Config().rewts)
+    st = DQNSettings(
+        **{**base.__dict__, "hidden_dims": hidden, "batch_size": batch, "learning_starts": 100}
+    )
+    out: dict[str, float] = {}
+    env = TradingEnv(data, env_cfg, start=start, end=end)
+    agent = DDQNAgent(data.obs_dim, 2, st, seed=0)
+    t0 = time.perf_counter()
+    agent.learn(env, 1)
+    out["single"] = agent.steps / (time.perf_counter() - t0)
+    from stable_baselines3 import DQN
+
+    model = DQN(
+        "MlpPolicy", env, learning_rate=st.learning_rate, buffer_size=st.buffer_size,
+        learning_starts=100, batch_size=batch, train_freq=1, gradient_steps=1,
+        target_update_interval=st.target_update_freq, policy_kwargs={"net_arch": list(hidden)},
+        device="cpu", seed=0, verbose=0,
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    model.learn(end - start)
+    out["sb3"] = (end - start) / (time.perf_counter() - t0)
+    for k in ks:
+        population = Population([data] * k, list(range(k)), st, env_cfg, start=start, end=end)
+        t0 = time.perf_counter()
+        population.learn(1)
+        out[f"K={k}"] = k * (end - start) / (time.perf_counter() - t0)
+    return out
+
+
+def print_population(steps: int, hidden: tuple[int, ...], batch: int, label: str) -> None:
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    r = population_rates(steps, (1, 5, 25), hidden, batch)
+    after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"population training, agent-steps/s (1 update/step, 1 thread), {label} network "
+        f"{hidden}, batch {batch}; load average {load:.1f} before, {after:.1f} after:"
+    )
+    print(f"  today's single-agent loop {r['single']:>8,.0f}   SB3 DQN {r['sb3']:>8,.0f}")
+    for k in (1, 5, 25):
+        rate = r[f"K={k}"]
+        print(
+            f"  population K={k:<3}          {rate:>8,.0f}   {rate / r['single']:5.1f}x the "
+            f"single-agent loop, {rate / r['sb3']:5.1f}x SB3"
+        )
+
+
 def _warm_worker(_index: int = 0) -> float:
     """A no-op job: what a worker pays before its first agent (spawn + imports)."""
     import rewts.training.jobs  # noqa: F401
@@ -196,8 +264,17 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=None, help="pool size (default: CPUs)")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats, best kept")
     parser.add_argument("--skip-pool", action="store_true")
+    parser.add_argument("--population-steps", type=int, default=1000)
+    parser.add_argument("--only-population", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    default = Config().rewts
+    print_population(
+        args.population_steps, tuple(default.hidden_dims), default.batch_size, "the default"
+    )
+    print_population(args.population_steps, HIDDEN, BATCH, "the seed's")
+    if args.only_population:
+        return
     print(f"torch {torch.__version__}, 1 thread, CPU; network {HIDDEN}, batch {BATCH}")
 
     env_sps = bench_env(args.env_steps)
