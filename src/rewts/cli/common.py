@@ -272,6 +272,31 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return redact(super().format(record))
 
 
+YesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--yes", "-y", help="Confirm a destructive action (delete or overwrite) without asking."
+    ),
+]
+
+
+def confirm_destructive(what: str, *, yes: bool) -> None:
+    """Go on only when the user agreed to ``what`` (a sentence: "delete 12 entries from X").
+
+    ``--yes`` agrees up front; on a terminal the user is asked (default: no); anywhere else
+    (a script, a pipe) the command stops with the flag to add, so a typo never deletes or
+    overwrites paid-for results unattended.
+    """
+    if yes:
+        return
+    if sys.stdin is not None and sys.stdin.isatty():
+        if typer.confirm(f"{what}?", default=False, err=True):
+            return
+        err_console.print("aborted: nothing was changed")
+        raise typer.Exit(code=1)
+    raise ConfigError(f"this would {what}: rerun with --yes to confirm")
+
+
 def data_flags(
     tickers: str | None,
     data_dir: Path | None,

@@ -1,0 +1,178 @@
+"""Hostile or careless input, round two (issue 16): destructive commands, paths that escape
+their folder, files that never end, input that grows without bound, secrets in URLs.
+
+Each test drives the CLI (typer's CliRunner, in-process) or the function underneath, and checks
+that nothing is lost or leaked and that the user gets one ``error:`` line with its exit code.
+The one-line-per-mistake cases live in the table of ``test_bad_input.py``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from rewts.cli import app
+from rewts.llm.cache import StrategyCache
+
+
+def _errors(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith("error:")]
+
+
+def _fill_cache(path: Path, n: int = 3) -> None:
+    with StrategyCache(path) as cache:
+        for i in range(n):
+            cache.put(
+                f"k{i}",
+                provider="p",
+                model="m",
+                prompt_version="v1",
+                settings={},
+                messages=[{"role": "user", "content": str(i)}],
+                response_text="{}",
+                strategy_json="{}",
+            )
+
+
+# ----------------------------------------------------------------- cache prune / clear
+
+
+@pytest.mark.parametrize("days", ["-5", "0", "nan", "inf", "1e308"])
+def test_prune_rejects_a_non_positive_or_non_finite_age_and_keeps_every_entry(workdir, days):
+    path = workdir / "c.sqlite"
+    _fill_cache(path)
+    result = CliRunner().invoke(
+        app, ["cache", "prune", "--cache", str(path), f"--older-than={days}", "--yes"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    [line] = _errors(result.output)
+    assert "--older-than" in line and "greater than 0" in line
+    with StrategyCache(path) as cache:
+        assert len(cache) == 3
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["prune", "--prompt-version", "v1"], ["clear"]],
+    ids=["prune", "clear"],
+)
+def test_deleting_entries_needs_yes_when_nobody_can_be_asked(workdir, args):
+    path = workdir / "c.sqlite"
+    _fill_cache(path)
+    result = CliRunner().invoke(app, ["cache", *args, "--cache", str(path)])
+    assert result.exit_code == 2, result.output
+    [line] = _errors(result.output)
+    assert "delete" in line and "3" in line and "--yes" in line
+    with StrategyCache(path) as cache:
+        assert len(cache) == 3
+    result = CliRunner().invoke(app, ["cache", *args, "--cache", str(path), "--yes"])
+    assert result.exit_code == 0 and "removed 3" in result.output
+
+
+def test_export_never_overwrites_silently_and_writes_user_only(workdir):
+    path = workdir / "c.sqlite"
+    _fill_cache(path)
+    target = workdir / "out.json"
+    target.write_text("precious")
+    result = CliRunner().invoke(app, ["cache", "export", "--cache", str(path), "-o", str(target)])
+    assert result.exit_code == 2 and "--yes" in _errors(result.output)[0]
+    assert target.read_text() == "precious"
+    result = CliRunner().invoke(
+        app, ["cache", "export", "--cache", str(path), "-o", str(target), "--yes"]
+    )
+    assert result.exit_code == 0, result.output
+    assert target.stat().st_mode & 0o077 == 0
+    fresh = workdir / "new" / "x.parquet"
+    assert (
+        CliRunner()
+        .invoke(app, ["cache", "export", "--cache", str(path), "-o", str(fresh)])
+        .exit_code
+        == 0
+    )
+    assert fresh.stat().st_mode & 0o077 == 0
+
+
+# ----------------------------------------------------------------- cache files that are not ours
+
+
+def test_cache_on_dev_null_is_refused_without_leaving_a_journal(workdir, tmp_path):
+    import os
+    import stat as st
+
+    fifo = tmp_path / "pipe.sqlite"
+    os.mkfifo(fifo)
+    for target in (Path("/dev/null"), fifo):
+        before = set(target.parent.iterdir()) if target.parent != Path("/dev") else None
+        result = CliRunner().invoke(app, ["cache", "stats", "--cache", str(target)])
+        assert result.exit_code == 2, result.output
+        [line] = _errors(result.output)
+        assert "not a regular file" in line
+        if before is not None:
+            assert set(target.parent.iterdir()) == before
+        assert not Path(f"{target}-journal").exists() or st.S_ISCHR(os.stat(target).st_mode)
+
+
+def test_cache_with_a_foreign_strategies_table_is_named(workdir):
+    path = workdir / "foreign.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE strategies (name TEXT, body TEXT)")
+        conn.execute("INSERT INTO strategies VALUES ('mine', 'x')")
+    result = CliRunner().invoke(app, ["cache", "stats", "--cache", str(path)])
+    assert result.exit_code == 2, result.output
+    [line] = _errors(result.output)
+    assert "foreign.sqlite" in line and "not a rewts cache" in line
+    with sqlite3.connect(path) as conn:  # left as it was
+        assert conn.execute("SELECT * FROM strategies").fetchall() == [("mine", "x")]
+
+
+def test_cache_with_garbage_pages_is_one_error_line(workdir):
+    path = workdir / "garbage.sqlite"
+    _fill_cache(path, 200)
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        page = conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    assert pages > 4
+    with path.open("r+b") as fh:  # every page after the schema page: garbage
+        fh.seek(page * 2)
+        fh.write(b"\xde\xad\xbe\xef" * (page * (pages - 2) // 4))
+    for action in ("stats", "export"):
+        extra = ["-o", str(workdir / "x.json")] if action == "export" else []
+        result = CliRunner().invoke(app, ["cache", action, "--cache", str(path), *extra])
+        assert result.exit_code == 2, result.output
+        [line] = _errors(result.output)
+        assert "garbage.sqlite" in line and "not a usable SQLite cache" in line
+
+
+def test_cache_from_a_newer_schema_is_announced(workdir, caplog):
+    path = workdir / "new.sqlite"
+    _fill_cache(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE meta SET value = '99' WHERE name = 'schema_version'")
+    result = CliRunner().invoke(app, ["cache", "stats", "--cache", str(path)])
+    assert result.exit_code == 0
+    assert "newer rewts" in result.output + caplog.text
+
+
+# ----------------------------------------------------------------- tickers as path components
+
+
+@pytest.mark.parametrize("ticker", ["..", ".", "...", "-", "^"])
+def test_a_ticker_cannot_be_a_path_component_that_escapes(workdir, ticker):
+    result = CliRunner().invoke(app, ["train", "--tickers", ticker, "--no-progress"])
+    assert result.exit_code == 2, result.output
+    [line] = _errors(result.output)
+    assert "tickers" in line and "letter or digit" in line
+    assert not (workdir / "checkpoints").exists()
+
+
+def test_a_market_symbol_cannot_point_outside_the_data_folder(workdir):
+    result = CliRunner().invoke(
+        app, ["data", "--set", "data.market_symbols.vix=..", "--no-progress"]
+    )
+    assert result.exit_code == 2
+    assert "data.market_symbols.vix" in _errors(result.output)[0]
