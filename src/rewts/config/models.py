@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
@@ -24,7 +25,29 @@ from pydantic import (
     model_validator,
 )
 
-Ticker = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9.\-\^]+$")]
+
+def _names_a_file(symbol: str) -> str:
+    """A symbol becomes a file and folder name (``AAPL.csv``, ``checkpoints/AAPL/``): one made
+    of dots only (``..``) would point outside its folder."""
+    if not any(ch.isalnum() for ch in symbol):
+        raise ValueError(
+            f"{symbol!r} is not a symbol: it needs a letter or digit (it names files and folders)"
+        )
+    return symbol
+
+
+#: letters, digits and . - ^ (``BRK.B``, ``^GSPC``); never a path component like ``..``
+Ticker = Annotated[
+    str,
+    Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9.\-\^]+$"),
+    AfterValidator(_names_a_file),
+]
+#: a market symbol may also hold ``=`` and ``_`` (Yahoo's ``CL=F``)
+MarketSymbol = Annotated[
+    str,
+    Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-\^=_]+$"),
+    AfterValidator(_names_a_file),
+]
 
 
 class Section(BaseModel):
@@ -43,7 +66,7 @@ class DataConfig(Section):
     #: folder with one ``SYMBOL.csv`` per symbol (the format of ../shared/data or Yahoo's)
     csv_dir: Path | None = None
     #: market context joined to every ticker by date; keys are feature prefixes
-    market_symbols: dict[str, str] = Field(
+    market_symbols: dict[str, MarketSymbol] = Field(
         default_factory=lambda: {"sp500": "GSPC", "vix": "VIX", "tnx": "TNX"}
     )
     #: dated headlines (CSV/JSON/Parquet) for the news analyst; optional
