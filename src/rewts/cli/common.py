@@ -23,6 +23,7 @@ from rich.markup import escape
 
 from rewts.config import Config, load_config
 from rewts.errors import ConfigError, RewtsError
+from rewts.redaction import install_log_redaction, redact_urls
 
 #: stderr console for messages, errors and progress; stdout stays for tables and data
 err_console = Console(stderr=True, highlight=False)
@@ -245,8 +246,10 @@ def secret_values() -> list[str]:
 
 
 def redact(text: str) -> str:
-    """``text`` with every key-like environment value replaced by ``***`` (defence in depth:
-    no provider is meant to echo a key, but a third-party message might)."""
+    """``text`` with every key-like environment value replaced by ``***`` and every URL
+    without user:password and query (defence in depth: no provider is meant to echo a key,
+    but a third-party message might)."""
+    text = redact_urls(text)
     for value in secret_values():
         if value in text:
             text = text.replace(value, "***")
@@ -353,6 +356,7 @@ def user_errors(debug: bool) -> Iterator[None]:
     ``RewtsError`` are bugs and always keep their traceback.
     """
     debug = debug or os.environ.get("REWTS_DEBUG") == "1"
+    install_log_redaction()
     root = logging.getLogger()
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

@@ -21,9 +21,12 @@ from pydantic import (
     PositiveFloat,
     PositiveInt,
     SecretStr,
+    field_serializer,
     field_validator,
     model_validator,
 )
+
+from rewts.redaction import url_without_secrets
 
 
 def _names_a_file(symbol: str) -> str:
@@ -271,6 +274,12 @@ class LLMConfig(Section):
                 limits.__dict__[name] = value
         return self
 
+
+    @field_serializer("base_url")
+    def _public_base_url(self, url: str | None) -> str | None:
+        """Dumps (stage records, summaries, report metadata) never carry a key from the URL;
+        the provider reads the attribute itself, credentials included."""
+        return url_without_secrets(url) if url else url
 
 class RewtsConfig(Section):
     """ReWTS chunking and the Double DQN hyper-parameters (the seed's keys)."""
