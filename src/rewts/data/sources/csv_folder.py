@@ -13,7 +13,7 @@ Rows are never dropped or filled here.
 
 from __future__ import annotations
 
-import hashlib
+import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ import pandas as pd
 
 from rewts.data.sources import PRICE_COLUMNS, RawPrices
 from rewts.errors import DataError
+from rewts.fileio import read_regular, sha256_regular
 
 _REQUIRED = ("date", "open", "high", "low", "close", "volume")
 # ISO date, optionally followed by a time and offset (yfinance's to_csv writes those)
@@ -36,11 +37,8 @@ def csv_file_name(symbol: str) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hash of a data file; a FIFO, device, folder or oversized file is a :class:`DataError`."""
+    return sha256_regular(path)
 
 
 @dataclass
@@ -134,12 +132,15 @@ def read_price_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
     missing volume, a duplicate date.
     """
     path = Path(path)
+    data = read_regular(path)  # never a FIFO or /dev/zero: those would hang
     try:
         raw = pd.read_csv(
-            path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8"
+            io.BytesIO(data),
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            encoding="utf-8",
         )
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found") from exc
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}, line 1: the file is empty (expected a header row)") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
