@@ -18,7 +18,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PositiveFloat,
     PositiveInt,
     SecretStr,
     field_serializer,
@@ -37,6 +36,40 @@ def _names_a_file(symbol: str) -> str:
             f"{symbol!r} is not a symbol: it needs a letter or digit (it names files and folders)"
         )
     return symbol
+
+
+#: a positive, finite number: ``inf`` or ``nan`` where a rate, time or size is expected would
+#: divide into zero waits or never-ending ones deep inside a run
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def _per_hour(per_seconds: float) -> AfterValidator:
+    """A rate limit must let at least one request through per hour (``--rpm 1e-9`` would
+    make the first request wait for centuries, with no output)."""
+
+    def check(rate: float) -> float:
+        if rate * 3600 / per_seconds < 1:
+            raise ValueError(
+                f"a rate this low sends less than one request per hour; use at least "
+                f"{per_seconds / 3600:.4g}"
+            )
+        return rate
+
+    return AfterValidator(check)
+
+
+#: dates a market series can have; pandas' timestamps end in 2262, and a year 1 or 9999
+#: failed deep inside the data stage
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
+
+
+def _market_date(day: dt.date) -> dt.date:
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise ValueError(f"must be between {FIRST_DATE} and {LAST_DATE}")
+    return day
+
+
+MarketDate = Annotated[dt.date, AfterValidator(_market_date)]
 
 
 #: letters, digits and . - ^ (``BRK.B``, ``^GSPC``); never a path component like ``..``
@@ -62,8 +95,8 @@ class Section(BaseModel):
 class DataConfig(Section):
     """Where market data comes from and which period it covers."""
 
-    start_date: dt.date = dt.date(2012, 1, 1)
-    end_date: dt.date = dt.date(2020, 12, 31)
+    start_date: MarketDate = dt.date(2012, 1, 1)
+    end_date: MarketDate = dt.date(2020, 12, 31)
     #: ``auto`` tries the CSV folder, then Yahoo Finance, then the synthetic generator
     source: Literal["auto", "csv", "yahoo", "synthetic"] = "auto"
     #: folder with one ``SYMBOL.csv`` per symbol (the format of ../shared/data or Yahoo's)
@@ -134,7 +167,7 @@ def preset_limits(preset: str, model: str) -> tuple[float | None, float | None, 
 class RateLimitsConfig(Section):
     """Optional provider limits on top of ``max_requests_per_second``; the strictest applies."""
 
-    rpm: PositiveFloat | None = None
+    rpm: Annotated[PositiveFloat, _per_hour(60)] | None = None
     tpm: PositiveFloat | None = None
     rpd: PositiveInt | None = None
     #: requests that may be sent at once after an idle spell; null: 20 ms worth, at least 2
@@ -369,10 +402,10 @@ class TradingEnvConfig(Section):
 class SplitConfig(Section):
     """Train/test split by date (the paper's: train 2012-2017, test 2018-01-02..2019-12-31)."""
 
-    train_start: dt.date = dt.date(2012, 1, 1)
-    train_end: dt.date = dt.date(2017, 12, 31)
-    test_start: dt.date = dt.date(2018, 1, 2)
-    test_end: dt.date = dt.date(2019, 12, 31)
+    train_start: MarketDate = dt.date(2012, 1, 1)
+    train_end: MarketDate = dt.date(2017, 12, 31)
+    test_start: MarketDate = dt.date(2018, 1, 2)
+    test_end: MarketDate = dt.date(2019, 12, 31)
 
     @model_validator(mode="after")
     def _ordered(self) -> SplitConfig:
@@ -473,7 +506,7 @@ class Config(Section):
     strategy_frequency: PositiveInt = 20
     #: concurrent LLM requests: a number (1 = sequential) or ``auto`` (Little's law)
     parallel_workers: PositiveInt | Literal["auto"] = "auto"
-    max_requests_per_second: PositiveFloat = 8.0
+    max_requests_per_second: Annotated[PositiveFloat, _per_hour(1)] = 8.0
     skip_news_processing: bool = False
     #: master seed of everything random outside the LLM
     seed: int = 0
@@ -481,6 +514,33 @@ class Config(Section):
     ray: RayConfig = Field(default_factory=RayConfig)
     #: named override sets, applied with ``--profile NAME``
     profiles: dict[str, dict] = Field(default_factory=dict)
+
+    def stage_folders(self) -> dict[str, Path]:
+        """Where each stage reads or writes its per-ticker files (the inputs included)."""
+        folders = {
+            "data.processed_dir": self.data.processed_dir,
+            "llm.output_dir": self.llm.output_dir,
+            "rewts.checkpoint_dir": self.rewts.checkpoint_dir,
+            "backtest.output_dir": self.backtest.output_dir,
+        }
+        if self.data.csv_dir is not None:
+            folders["data.csv_dir"] = self.data.csv_dir
+        return folders
+
+    @model_validator(mode="after")
+    def _own_folders(self) -> Config:
+        """Two stages in one folder overwrite each other's files (strategy tables and the
+        processed dataset are both ``TICKER.parquet``): every stage gets its own."""
+        seen: dict[Path, str] = {}
+        for key, folder in self.stage_folders().items():
+            where = folder.expanduser().resolve()
+            if where in seen:
+                raise ValueError(
+                    f"{key} and {seen[where]} are the same folder ({folder}): each stage needs "
+                    "its own, or one overwrites the other's files"
+                )
+            seen[where] = key
+        return self
 
     @field_validator("tickers")
     @classmethod
