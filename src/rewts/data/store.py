@@ -130,10 +130,16 @@ def read_store(
         path = folder / parquet_name(ticker)
         try:
             frame = pd.read_parquet(path, engine="pyarrow")
-        except (OSError, ValueError) as exc:
+            frame.index = date_index(frame.index)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             return f"{path} cannot be read ({exc.__class__.__name__})"
-        frame.index = date_index(frame.index)
         frames[ticker] = frame
-    if content_hash(frames) != manifest.get("content_hash"):
+    try:
+        chash = content_hash(frames)
+    except (ValueError, TypeError, KeyError) as exc:
+        # another table landed here (say, strategy tables through a misdirected --out):
+        # rebuilt like any file that changed on disk, never a traceback on every later run
+        return f"the stored files changed on disk (not this dataset: {exc.__class__.__name__})"
+    if chash != manifest.get("content_hash"):
         return "the stored files changed on disk (content hash mismatch)"
     return frames, manifest
