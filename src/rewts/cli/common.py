@@ -8,6 +8,8 @@ overrides here, so a flag and ``--set`` go through the same validation.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import logging
 import os
 import re
@@ -22,7 +24,8 @@ from rich.console import Console
 from rich.markup import escape
 
 from rewts.config import Config, load_config
-from rewts.errors import ConfigError, RewtsError
+from rewts.errors import ConfigError, RewtsError, StorageError
+from rewts.fileio import MAX_CONFIG_BYTES, decode_utf8, read_regular
 from rewts.redaction import install_log_redaction, redact_urls
 
 #: stderr console for messages, errors and progress; stdout stays for tables and data
@@ -211,10 +214,12 @@ def load_env_file(path: Path | str | None = None) -> dict[str, str]:
     from dotenv import dotenv_values
 
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ConfigError(
             f"{origin} = {str(path)!r}: file not found (a .env file of KEY=value lines)"
         )
+    data = read_regular(path, limit=MAX_CONFIG_BYTES, error=ConfigError, what=f"{origin} = ")
+    text = decode_utf8(data, path, ConfigError)
     mode = path.stat().st_mode & 0o077
     if mode:
         logging.getLogger("rewts").warning(
@@ -224,13 +229,16 @@ def load_env_file(path: Path | str | None = None) -> dict[str, str]:
             path,
         )
     added: dict[str, str] = {}
-    for key, value in dotenv_values(path).items():
+    for key, value in dotenv_values(stream=io.StringIO(text)).items():
         if value is None or key in os.environ:
             continue
         os.environ[key] = value
         added[key] = value
     return added
 
+
+#: OS errors the user fixes outside rewts (space, quota, a read-only disk): one line, exit 8
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 #: variables whose values must never reach a log line or an error message
 _SECRET_VARS = re.compile(r"(API_KEY|_TOKEN|_SECRET|PASSWORD)$")
@@ -298,6 +306,36 @@ def confirm_destructive(what: str, *, yes: bool) -> None:
         err_console.print("aborted: nothing was changed")
         raise typer.Exit(code=1)
     raise ConfigError(f"this would {what}: rerun with --yes to confirm")
+
+
+def check_out_folder(
+    folder: Path, cfg: Config, *, stage_key: str, ours: tuple[str, ...], yes: bool
+) -> None:
+    """Before any work: ``--out`` must be a folder (or not exist yet), not another stage's
+    folder, and not a folder of someone else's files unless ``--yes``.
+
+    ``ours`` are glob patterns of the files this stage writes there; a folder holding only
+    those (an earlier run's) is reused without asking.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder}: is a file, not a folder; give a folder path")
+    where = folder.expanduser().resolve()
+    for key, other in cfg.stage_folders().items():
+        if key != stage_key and other.expanduser().resolve() == where:
+            raise ConfigError(
+                f"--out {folder}: that is {key}, another stage's folder; its files would be "
+                "overwritten: pick another folder"
+            )
+    if not folder.is_dir():
+        return
+    foreign = [
+        p.name
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and not any(p.match(pattern) for pattern in ours)
+    ]
+    if foreign:
+        shown = ", ".join(sorted(foreign)[:3]) + (" ..." if len(foreign) > 3 else "")
+        confirm_destructive(f"write into {folder}, which holds other files ({shown})", yes=yes)
 
 
 def data_flags(
@@ -380,6 +418,23 @@ def user_errors(debug: bool) -> Iterator[None]:
             soft_wrap=True,
         )
         raise typer.Exit(code=exc.exit_code) from None
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise  # anything else is a bug: keep its traceback
+        if debug:
+            err_console.print_exception()
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = (
+            f"{where}{exc.strerror or exc}; everything finished before it is kept "
+            "(outputs are written to a temporary file, then renamed): fix that and rerun"
+        )
+        err_console.print(
+            f"[bold red]error:[/] {escape(redact(message))}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=StorageError.exit_code) from None
     except KeyboardInterrupt:
         err_console.print(
             "[yellow]interrupted[/]: everything finished so far is kept; rerun to resume."

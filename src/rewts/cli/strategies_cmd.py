@@ -30,12 +30,15 @@ from rewts.cli.common import (
     StartOpt,
     TickersOpt,
     WorkersOpt,
+    YesOpt,
+    check_out_folder,
     common,
     data_flags,
     llm_flags,
     out_console,
     user_errors,
 )
+from rewts.stages import RECORD_FILE
 
 OutOpt = Annotated[
     Path | None,
@@ -79,6 +82,7 @@ def strategies_command(
     debug: DebugOpt = False,
     no_progress: NoProgressOpt = False,
     env_file: EnvFileOpt = None,
+    yes: YesOpt = False,
 ) -> None:
     """Generate an LLM strategy for every ticker and period, in parallel, cached."""
     args = common(config, sets, profile, debug, no_progress, env_file=env_file)
@@ -88,6 +92,14 @@ def strategies_command(
         )
         flags["llm.output_dir"] = str(out) if out is not None else None
         cfg = args.load(flags)
+        if out is not None:
+            check_out_folder(
+                out,
+                cfg,
+                stage_key="llm.output_dir",
+                ours=("*.parquet", "*.json", RECORD_FILE),
+                yes=yes,
+            )
 
         from rewts.llm import generate_strategies
         from rewts.llm.providers import make_provider

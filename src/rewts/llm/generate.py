@@ -23,7 +23,7 @@ import pandas as pd
 
 from rewts.config import Config
 from rewts.data.timeline import StrategyPeriod
-from rewts.errors import DataError, LLMError
+from rewts.errors import DataError, LLMError, StorageError
 from rewts.llm.analyst import (
     ANALYST_JSON_SCHEMA,
     NEUTRAL,
@@ -575,14 +575,25 @@ def write_private(path: Path, write: Callable[[Path], None]) -> None:
 def write_strategies(
     strategies: Mapping[str, pd.DataFrame], out_dir: Path, *, json_too: bool = False
 ) -> None:
-    out_dir.mkdir(parents=True, mode=0o700, exist_ok=True)  # user-only, like its files
-    for ticker, df in strategies.items():
-        write_private(out_dir / f"{ticker}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
-        if json_too:
+    try:
+        out_dir.mkdir(parents=True, mode=0o700, exist_ok=True)  # user-only, like its files
+        for ticker, df in strategies.items():
             write_private(
-                out_dir / f"{ticker}.json",
-                lambda p, df=df: df.to_json(p, orient="records", date_format="iso", indent=1),
+                out_dir / f"{ticker}.parquet", lambda p, df=df: df.to_parquet(p, index=False)
             )
+            if json_too:
+                write_private(
+                    out_dir / f"{ticker}.json",
+                    lambda p, df=df: df.to_json(p, orient="records", date_format="iso", indent=1),
+                )
+    except OSError as exc:
+        # every answer is already committed to the cache: a rerun writes the tables without
+        # sending a request again
+        raise StorageError(
+            f"llm.output_dir = {out_dir}: cannot write the strategy tables "
+            f"({exc.strerror or exc}); every answer is kept in the cache: fix that and rerun "
+            "(nothing is asked again)"
+        ) from exc
 
 
 def load_strategies(cfg: Config) -> dict[str, pd.DataFrame] | None:
