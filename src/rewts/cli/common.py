@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -386,6 +387,30 @@ def llm_flags(
     }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be: every stage already stops
+    cleanly on that (the process pool's workers are stopped, finished work is kept)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _sigterm_like_ctrl_c() -> Any:
+    """Install the SIGTERM handler for one command; returns the previous one (None when this
+    is not the main thread, where Python cannot install handlers)."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        return None
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turn a :class:`RewtsError` into one clear line and its exit code.
@@ -395,6 +420,7 @@ def user_errors(debug: bool) -> Iterator[None]:
     """
     debug = debug or os.environ.get("REWTS_DEBUG") == "1"
     install_log_redaction()
+    previous_sigterm = _sigterm_like_ctrl_c()
     root = logging.getLogger()
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -435,12 +461,18 @@ def user_errors(debug: bool) -> Iterator[None]:
             soft_wrap=True,
         )
         raise typer.Exit(code=StorageError.exit_code) from None
+    except Terminated:
+        err_console.print(
+            "[yellow]terminated[/] (SIGTERM): everything finished so far is kept; rerun to resume."
+        )
+        raise typer.Exit(code=143) from None
     except KeyboardInterrupt:
         err_console.print(
             "[yellow]interrupted[/]: everything finished so far is kept; rerun to resume."
         )
         raise typer.Exit(code=130) from None
     finally:
+        _restore_sigterm(previous_sigterm)
         # one command's handler, removed after it: a second command in the same process
         # (tests, notebooks) does not log to the first one's closed stream
         root.removeHandler(handler)
