@@ -176,3 +176,55 @@ def test_a_market_symbol_cannot_point_outside_the_data_folder(workdir):
     )
     assert result.exit_code == 2
     assert "data.market_symbols.vix" in _errors(result.output)[0]
+
+
+# ----------------------------------------------------------------- a corrupt checkpoint
+
+TINY_TRAIN = [
+    "--source", "synthetic",
+    "--tickers", "AAA",
+    "--episodes", "2",
+    "--no-progress",
+    "--set", "executor=local",
+    "--set", "rewts.hidden_dims=8",
+    "--set", "rewts.chunk_length=100",
+    "--set", "rewts.learning_starts=50",
+    "--set", "rewts.buffer_size=2000",
+    "--set", "trading_env.window=5",
+    "--set", "data.start_date=2015-01-01",
+    "--set", "split.train_start=2015-01-01",
+    "--set", "split.train_end=2016-06-30",
+    "--set", "split.test_start=2016-07-01",
+    "--set", "split.test_end=2016-12-31",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_corrupt_model_pt_is_named_and_retrained_not_skipped(workdir, caplog):
+    import torch
+
+    result = CliRunner().invoke(app, ["train", *TINY_TRAIN])
+    assert result.exit_code == 0, result.output
+    model = workdir / "checkpoints" / "AAA" / "chunk_0" / "llm_s0" / "model.pt"
+    model.write_bytes(b"garbage")
+    # the backtest names the broken file instead of "needs trained chunk agents"
+    no_train = ["--agents", "rewts", "--set", "backtest.train_missing=false", "--runs", "1"]
+    result = CliRunner().invoke(app, ["backtest", *TINY_TRAIN, *no_train])
+    assert result.exit_code == 6, result.output
+    [line] = _errors(result.output)
+    assert str(Path("chunk_0") / "llm_s0" / "model.pt") in line and "rewts train" in line
+    # train retrains it (it used to skip it as unchanged), saying so
+    result = CliRunner().invoke(app, ["train", *TINY_TRAIN])
+    assert result.exit_code == 0, result.output
+    said = result.output + caplog.text
+    assert "chunk_0/llm_s0/model.pt does not match its meta.json" in said
+    assert "retraining it" in said
+    torch.load(model, map_location="cpu", weights_only=True)
+    # a file replaced by another (valid) checkpoint does not match its meta.json either
+    other = workdir / "checkpoints" / "AAA" / "chunk_1" / "llm_s0" / "model.pt"
+    model.write_bytes(other.read_bytes())
+    caplog.clear()
+    result = CliRunner().invoke(app, ["train", *TINY_TRAIN])
+    assert "chunk_0/llm_s0/model.pt does not match" in result.output + caplog.text
+    result = CliRunner().invoke(app, ["backtest", *TINY_TRAIN, *no_train])
+    assert result.exit_code == 0, result.output

@@ -246,7 +246,7 @@ def run_jobs(
     results: dict[int, JobResult] = {}
     try:
         for i, job in enumerate(jobs):
-            if is_done(job) is not None:
+            if is_done(job, report=True) is not None:
                 results[i] = run_job(job)  # reads the stored metrics, trains nothing
                 display.job(results[i], job.episodes)
         pending = [(i, j) for i, j in enumerate(jobs) if i not in results]
