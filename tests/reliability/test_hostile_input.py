@@ -228,3 +228,119 @@ def test_a_corrupt_model_pt_is_named_and_retrained_not_skipped(workdir, caplog):
     assert "chunk_0/llm_s0/model.pt does not match" in result.output + caplog.text
     result = CliRunner().invoke(app, ["backtest", *TINY_TRAIN, *no_train])
     assert result.exit_code == 0, result.output
+
+
+# ----------------------------------------------------------------- a full disk
+
+
+def test_disk_full_during_strategies_says_where_and_keeps_the_cache(workdir, monkeypatch):
+    """SQLite's own "database or disk is full" (a page limit stands in for the disk): one
+    error line naming the cache, exit 8; every committed answer survives and the rerun
+    finishes the job."""
+    from rewts.sim import SimConfig, SimServer
+
+    original = StrategyCache._conn
+
+    def small_disk(self):
+        conn = original(self)
+        conn.execute("PRAGMA max_page_count = 12")
+        return conn
+
+    args = [
+        "strategies",
+        "--source", "synthetic",
+        "--tickers", "AAA",
+        "--provider", "local",
+        "--model", "sim",
+        "--rps", "200",
+        "--no-progress",
+        "--set", "data.start_date=2018-01-01",
+    ]  # fmt: skip
+    with SimServer(SimConfig(latency_s=0.0)) as sim:
+        args += ["--base-url", sim.openai_base_url]
+        monkeypatch.setattr(StrategyCache, "_conn", small_disk)
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 8, result.output
+        assert "Traceback" not in result.output
+        [line] = _errors(result.output)
+        assert "strategies.sqlite" in line and "disk is full" in line and "intact" in line
+        assert not (workdir / "data" / "strategies").exists()
+        monkeypatch.setattr(StrategyCache, "_conn", original)
+        with StrategyCache(workdir / "cache" / "strategies.sqlite") as cache:
+            assert cache.integrity_ok()
+            kept = len(cache)
+        assert kept > 0
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+    with StrategyCache(workdir / "cache" / "strategies.sqlite") as cache:
+        assert len(cache) > kept
+
+
+# ----------------------------------------------------------------- a file we may not read
+
+
+def test_an_unreadable_data_file_is_one_error_line(tmp_path, shared_data):
+    """Permissions only bind an unprivileged user: as root the check runs the command as
+    ``nobody`` through setpriv, and skips (with the reason) where that is impossible."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    public = Path(tempfile.mkdtemp(prefix="rewts-perm-", dir="/tmp"))
+    try:
+        public.chmod(0o777)  # the unprivileged user writes its outputs here
+        data = public / "data"
+        data.mkdir()
+        for symbol in ("AAPL", "GSPC", "VIX", "TNX"):
+            shutil.copy(shared_data / f"{symbol}.csv", data)
+        data.chmod(0o755)
+        (data / "AAPL.csv").chmod(0o000)
+        args = ["data", "--data-dir", str(data), "--tickers", "AAPL", "--no-progress"]
+        if os.geteuid() != 0:
+            result = CliRunner().invoke(app, args)
+            code, output = result.exit_code, result.output
+        else:
+            setpriv = shutil.which("setpriv")
+            if setpriv is None:
+                pytest.skip("running as root without setpriv: cannot drop privileges")
+            cmd = [setpriv, "--reuid", "65534", "--regid", "65534", "--clear-groups"]
+            probe = subprocess.run([*cmd, sys.executable, "-c", "import rewts"], cwd=public)
+            if probe.returncode != 0:
+                pytest.skip("the unprivileged user cannot run this interpreter or import rewts")
+            env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
+            env["HOME"] = str(public)
+            run = subprocess.run(
+                [*cmd, sys.executable, "-c", "from rewts.cli import main; main()", *args],
+                cwd=public,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            code, output = run.returncode, run.stdout + run.stderr
+        assert code == 3, output
+        assert "Traceback" not in output
+        [line] = _errors(output)
+        assert "AAPL.csv" in line and "permission denied" in line
+    finally:
+        shutil.rmtree(public, ignore_errors=True)
+
+
+# ----------------------------------------------------------------- a store that is not ours
+
+
+def test_a_processed_store_overwritten_by_another_table_is_rebuilt(workdir, shared_data):
+    """What ``strategies --out data/processed`` used to do: a parquet that is not the dataset
+    under the dataset's name. The next run rebuilds the store instead of a traceback."""
+    import pandas as pd
+
+    args = ["data", "--data-dir", str(shared_data), "--tickers", "AAPL", "--no-progress"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    stored = workdir / "data" / "processed" / "AAPL.parquet"
+    pd.DataFrame({"ticker": ["AAPL"], "period": [0], "tau": ["off"]}).to_parquet(stored)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "changed on disk" in result.output
+    assert "close" in pd.read_parquet(stored).columns
