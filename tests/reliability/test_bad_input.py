@@ -298,6 +298,18 @@ CASES = [
         2,
         ("llm.output_dir", "data.processed_dir", "same folder"),
     ),
+    Case(
+        "unset-variable-for-a-path",
+        ["data", "--config", "{file:unset_var.yaml}"],
+        2,
+        ("data.csv_dir uses ${REWTS_TEST_UNSET_DIR}", "not set"),
+    ),
+    Case(
+        "unset-variable-for-a-ticker",
+        ["data", "--set", "tickers=${{REWTS_TEST_UNSET_TICKER}}"],  # {{ }}: str.format,
+        2,
+        ("tickers.0 uses ${REWTS_TEST_UNSET_TICKER}",),
+    ),
     Case("sim-port-out-of-range", ["sim", "--port", "99999"], 2, ("--port 99999", "65535")),
 ]
 
@@ -319,6 +331,7 @@ def world(tmp_path_factory, shared_data):
     )
     (root / "laughs.yaml").write_text(laughs)
     (root / "deep.yaml").write_text("rewts:\n  gamma: " + "[" * 3000 + "]" * 3000 + "\n")
+    (root / "unset_var.yaml").write_text("data:\n  csv_dir: ${REWTS_TEST_UNSET_DIR}\n")
     (root / "dup.yaml").write_text("seed: 1\nllm:\n  temperature: 0\nseed: 2\n")
     aapl = pd.read_csv(shared_data / "AAPL.csv")
     for name, mutate in CSV_MUTATIONS.items():

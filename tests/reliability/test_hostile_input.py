@@ -344,3 +344,18 @@ def test_a_processed_store_overwritten_by_another_table_is_rebuilt(workdir, shar
     assert result.exit_code == 0, result.output
     assert "changed on disk" in result.output
     assert "close" in pd.read_parquet(stored).columns
+
+
+@pytest.mark.slow
+def test_a_test_period_past_the_data_is_announced(workdir):
+    args = [
+        "backtest",
+        *TINY_TRAIN,
+        "--agents", "buy_and_hold,rl_only",
+        "--runs", "1",
+        "--set", "data.end_date=2016-10-31",
+    ]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())  # the note is wrapped to the terminal
+    assert "before split.test_end (2016-12-31)" in text and "shorter than configured" in text

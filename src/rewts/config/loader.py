@@ -35,26 +35,69 @@ def packaged_default_text() -> str:
     return resources.files("rewts.config").joinpath("default.yaml").read_text(encoding="utf-8")
 
 
-def interpolate_env(value: Any, env: Mapping[str, str] | None = None) -> Any:
+def interpolate_env(
+    value: Any,
+    env: Mapping[str, str] | None = None,
+    *,
+    missing: list[tuple[str, str]] | None = None,
+    _path: str = "",
+) -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree.
 
     An unset variable without a default becomes ``None`` when it is the whole value (so an
     optional key such as ``gemini_api_key: ${GEMINI_API_KEY}`` simply stays unset), and an
-    empty string inside a longer text.
+    empty string inside a longer text. ``missing`` collects ``(key path, variable)`` for each
+    of them, so the loader can name the variable where a value was expected.
     """
     env = os.environ if env is None else env
     if isinstance(value, dict):
-        return {k: interpolate_env(v, env) for k, v in value.items()}
+        return {
+            k: interpolate_env(v, env, missing=missing, _path=f"{_path}{k}.")
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [interpolate_env(v, env) for v in value]
+        return [
+            interpolate_env(v, env, missing=missing, _path=f"{_path}{i}.")
+            for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
+
+    def note(name: str) -> None:
+        if missing is not None:
+            missing.append((_path.rstrip("."), name))
+
     whole = _VAR.fullmatch(value.strip())
     if whole:
         name, default = whole.group(1), whole.group(2)
+        if default is None and not env.get(name):
+            note(name)
         resolved = env.get(name, default)
         return resolved if resolved not in (None, "") else (default or None)
-    return _VAR.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(2) is None and m.group(1) not in env:
+            note(m.group(1))
+        return env.get(m.group(1), m.group(2) or "")
+
+    return _VAR.sub(sub, value)
+
+
+def _check_missing(missing: list[tuple[str, str]], profile: str | None, origin: str) -> None:
+    """An unset ``${VAR}`` is fine for a key (``gemini_api_key: ${GEMINI_API_KEY}``), never
+    where a value is expected: a path or ticker silently turning into None or "auto"."""
+    for path, name in missing:
+        keys = path.split(".")
+        if keys[0] == "profiles":
+            if len(keys) < 2 or keys[1] != profile:
+                continue  # a profile not in use
+            path = ".".join(keys[2:])
+        if any(hint in path.lower() for hint in _SECRET_HINT):
+            continue
+        raise ConfigError(
+            f"{origin}: {path} uses ${{{name}}}, which is not set: set {name}, or write "
+            f"${{{name}:-default}} for a default"
+        )
 
 
 #: bounds on what a config may expand to: aliases make a few lines grow exponentially
@@ -367,7 +410,9 @@ def load_config(
         data = read_regular(path, limit=MAX_CONFIG_BYTES, error=ConfigError, what="--config ")
         origin, text = str(path), decode_utf8(data, path, ConfigError)
 
-    tree = interpolate_env(_read_yaml(text, origin), env)
+    missing: list[tuple[str, str]] = []
+    tree = interpolate_env(_read_yaml(text, origin), env, missing=missing)
+    _check_missing(missing, profile, origin)
     if profile is not None:
         profiles = tree.get("profiles") or {}
         if profile not in profiles:
@@ -381,7 +426,9 @@ def load_config(
         if cleared is not None:
             tree = _replace_at(tree, cleared, {})
         else:
-            tree = deep_merge(tree, interpolate_env(parse_set_option(item), env))
+            missing = []
+            tree = deep_merge(tree, interpolate_env(parse_set_option(item), env, missing=missing))
+            _check_missing(missing, None, f"--set {item.split('=', 1)[0]}")
     tree = drop_null_entries(tree)
     try:
         return Config.model_validate(tree)
