@@ -359,3 +359,33 @@ def test_a_test_period_past_the_data_is_announced(workdir):
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())  # the note is wrapped to the terminal
     assert "before split.test_end (2016-12-31)" in text and "shorter than configured" in text
+
+
+# ----------------------------------------------------------------- every answer malformed
+
+
+def test_a_run_where_every_answer_is_malformed_fails_naming_the_reason(workdir, caplog):
+    from rewts.sim import SimConfig, SimServer
+
+    args = [
+        "strategies",
+        "--source", "synthetic",
+        "--tickers", "AAA",
+        "--provider", "local",
+        "--model", "sim",
+        "--rps", "500",
+        "--no-progress",
+        "--set", "data.start_date=2020-01-01",
+        "--set", "llm.retry.max_retries=0",
+    ]  # fmt: skip
+    with SimServer(SimConfig(latency_s=0.0, malformed_rate=1.0)) as sim:
+        result = CliRunner().invoke(app, [*args, "--base-url", sim.openai_base_url])
+    assert result.exit_code == 4, result.output
+    [line] = _errors(result.output)
+    assert "every one of the" in line and "most frequent reason" in line
+    assert not (workdir / "data" / "strategies").exists()
+    # some answered, some failed: exit 0, and a line names the most frequent reason
+    with SimServer(SimConfig(latency_s=0.0, malformed_rate=0.5, seed=1)) as sim:
+        result = CliRunner().invoke(app, [*args, "--base-url", sim.openai_base_url])
+    assert result.exit_code == 0, result.output
+    assert "most frequent reason" in result.output + caplog.text

@@ -35,8 +35,8 @@ PATHS = {
     "success": ({}, [], 0),
     "wrong-key": ({"api_key": "sk-some-other-key"}, [], 4),
     "429": ({"rpm_limit": 1, "window_s": 0.3, "retry_after": False}, [], 0),
-    "5xx": ({"error_rate": 1.0}, [], 0),
-    "timeout": ({"hang_rate": 1.0, "hang_s": 5.0}, ["--set", "llm.timeout_s=0.2"], 0),
+    "5xx": ({"error_rate": 1.0}, [], 4),  # every request failed: exit 4, not a table of fallbacks
+    "timeout": ({"hang_rate": 1.0, "hang_s": 5.0}, ["--set", "llm.timeout_s=0.2"], 4),
     "quota": ({"rpd_limit": 2}, [], 5),
 }
 

@@ -8,6 +8,7 @@ provenance columns (never pickle), written to a temporary file and renamed, user
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import json
 import logging
@@ -559,6 +560,37 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def _report_failures(
+    failed: list[TaskResult],
+    plans: Mapping[Hashable, Any],
+    results: Mapping[Hashable, TaskResult],
+    cfg: Config,
+) -> None:
+    """Name the most frequent failure reason; stop (exit 4) when no strategy was answered.
+
+    A table made only of fallbacks is not a result: a run where every request failed (a
+    malformed answer every time, a server that always errs) must not look like success.
+    """
+    reasons = collections.Counter(str(r.error or r.status) for r in failed)
+    reason, count = reasons.most_common(1)[0]
+    answered = sum(results[t].status in ("ok", "cached") for t in plans)
+    if plans and answered == 0:
+        raise LLMError(
+            f"every one of the {len(plans)} strategy requests failed after "
+            f"{cfg.llm.retry.max_retries} retries; most frequent reason ({count}x): {reason}; "
+            "check llm.model, llm.base_url and the server; no strategies were written"
+        )
+    log.warning(
+        "%d LLM call(s) failed after %d retries (most frequent reason, %dx: %s); they are "
+        "not cached and the table shows them as llm.on_failure = %s says: rerun to ask again",
+        len(failed),
+        cfg.llm.retry.max_retries,
+        count,
+        reason,
+        cfg.llm.on_failure,
+    )
+
+
 def write_private(path: Path, write: Callable[[Path], None]) -> None:
     """Write ``path`` through a user-only temporary file and a rename (never half a file)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -746,6 +778,8 @@ def generate_strategies(
         rows[plan.ticker].append(
             _row(plan, results, result, cfg, provider, settings_json, plan.snapshot)
         )
+    if failed:
+        _report_failures(failed, plans, results, cfg)
     if failed and cfg.llm.on_failure == "error":
         raise LLMError(
             f"{len(failed)} of {len(tasks)} LLM calls failed after "
