@@ -389,3 +389,28 @@ def test_a_run_where_every_answer_is_malformed_fails_naming_the_reason(workdir, 
         result = CliRunner().invoke(app, [*args, "--base-url", sim.openai_base_url])
     assert result.exit_code == 0, result.output
     assert "most frequent reason" in result.output + caplog.text
+
+
+# ----------------------------------------------------------------- user-only outputs
+
+
+@pytest.mark.slow
+def test_every_output_file_and_folder_is_user_only(workdir):
+    import os
+    import stat
+
+    old = os.umask(0o022)  # a typical user's umask: rewts must not rely on a stricter one
+    try:
+        result = CliRunner().invoke(
+            app, ["backtest", *TINY_TRAIN, "--agents", "rewts", "--runs", "1"]
+        )
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    loose = [
+        f"{p.relative_to(workdir)} {stat.S_IMODE(p.stat().st_mode):o}"
+        for p in workdir.rglob("*")
+        if stat.S_IMODE(p.stat().st_mode) & 0o077
+    ]
+    assert not loose, loose
+    assert (workdir / "data" / "processed").is_dir() and (workdir / "results").is_dir()

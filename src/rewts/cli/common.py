@@ -421,6 +421,9 @@ def user_errors(debug: bool) -> Iterator[None]:
     debug = debug or os.environ.get("REWTS_DEBUG") == "1"
     install_log_redaction()
     previous_sigterm = _sigterm_like_ctrl_c()
+    # everything a command creates is the user's alone (prompts, paid answers, results):
+    # one umask instead of a mode at each of the many places that write files and folders
+    previous_umask = os.umask(0o077)
     root = logging.getLogger()
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -472,6 +475,7 @@ def user_errors(debug: bool) -> Iterator[None]:
         )
         raise typer.Exit(code=130) from None
     finally:
+        os.umask(previous_umask)
         _restore_sigterm(previous_sigterm)
         # one command's handler, removed after it: a second command in the same process
         # (tests, notebooks) does not log to the first one's closed stream
