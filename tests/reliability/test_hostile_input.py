@@ -414,3 +414,29 @@ def test_every_output_file_and_folder_is_user_only(workdir):
     ]
     assert not loose, loose
     assert (workdir / "data" / "processed").is_dir() and (workdir / "results").is_dir()
+
+
+# ----------------------------------------------------------------- rewts status tells the truth
+
+
+def test_status_after_standalone_strategies_and_after_a_changed_dataset(workdir, shared_data):
+    import json
+
+    import pandas as pd
+
+    base = ["--data-dir", str(shared_data), "--tickers", "AAPL", "--no-progress"]
+    base += ["--set", "data.start_date=2018-01-01"]
+    result = CliRunner().invoke(app, ["strategies", *base])
+    assert result.exit_code == 0, result.output
+    status = CliRunner().invoke(app, ["status", *base, "--json"])
+    states = {s["stage"]: s for s in json.loads(status.stdout)["stages"]}
+    assert states["data"]["state"] == "fresh"
+    assert states["strategies"]["state"] == "fresh", states["strategies"]  # was "missing"
+    # the processed file no longer matches its manifest: not "fresh"
+    stored = workdir / "data" / "processed" / "AAPL.parquet"
+    frame = pd.read_parquet(stored)
+    frame.iloc[10, frame.columns.get_loc("close")] *= 2
+    frame.to_parquet(stored)
+    status = CliRunner().invoke(app, ["status", *base, "--json"])
+    data = json.loads(status.stdout)["stages"][0]
+    assert data["state"] == "stale" and "changed on disk" in data["why"]
