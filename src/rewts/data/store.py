@@ -96,10 +96,22 @@ def write_store(folder: Path, frames: Mapping[str, pd.DataFrame], manifest: dict
     folder.mkdir(parents=True, exist_ok=True)
     _remove_orphan_temporaries(folder)
     old = read_manifest(folder)
-    for ticker, frame in frames.items():
-        _atomic_write_parquet(folder / parquet_name(ticker), frame)
-    text = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
-    _atomic_write_bytes(folder / MANIFEST, text.encode("utf-8"))
+    listed = {parquet_name(t) for t in (old or {}).get("tickers", {})}
+    written: list[Path] = []
+    try:
+        for ticker, frame in frames.items():
+            path = folder / parquet_name(ticker)
+            if path.name not in listed and not path.exists():
+                written.append(path)
+            _atomic_write_parquet(path, frame)
+        text = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
+        _atomic_write_bytes(folder / MANIFEST, text.encode("utf-8"))
+    except OSError:
+        # a full disk mid-way: files no manifest vouches for would only hold the space a
+        # smaller rerun needs (files the old manifest lists fail its hash and are rebuilt)
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     if old:
         for ticker in set(old.get("tickers", {})) - set(frames):
             (folder / parquet_name(ticker)).unlink(missing_ok=True)
