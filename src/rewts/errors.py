@@ -61,3 +61,9 @@ class BacktestError(RewtsError):
     """The backtest could not run (for example: no trained agents for a ticker)."""
 
     exit_code = 7
+
+
+class StorageError(RewtsError):
+    """A file cannot be written (disk full, a lock held too long); what is committed is kept."""
+
+    exit_code = 8

@@ -53,6 +53,41 @@ def ensure_strategies(cfg: Config, dataset: Dataset | None = None, **kwargs: Any
 # ----------------------------------------------------------------------------- records
 
 
+def record_strategies(
+    cfg: Config,
+    inputs: dict[str, Any],
+    tables: dict[str, pd.DataFrame],
+    generated: Any,
+    provider: str,
+    seconds: float,
+) -> tuple[str, dict[str, Any]]:
+    """Write the strategies stage record (``rewts run`` and a stand-alone ``rewts strategies``
+    alike, so ``rewts status`` sees the tables either made); returns (output hash, details)."""
+    output = st.strategies_hash(tables)
+    summary = generated.summary.to_dict()
+    details = {
+        k: summary.get(k)
+        for k in (
+            "provider", "model", "total", "analyses", "generated", "cache_hits", "api_calls",
+            "cost_usd", "fallbacks", "skipped", "tokens_in", "tokens_out", "wall_s",
+        )
+    }  # fmt: skip
+    details["llm"] = provider != "heuristic"
+    details["news"] = news_state(cfg, provider)
+    record = st.StageRecord.new("strategies", inputs, output, seconds, details)
+    st.write_record(Path(cfg.llm.output_dir), record)
+    return output, details
+
+
+def strategies_inputs_now(cfg: Config, dataset: Dataset) -> dict[str, Any]:
+    """The strategies stage's inputs for ``cfg`` and this dataset (what its record keys on)."""
+    from rewts.llm.providers import resolve_provider_name
+
+    return st.strategies_inputs(
+        cfg, dataset.content_hash, resolve_provider_name(cfg), news_hash(cfg)
+    )
+
+
 @dataclass
 class StageOutcome:
     """One stage of a run: ``running`` (announced), ``done``, ``skipped`` or ``not needed``."""
@@ -311,19 +346,8 @@ class _Run:
         st.drop_records(folder, ["strategies"])
         generated = ensure_strategies(cfg, dataset, events=events)
         tables = load_strategies(cfg) or generated.strategies
-        output = st.strategies_hash(tables)
-        summary = generated.summary.to_dict()
-        details = {
-            k: summary.get(k)
-            for k in (
-                "provider", "model", "total", "analyses", "generated", "cache_hits", "api_calls",
-                "cost_usd", "fallbacks", "skipped", "tokens_in", "tokens_out", "wall_s",
-            )
-        }  # fmt: skip
-        details["llm"] = provider != "heuristic"
-        details["news"] = news_state(cfg, provider)
         seconds = time.perf_counter() - t0
-        st.write_record(folder, st.StageRecord.new("strategies", inputs, output, seconds, details))
+        output, details = record_strategies(cfg, inputs, tables, generated, provider, seconds)
         self._finish(StageOutcome("strategies", "done", check.why, seconds, details))
         return tables, output, details
 
@@ -558,6 +582,9 @@ def _data_state(cfg: Config) -> tuple[StageState, str | None]:
     if missing:
         why = f"files missing: {', '.join(missing)}"
         return StageState("data", "stale", why, details=details, **base), None
+    stored = store.read_store(folder, manifest.get("inputs_hash", ""))
+    if isinstance(stored, str):  # the files no longer match the manifest's content hash
+        return StageState("data", "stale", stored, details=details, **base), None
     written = dt.datetime.fromtimestamp((folder / store.MANIFEST).stat().st_mtime, dt.UTC)
     return (
         StageState(

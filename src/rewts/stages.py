@@ -32,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from rewts.config import Config
+from rewts.fileio import sha256_regular
 
 #: the stages of ``rewts run``, in order
 STAGES = ("data", "strategies", "train", "backtest", "report")
@@ -101,15 +102,11 @@ def digest(value: Any) -> str:
 
 
 def file_hash(path: Path) -> str | None:
-    """SHA-256 of a file's bytes; None when it does not exist."""
-    h = hashlib.sha256()
-    try:
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-    except FileNotFoundError:
+    """SHA-256 of a file's bytes; None when it does not exist (a FIFO, device or folder in
+    its place is an error naming it, never a hang)."""
+    if not os.path.lexists(path):
         return None
-    return h.hexdigest()
+    return sha256_regular(path)
 
 
 def strategies_hash(tables: Mapping[str, pd.DataFrame]) -> str:

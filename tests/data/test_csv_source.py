@@ -182,3 +182,18 @@ def test_a_single_ticker_is_checked_against_the_market_calendar():
     days = pd.bdate_range("2020-01-01", "2020-03-31")
     (gap,) = find_gaps({"AAA": days.delete([5])}, market=days)
     assert (gap.ticker, gap.kind, gap.days, gap.start) == ("AAA", "missing", 1, days[5].date())
+
+
+def test_a_price_spike_like_1e308_is_kept_but_announced(tmp_path, shared_data):
+    """A typo that is still a positive number passes the checks; it must not pass silently."""
+    import pandas as pd
+
+    from rewts.data.sources.csv_folder import read_price_csv
+
+    df = pd.read_csv(shared_data / "AAPL.csv")
+    df.loc[300, ["high", "close"]] = 1e308
+    df.to_csv(tmp_path / "AAPL.csv", index=False)
+    table, warnings = read_price_csv(tmp_path / "AAPL.csv")
+    assert table["close"].max() == 1e308
+    assert any("line 302" in w and "1e+308" in w for w in warnings), warnings
+    assert read_price_csv(shared_data / "AAPL.csv")[1] == []  # the real data: no false alarm

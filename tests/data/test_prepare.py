@@ -350,3 +350,29 @@ def test_writing_the_store_removes_temporaries_of_killed_writers_only(tmp_path):
     store_mod.write_store(folder, {"AAA": frame}, {"tickers": {"AAA": {}}})
     assert not orphan.exists() and alive.exists()
     assert (folder / "AAA.parquet").exists()
+
+
+def test_a_disk_full_store_write_leaves_no_unlisted_files(tmp_path, monkeypatch):
+    """ENOSPC on the second ticker: the first ticker's new file is removed again (no manifest
+    vouches for it, and it would only hold the space a smaller rerun needs)."""
+    import errno
+
+    import pandas as pd
+
+    from rewts.data import store
+
+    frames = {
+        t: pd.DataFrame({"close": [1.0, 2.0]}, index=pd.date_range("2020-01-01", periods=2))
+        for t in ("AAA", "BBB")
+    }
+    real = store._atomic_write_parquet
+
+    def full_disk(path, frame):
+        if path.name == "BBB.parquet":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        real(path, frame)
+
+    monkeypatch.setattr(store, "_atomic_write_parquet", full_disk)
+    with pytest.raises(OSError):
+        store.write_store(tmp_path, frames, {"tickers": {"AAA": {}, "BBB": {}}})
+    assert sorted(p.name for p in tmp_path.iterdir()) == []

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from rewts.config import Config
-from rewts.errors import AuthenticationError
+from rewts.errors import AuthenticationError, LLMError
 from rewts.llm import generate_strategies
 
 from .helpers import fake_dataset
@@ -56,12 +56,14 @@ def test_sentinel_key_never_written_anywhere(tmp_path, monkeypatch, caplog):
         return handler
 
     for status in (500, 429):
-        with MiniServer(failing(status)) as srv:
+        # every request fails: the run stops naming the reason (never the key)
+        with MiniServer(failing(status)) as srv, pytest.raises(LLMError) as failed:
             generate_strategies(_cfg(tmp_path / str(status), srv.base_url), fake_dataset(("AAA",)))
+        messages.append(str(failed.value))
     with MiniServer(failing(401)) as srv, pytest.raises(AuthenticationError) as info:
         generate_strategies(_cfg(tmp_path / "401", srv.base_url), fake_dataset(("AAA",)))
     messages.append(str(info.value))
-    assert "REWTS_TEST_KEY" in messages[0]
+    assert "REWTS_TEST_KEY" in messages[-1]
     blob = _everything_written(tmp_path) + caplog.text.encode() + "".join(messages).encode()
     assert SENTINEL.encode() not in blob
     assert SENTINEL[:10].encode() not in blob

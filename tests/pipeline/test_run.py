@@ -292,7 +292,8 @@ def test_failed_periods_are_asked_again_on_the_next_run(workdir, monkeypatch):
     from rewts.sim import SimConfig, SimServer
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
-    with SimServer(SimConfig(latency_s=0.0, error_rate=1.0)) as sim:
+    # half the requests fail (a run where all fail stops with exit 4 instead)
+    with SimServer(SimConfig(latency_s=0.0, error_rate=0.5, seed=3)) as sim:
         args = [
             *BASE, "--agents", "buy_and_hold,llm_only", "--provider", "openai",
             "--base-url", sim.openai_base_url, "--rps", "1000", "--on-failure", "neutral",

@@ -7,6 +7,7 @@ the simulator over loopback, the data cases to small CSV folders written from th
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 from collections.abc import Callable
@@ -69,6 +70,14 @@ CSV_MUTATIONS: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
     "short": lambda df: df[df["date"] >= "2020-06-01"],
     "header_only": lambda df: df.iloc[:0],
     "text_price": _text_price,
+}
+
+SPECIAL_FILES: dict[str, Callable[[Path], None]] = {
+    "fifo": os.mkfifo,
+    "vixfifo": os.mkfifo,
+    "devzero": lambda p: p.symlink_to("/dev/zero"),
+    "loop": lambda p: p.symlink_to(p.name),
+    "folder": lambda p: p.mkdir(),
 }
 
 STRAT = ["strategies", "--data-dir", "{data}", "--tickers", "AAPL"]
@@ -196,6 +205,112 @@ CASES = [
         2,
         ("llm.cache_path", "cannot create the cache file"),
     ),
+    # issue 16: each of these was a traceback (or a hang)
+    Case("start-year-1", ["data", "--start", "0001-01-01"], 2, ("data.start_date", "1900-01-01")),
+    Case("end-year-9999", ["data", "--end", "9999-12-31"], 2, ("data.end_date", "2200-12-31")),
+    Case("rps-inf", [*STRAT, "--rps", "inf"], 2, ("max_requests_per_second", "finite")),
+    Case("rps-nan", [*STRAT, "--rps", "nan"], 2, ("max_requests_per_second", "finite")),
+    Case(
+        "rpm-never", [*STRAT, "--rpm", "1e-9"], 2, ("llm.rate_limits.rpm", "one request per hour")
+    ),
+    Case(
+        "csv-fifo",
+        ["data", "--data-dir", "{csv:fifo}", "--tickers", "AAPL"],
+        3,
+        ("AAPL.csv", "not a regular file", "FIFO"),
+    ),
+    Case(
+        "csv-link-to-dev-zero",
+        ["data", "--data-dir", "{csv:devzero}", "--tickers", "AAPL"],
+        3,
+        ("AAPL.csv", "not a regular file"),
+    ),
+    Case(
+        "csv-symlink-loop",
+        ["data", "--data-dir", "{csv:loop}", "--tickers", "AAPL"],
+        3,
+        ("AAPL.csv", "symlink loop"),
+    ),
+    Case(
+        "csv-is-a-folder",
+        ["data", "--data-dir", "{csv:folder}", "--tickers", "AAPL"],
+        3,
+        ("AAPL.csv", "is a folder"),
+    ),
+    Case(
+        "market-csv-fifo",
+        ["data", "--data-dir", "{csv:vixfifo}", "--tickers", "AAPL"],
+        3,
+        ("VIX.csv", "not a regular file"),
+    ),
+    Case(
+        "config-is-a-fifo",
+        ["data", "--config", "{file:fifo.yaml}"],
+        2,
+        ("fifo.yaml", "not a regular file"),
+    ),
+    Case(
+        "env-file-not-utf8",
+        [*STRAT, "--env-file", "{file:latin1.env}"],
+        2,
+        ("latin1.env", "line 2", "not UTF-8"),
+    ),
+    Case(
+        "billion-laughs-yaml",
+        ["data", "--config", "{file:laughs.yaml}"],
+        2,
+        ("laughs.yaml", "expands to more than"),
+    ),
+    Case(
+        "deep-yaml",
+        ["data", "--config", "{file:deep.yaml}"],
+        2,
+        ("deep.yaml", "nested more than"),
+    ),
+    Case("deep-set", ["data", "--set", "rewts.gamma=" + "[" * 3000 + "]" * 3000], 2, ("nested",)),
+    Case(
+        "duplicate-yaml-key",
+        ["data", "--config", "{file:dup.yaml}"],
+        2,
+        ("dup.yaml", "line 4", "duplicate key 'seed'"),
+    ),
+    Case(
+        "cache-dev-null",
+        ["cache", "stats", "--cache", "/dev/null"],
+        2,
+        ("/dev/null", "not a regular file"),
+    ),
+    Case(
+        "cache-export-to-a-folder",
+        ["cache", "export", "--cache", "{file:empty.sqlite}", "-o", "{file:a_folder.json}"],
+        2,
+        ("a_folder.json", "is a folder"),
+    ),
+    Case(
+        "backtest-out-is-a-file",
+        ["backtest", "--tickers", "AAPL", "--out", "{file:bad.yaml}"],
+        2,
+        ("--out", "bad.yaml", "is a file"),
+    ),
+    Case(
+        "strategies-out-is-the-dataset",
+        [*STRAT, "--out", "data/processed"],
+        2,
+        ("llm.output_dir", "data.processed_dir", "same folder"),
+    ),
+    Case(
+        "unset-variable-for-a-path",
+        ["data", "--config", "{file:unset_var.yaml}"],
+        2,
+        ("data.csv_dir uses ${REWTS_TEST_UNSET_DIR}", "not set"),
+    ),
+    Case(
+        "unset-variable-for-a-ticker",
+        ["data", "--set", "tickers=${{REWTS_TEST_UNSET_TICKER}}"],  # {{ }}: str.format,
+        2,
+        ("tickers.0 uses ${REWTS_TEST_UNSET_TICKER}",),
+    ),
+    Case("sim-port-out-of-range", ["sim", "--port", "99999"], 2, ("--port 99999", "65535")),
 ]
 
 
@@ -207,6 +322,17 @@ def world(tmp_path_factory, shared_data):
     (root / "unknown.yaml").write_text("tickers: [AAPL]\nllm:\n  temprature: 0\n")
     (root / "corrupt.sqlite").write_bytes(b"not a database, " * 64)
     (root / "csv_folder_as_cache").mkdir()
+    (root / "a_folder.json").mkdir()
+    os.mkfifo(root / "fifo.yaml")
+    (root / "latin1.env").write_bytes(b"# keys\nOPENAI_API_KEY=sk-caf\xe9\n")
+    (root / "latin1.env").chmod(0o600)
+    laughs = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+        f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join(['*' + chr(97 + i)] * 9)}]\n" for i in range(8)
+    )
+    (root / "laughs.yaml").write_text(laughs)
+    (root / "deep.yaml").write_text("rewts:\n  gamma: " + "[" * 3000 + "]" * 3000 + "\n")
+    (root / "unset_var.yaml").write_text("data:\n  csv_dir: ${REWTS_TEST_UNSET_DIR}\n")
+    (root / "dup.yaml").write_text("seed: 1\nllm:\n  temperature: 0\nseed: 2\n")
     aapl = pd.read_csv(shared_data / "AAPL.csv")
     for name, mutate in CSV_MUTATIONS.items():
         folder = root / name
@@ -214,6 +340,14 @@ def world(tmp_path_factory, shared_data):
         for symbol in ("GSPC", "VIX", "TNX"):
             shutil.copy(shared_data / f"{symbol}.csv", folder)
         mutate(aapl.copy()).to_csv(folder / "AAPL.csv", index=False)
+    for name, make in SPECIAL_FILES.items():  # AAPL.csv (or VIX.csv) that is not a file
+        folder = root / name
+        folder.mkdir()
+        for symbol in ("AAPL", "GSPC", "VIX", "TNX"):
+            shutil.copy(shared_data / f"{symbol}.csv", folder)
+        target = folder / ("VIX.csv" if name == "vixfifo" else "AAPL.csv")
+        target.unlink()
+        make(target)
     with socket.socket() as s:  # bound then closed: nothing listens there
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
@@ -231,7 +365,7 @@ def _fill(arg: str, world: dict) -> str:
 
 
 def _invoke(case: Case, world: dict, workdir: Path, *extra: str):
-    quiet = [] if case.args[0] == "cache" else ["--no-progress"]  # cache has no progress
+    quiet = [] if case.args[0] in ("cache", "sim") else ["--no-progress"]  # no progress there
     args = [_fill(a, world) for a in case.args] + [*quiet, *extra]
     return CliRunner().invoke(app, args, env=case.env)
 

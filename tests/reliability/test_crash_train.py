@@ -44,7 +44,16 @@ ARGS = [
 ]  # fmt: skip
 JOBS = 5  # four chunks of 100 days in 2015-01..2016-06, and the global agent
 #: meta.json fields that describe the run (when, how long), not the result
-RUN_FIELDS = {"created_at", "duration_s", "wall_s", "finished_at", "started_at", "host"}
+#: (model_sha256 too: torch.save writes a random serialization id, so equal weights hash apart)
+RUN_FIELDS = {
+    "created_at",
+    "duration_s",
+    "wall_s",
+    "finished_at",
+    "started_at",
+    "host",
+    "model_sha256",
+}
 
 
 def _metas(root: Path) -> list[Path]:

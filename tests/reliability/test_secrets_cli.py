@@ -35,8 +35,8 @@ PATHS = {
     "success": ({}, [], 0),
     "wrong-key": ({"api_key": "sk-some-other-key"}, [], 4),
     "429": ({"rpm_limit": 1, "window_s": 0.3, "retry_after": False}, [], 0),
-    "5xx": ({"error_rate": 1.0}, [], 0),
-    "timeout": ({"hang_rate": 1.0, "hang_s": 5.0}, ["--set", "llm.timeout_s=0.2"], 0),
+    "5xx": ({"error_rate": 1.0}, [], 4),  # every request failed: exit 4, not a table of fallbacks
+    "timeout": ({"hang_rate": 1.0, "hang_s": 5.0}, ["--set", "llm.timeout_s=0.2"], 4),
     "quota": ({"rpd_limit": 2}, [], 5),
 }
 
@@ -115,4 +115,45 @@ def test_sentinel_key_never_written_printed_or_logged(provider, tmp_path, monkey
     monkeypatch.chdir(tmp_path)
     blob = _written(tmp_path) + "\n".join(printed).encode() + caplog.text.encode()
     assert len(caplog.records) > 50  # the SDKs' DEBUG logs were really on
+    _assert_clean(blob, key)
+
+
+def test_a_key_inside_the_base_url_is_never_stored_printed_or_logged(
+    tmp_path, monkeypatch, caplog
+):
+    """``--base-url http://user:KEY@host/v1``: the connection uses it; the cache's provider
+    column, ``cache stats``, ``cache export``, the stage records, the summary and the DEBUG
+    request logs show the URL without it."""
+    key = "sk-URLSENTINEL-rewts-4c1d9e02ab"
+    for other in ("OPENAI_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "DEEPSEEK_API_KEY"):
+        monkeypatch.delenv(other, raising=False)
+    caplog.set_level(logging.DEBUG)
+    monkeypatch.chdir(tmp_path)
+    printed = []
+    with SimServer(SimConfig(latency_s=0.0)) as sim:
+        host = sim.openai_base_url.split("://", 1)[1]
+        url = f"http://rewts:{key}@{host}"
+        args = _args("openai", url)
+        args[args.index("--provider") + 1] = "local"
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert sim.stats(log=False)["by_status"].get("200", 0) > 0
+        printed.append(result.output)
+    cache = ["--cache", "cache/strategies.sqlite"]
+    for extra in (["stats"], ["export", "-o", "export.json"]):
+        result = CliRunner().invoke(app, ["cache", *extra, *cache])
+        assert result.exit_code == 0, result.output
+        printed.append(result.output)
+    assert "127.0.0.1" in printed[1]  # the provider column is there, without the key
+    # a dead server with the key in the URL's query and user part: the error line is clean
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://rewts:{key}@127.0.0.1:{s.getsockname()[1]}/v1?api_key={key}"
+    args = _args("openai", dead)
+    args[args.index("--provider") + 1] = "local"
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 4, result.output
+    printed.append(result.output)
+    blob = _written(tmp_path) + "\n".join(printed).encode() + caplog.text.encode()
+    assert any("HTTP Request" in r.getMessage() for r in caplog.records)  # request lines on
     _assert_clean(blob, key)

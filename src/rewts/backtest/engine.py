@@ -430,6 +430,15 @@ def run_backtest(
             ticker_agents = [a for a in agents if a not in needs_llm]
         say(f"{ticker}: backtest on the test period")
         bt = TickerBacktest(cfg, ticker, frame, strat, source, timeline_for(frame, cfg), say)
+        last = bt.dates[-1].date()
+        if (cfg.split.test_end - last).days > 7:  # more than a weekend or a holiday short
+            note = (
+                f"{ticker}: the data end on {last}, before split.test_end "
+                f"({cfg.split.test_end}): the test period is {bt.dates[0].date()}..{last}, "
+                "shorter than configured (extend data.end_date or the data)"
+            )
+            result.notes.append(note)
+            say(note)
         result.runs.extend(bt.run(ticker_agents, seeds, result))
         bt.context(result)
         if source is not None:

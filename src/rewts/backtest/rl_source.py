@@ -48,7 +48,7 @@ from rewts.training import (
     load_curves,
     load_global_agent,
 )
-from rewts.training.checkpoints import write_manifests
+from rewts.training.checkpoints import UnreadableCheckpoint, write_manifests
 
 #: name of the leaked feature column of the sanity check
 LEAK_COLUMN = "leak_next_return"
@@ -242,10 +242,14 @@ class RLAgentSource:
         # a variant may have only chunks or only the global agent: each absence is fine alone
         try:
             loaded.extend(load_chunk_agents(cfg, ticker, llm_guidance=llm, seed=seed, tag=tag))
+        except UnreadableCheckpoint:
+            raise  # present but broken: say which file, never "no agents"
         except RewtsError as exc:
             problems.append(str(exc))
         try:
             loaded.append(load_global_agent(cfg, ticker, llm_guidance=llm, seed=seed, tag=tag))
+        except UnreadableCheckpoint:
+            raise
         except RewtsError as exc:
             problems.append(str(exc))
         if not loaded:

@@ -29,6 +29,8 @@ from rewts.cli.common import (
     StartOpt,
     TickersOpt,
     WorkersOpt,
+    YesOpt,
+    check_out_folder,
     common,
     data_flags,
     err_console,
@@ -44,6 +46,9 @@ RunsOpt = Annotated[
         "--runs", min=1, help="Seeds per learned agent (backtest.runs).", show_default=False
     ),
 ]
+#: what a backtest writes into its --out folder (an earlier run's files are replaced silently)
+RESULT_FILES = ("*.csv", "*.json", "*.html", "*.png", "*.svg")
+
 OutOpt = Annotated[
     Path | None,
     typer.Option(
@@ -130,6 +135,7 @@ def backtest_command(
     debug: DebugOpt = False,
     no_progress: NoProgressOpt = False,
     env_file: EnvFileOpt = None,
+    yes: YesOpt = False,
 ) -> None:
     """Backtest the ReWTS ensemble and the baselines on the held-out period.
 
@@ -157,6 +163,8 @@ def backtest_command(
             if not args.no_progress:
                 err_console.print(message, highlight=False, markup=False)
 
+        if out is not None:  # checked before the work, not after the whole backtest
+            check_out_folder(out, cfg, stage_key="backtest.output_dir", ours=RESULT_FILES, yes=yes)
         dataset = ensure_data(cfg)
         notes: list[str] = []
         strategies = None

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -16,12 +18,14 @@ from rewts.cli.common import (
     DebugOpt,
     ProfileOpt,
     SetOpt,
+    YesOpt,
     common,
+    confirm_destructive,
     llm_flags,
     out_console,
     user_errors,
 )
-from rewts.errors import ConfigError
+from rewts.errors import ConfigError, StorageError
 
 OutputOpt = Annotated[
     Path | None,
@@ -52,8 +56,13 @@ def cache_command(
     sets: SetOpt = None,
     profile: ProfileOpt = None,
     debug: DebugOpt = False,
+    yes: YesOpt = False,
 ) -> None:
-    """Show statistics of the strategy cache, or clear, export or prune it."""
+    """Show statistics of the strategy cache, or clear, export or prune it.
+
+    clear and prune delete paid-for answers and export may overwrite a file: each asks first
+    on a terminal and needs --yes anywhere else.
+    """
     args = common(config, sets, profile, debug, True)
     with user_errors(args.debug):
         cfg = args.load(llm_flags(cache=cache))
@@ -62,6 +71,9 @@ def cache_command(
         path = Path(cfg.llm.cache_path)
         if action not in ("stats", "clear", "export", "prune"):
             raise ConfigError(f"cache action {action!r}: use stats, clear, export or prune")
+        days = _older_than(older_than)
+        if action == "export":
+            _check_export_target(output, yes=yes)
         if action != "export" and not path.exists():
             out_console.print(f"no cache at {path} (0 entries)")
             return
@@ -69,26 +81,73 @@ def cache_command(
             if action == "stats":
                 out_console.print_json(json.dumps(store.stats()))
             elif action == "clear":
+                n = len(store)
+                if n:
+                    confirm_destructive(f"delete all {n} entries from {path}", yes=yes)
                 out_console.print(f"removed {store.clear()} entries from {path}")
             elif action == "prune":
-                days = dt.timedelta(days=older_than) if older_than is not None else None
+                n = store.count_prunable(older_than=days, prompt_version=prompt_version)
+                if n:
+                    confirm_destructive(f"delete {n} of {len(store)} entries from {path}", yes=yes)
                 n = store.prune(older_than=days, prompt_version=prompt_version)
                 out_console.print(f"removed {n} entries from {path}")
             else:
+                assert output is not None
                 _export(store, output)
 
 
-def _export(store, output: Path | None) -> None:
-    import pandas as pd
+#: the largest --older-than accepted (about 270 years; beyond it nothing could match)
+MAX_DAYS = 100_000
 
+
+def _older_than(days: float | None) -> dt.timedelta | None:
+    """``--older-than`` as a timedelta: a positive, finite number of days, or an error.
+
+    A negative value would put the cutoff in the future and delete every entry.
+    """
+    if days is None:
+        return None
+    if not (math.isfinite(days) and 0 < days <= MAX_DAYS):
+        raise ConfigError(
+            f"--older-than {days:g}: must be a number of days greater than 0 and at most "
+            f"{MAX_DAYS:,}"
+        )
+    return dt.timedelta(days=days)
+
+
+def _check_export_target(output: Path | None, *, yes: bool) -> None:
+    """Before reading the cache: a file name we may write (not a folder, no silent overwrite)."""
     if output is None:
         raise ConfigError("cache export needs --output FILE.json or FILE.parquet")
-    rows = [{f: getattr(e, f) for f in e.__dataclass_fields__} for e in store.entries()]
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".parquet":
-        pd.DataFrame(rows).to_parquet(output, index=False)
-    elif output.suffix == ".json":
-        output.write_text(json.dumps(rows, indent=1, ensure_ascii=False))
-    else:
+    if output.suffix not in (".json", ".parquet"):
         raise ConfigError(f"--output {output}: use a .json or .parquet file name")
+    if output.is_dir():
+        raise ConfigError(f"--output {output}: is a folder; give a file name inside it")
+    if output.exists() or output.is_symlink():
+        if not output.is_file():
+            raise ConfigError(f"--output {output}: not a regular file")
+        confirm_destructive(f"overwrite {output}", yes=yes)
+
+
+def _export(store, output: Path) -> None:
+    """Write the entries user-only (0600, temporary file then rename): they hold the paid
+    answers and every prompt."""
+    import pandas as pd
+
+    rows = [{f: getattr(e, f) for f in e.__dataclass_fields__} for e in store.entries()]
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                if output.suffix == ".parquet":
+                    pd.DataFrame(rows).to_parquet(fh, index=False)
+                else:
+                    fh.write(json.dumps(rows, indent=1, ensure_ascii=False).encode("utf-8"))
+            os.replace(tmp, output)
+        finally:
+            tmp.unlink(missing_ok=True)
+    except OSError as exc:
+        raise StorageError(f"--output {output}: cannot write it ({exc.strerror})") from None
     out_console.print(f"exported {len(rows)} entries to {output}")

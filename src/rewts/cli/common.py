@@ -8,9 +8,12 @@ overrides here, so a flag and ``--set`` go through the same validation.
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import logging
 import os
 import re
+import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +25,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from rewts.config import Config, load_config
-from rewts.errors import ConfigError, RewtsError
+from rewts.errors import ConfigError, RewtsError, StorageError
+from rewts.fileio import MAX_CONFIG_BYTES, decode_utf8, read_regular
+from rewts.redaction import install_log_redaction, redact_urls
 
 #: stderr console for messages, errors and progress; stdout stays for tables and data
 err_console = Console(stderr=True, highlight=False)
@@ -210,10 +215,12 @@ def load_env_file(path: Path | str | None = None) -> dict[str, str]:
     from dotenv import dotenv_values
 
     path = Path(path).expanduser()
-    if not path.is_file():
+    if not os.path.lexists(path):
         raise ConfigError(
             f"{origin} = {str(path)!r}: file not found (a .env file of KEY=value lines)"
         )
+    data = read_regular(path, limit=MAX_CONFIG_BYTES, error=ConfigError, what=f"{origin} = ")
+    text = decode_utf8(data, path, ConfigError)
     mode = path.stat().st_mode & 0o077
     if mode:
         logging.getLogger("rewts").warning(
@@ -223,13 +230,16 @@ def load_env_file(path: Path | str | None = None) -> dict[str, str]:
             path,
         )
     added: dict[str, str] = {}
-    for key, value in dotenv_values(path).items():
+    for key, value in dotenv_values(stream=io.StringIO(text)).items():
         if value is None or key in os.environ:
             continue
         os.environ[key] = value
         added[key] = value
     return added
 
+
+#: OS errors the user fixes outside rewts (space, quota, a read-only disk): one line, exit 8
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 #: variables whose values must never reach a log line or an error message
 _SECRET_VARS = re.compile(r"(API_KEY|_TOKEN|_SECRET|PASSWORD)$")
@@ -245,8 +255,10 @@ def secret_values() -> list[str]:
 
 
 def redact(text: str) -> str:
-    """``text`` with every key-like environment value replaced by ``***`` (defence in depth:
-    no provider is meant to echo a key, but a third-party message might)."""
+    """``text`` with every key-like environment value replaced by ``***`` and every URL
+    without user:password and query (defence in depth: no provider is meant to echo a key,
+    but a third-party message might)."""
+    text = redact_urls(text)
     for value in secret_values():
         if value in text:
             text = text.replace(value, "***")
@@ -270,6 +282,61 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
+
+
+YesOpt = Annotated[
+    bool,
+    typer.Option(
+        "--yes", "-y", help="Confirm a destructive action (delete or overwrite) without asking."
+    ),
+]
+
+
+def confirm_destructive(what: str, *, yes: bool) -> None:
+    """Go on only when the user agreed to ``what`` (a sentence: "delete 12 entries from X").
+
+    ``--yes`` agrees up front; on a terminal the user is asked (default: no); anywhere else
+    (a script, a pipe) the command stops with the flag to add, so a typo never deletes or
+    overwrites paid-for results unattended.
+    """
+    if yes:
+        return
+    if sys.stdin is not None and sys.stdin.isatty():
+        if typer.confirm(f"{what}?", default=False, err=True):
+            return
+        err_console.print("aborted: nothing was changed")
+        raise typer.Exit(code=1)
+    raise ConfigError(f"this would {what}: rerun with --yes to confirm")
+
+
+def check_out_folder(
+    folder: Path, cfg: Config, *, stage_key: str, ours: tuple[str, ...], yes: bool
+) -> None:
+    """Before any work: ``--out`` must be a folder (or not exist yet), not another stage's
+    folder, and not a folder of someone else's files unless ``--yes``.
+
+    ``ours`` are glob patterns of the files this stage writes there; a folder holding only
+    those (an earlier run's) is reused without asking.
+    """
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"--out {folder}: is a file, not a folder; give a folder path")
+    where = folder.expanduser().resolve()
+    for key, other in cfg.stage_folders().items():
+        if key != stage_key and other.expanduser().resolve() == where:
+            raise ConfigError(
+                f"--out {folder}: that is {key}, another stage's folder; its files would be "
+                "overwritten: pick another folder"
+            )
+    if not folder.is_dir():
+        return
+    foreign = [
+        p.name
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and not any(p.match(pattern) for pattern in ours)
+    ]
+    if foreign:
+        shown = ", ".join(sorted(foreign)[:3]) + (" ..." if len(foreign) > 3 else "")
+        confirm_destructive(f"write into {folder}, which holds other files ({shown})", yes=yes)
 
 
 def data_flags(
@@ -320,6 +387,30 @@ def llm_flags(
     }
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be: every stage already stops
+    cleanly on that (the process pool's workers are stopped, finished work is kept)."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+def _sigterm_like_ctrl_c() -> Any:
+    """Install the SIGTERM handler for one command; returns the previous one (None when this
+    is not the main thread, where Python cannot install handlers)."""
+    try:
+        return signal.signal(signal.SIGTERM, _raise_terminated)
+    except ValueError:
+        return None
+
+
+def _restore_sigterm(previous: Any) -> None:
+    if previous is not None:
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, previous)
+
+
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turn a :class:`RewtsError` into one clear line and its exit code.
@@ -328,6 +419,11 @@ def user_errors(debug: bool) -> Iterator[None]:
     ``RewtsError`` are bugs and always keep their traceback.
     """
     debug = debug or os.environ.get("REWTS_DEBUG") == "1"
+    install_log_redaction()
+    previous_sigterm = _sigterm_like_ctrl_c()
+    # everything a command creates is the user's alone (prompts, paid answers, results):
+    # one umask instead of a mode at each of the many places that write files and folders
+    previous_umask = os.umask(0o077)
     root = logging.getLogger()
     handler = _StderrHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
@@ -351,12 +447,36 @@ def user_errors(debug: bool) -> Iterator[None]:
             soft_wrap=True,
         )
         raise typer.Exit(code=exc.exit_code) from None
+    except OSError as exc:
+        if exc.errno not in _STORAGE_ERRNOS:
+            raise  # anything else is a bug: keep its traceback
+        if debug:
+            err_console.print_exception()
+        where = f"{exc.filename}: " if exc.filename else ""
+        message = (
+            f"{where}{exc.strerror or exc}; everything finished before it is kept "
+            "(outputs are written to a temporary file, then renamed): fix that and rerun"
+        )
+        err_console.print(
+            f"[bold red]error:[/] {escape(redact(message))}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=StorageError.exit_code) from None
+    except Terminated:
+        err_console.print(
+            "[yellow]terminated[/] (SIGTERM): everything finished so far is kept; rerun to resume."
+        )
+        raise typer.Exit(code=143) from None
     except KeyboardInterrupt:
         err_console.print(
             "[yellow]interrupted[/]: everything finished so far is kept; rerun to resume."
         )
         raise typer.Exit(code=130) from None
     finally:
+        os.umask(previous_umask)
+        _restore_sigterm(previous_sigterm)
         # one command's handler, removed after it: a second command in the same process
         # (tests, notebooks) does not log to the first one's closed stream
         root.removeHandler(handler)

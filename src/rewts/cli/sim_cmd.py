@@ -134,6 +134,8 @@ def sim_command(
                 f"--host {host} is not a loopback address; the simulator answers anyone, so it "
                 "listens on 127.0.0.1 unless you pass --allow-remote"
             )
+        if not 0 <= port <= 65535:
+            raise ConfigError(f"--port {port}: must be between 0 and 65535 (0 = any free port)")
         key = None
         if api_key_env:
             key = os.environ.get(api_key_env)
@@ -164,9 +166,10 @@ def sim_command(
         sim = SimServer(sim_cfg, host=host, port=port)
         try:
             sim.start()
-        except OSError as exc:
+        except (OSError, OverflowError) as exc:
             raise ConfigError(
-                f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port"
+                f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}; "
+                "pick another --port"
             ) from None
         try:
             _announce(sim)

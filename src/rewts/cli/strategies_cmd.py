@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -30,12 +31,15 @@ from rewts.cli.common import (
     StartOpt,
     TickersOpt,
     WorkersOpt,
+    YesOpt,
+    check_out_folder,
     common,
     data_flags,
     llm_flags,
     out_console,
     user_errors,
 )
+from rewts.stages import RECORD_FILE
 
 OutOpt = Annotated[
     Path | None,
@@ -79,6 +83,7 @@ def strategies_command(
     debug: DebugOpt = False,
     no_progress: NoProgressOpt = False,
     env_file: EnvFileOpt = None,
+    yes: YesOpt = False,
 ) -> None:
     """Generate an LLM strategy for every ticker and period, in parallel, cached."""
     args = common(config, sets, profile, debug, no_progress, env_file=env_file)
@@ -88,22 +93,43 @@ def strategies_command(
         )
         flags["llm.output_dir"] = str(out) if out is not None else None
         cfg = args.load(flags)
+        if out is not None:
+            check_out_folder(
+                out,
+                cfg,
+                stage_key="llm.output_dir",
+                ours=("*.parquet", "*.json", RECORD_FILE),
+                yes=yes,
+            )
 
+        from rewts import stages
         from rewts.llm import generate_strategies
-        from rewts.llm.providers import make_provider
-        from rewts.pipeline import ensure_data
+        from rewts.llm.providers import make_provider, resolve_provider_name
+        from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
         from rewts.ui.progress import make_display
 
         # a missing key or unknown provider stops here, before any data work
         llm = make_provider(cfg)
         dataset = ensure_data(cfg)
         display = make_display(live=args.show_progress)
+        folder = Path(cfg.llm.output_dir)
+        stages.drop_records(folder, ["strategies"])
+        t0 = time.perf_counter()
         try:
             result = generate_strategies(
                 cfg, dataset, events=display, provider=llm, write_json=json_files
             )
         finally:
             display.close()
+        # the same stage record `rewts run` writes: `rewts status` sees these tables as fresh
+        record_strategies(
+            cfg,
+            strategies_inputs_now(cfg, dataset),
+            result.strategies,
+            result,
+            resolve_provider_name(cfg),
+            time.perf_counter() - t0,
+        )
         display.summary(result.summary)
         if json_summary is not None:
             from rewts.llm.generate import write_private

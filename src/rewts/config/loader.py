@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 from rewts.config.models import Config
 from rewts.errors import ConfigError
+from rewts.fileio import MAX_CONFIG_BYTES, decode_utf8, read_regular
 
 #: the seed's config path, relative to the working directory
 DEFAULT_CONFIG_PATH = Path("configs/hybrid/rewts_llm_rl.yaml")
@@ -34,36 +35,144 @@ def packaged_default_text() -> str:
     return resources.files("rewts.config").joinpath("default.yaml").read_text(encoding="utf-8")
 
 
-def interpolate_env(value: Any, env: Mapping[str, str] | None = None) -> Any:
+def interpolate_env(
+    value: Any,
+    env: Mapping[str, str] | None = None,
+    *,
+    missing: list[tuple[str, str]] | None = None,
+    _path: str = "",
+) -> Any:
     """Replace ``${VAR}`` and ``${VAR:-default}`` in every string of a YAML tree.
 
     An unset variable without a default becomes ``None`` when it is the whole value (so an
     optional key such as ``gemini_api_key: ${GEMINI_API_KEY}`` simply stays unset), and an
-    empty string inside a longer text.
+    empty string inside a longer text. ``missing`` collects ``(key path, variable)`` for each
+    of them, so the loader can name the variable where a value was expected.
     """
     env = os.environ if env is None else env
     if isinstance(value, dict):
-        return {k: interpolate_env(v, env) for k, v in value.items()}
+        return {
+            k: interpolate_env(v, env, missing=missing, _path=f"{_path}{k}.")
+            for k, v in value.items()
+        }
     if isinstance(value, list):
-        return [interpolate_env(v, env) for v in value]
+        return [
+            interpolate_env(v, env, missing=missing, _path=f"{_path}{i}.")
+            for i, v in enumerate(value)
+        ]
     if not isinstance(value, str):
         return value
+
+    def note(name: str) -> None:
+        if missing is not None:
+            missing.append((_path.rstrip("."), name))
+
     whole = _VAR.fullmatch(value.strip())
     if whole:
         name, default = whole.group(1), whole.group(2)
+        if default is None and not env.get(name):
+            note(name)
         resolved = env.get(name, default)
         return resolved if resolved not in (None, "") else (default or None)
-    return _VAR.sub(lambda m: env.get(m.group(1), m.group(2) or ""), value)
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(2) is None and m.group(1) not in env:
+            note(m.group(1))
+        return env.get(m.group(1), m.group(2) or "")
+
+    return _VAR.sub(sub, value)
 
 
-def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+def _check_missing(missing: list[tuple[str, str]], profile: str | None, origin: str) -> None:
+    """An unset ``${VAR}`` is fine for a key (``gemini_api_key: ${GEMINI_API_KEY}``), never
+    where a value is expected: a path or ticker silently turning into None or "auto"."""
+    for path, name in missing:
+        keys = path.split(".")
+        if keys[0] == "profiles":
+            if len(keys) < 2 or keys[1] != profile:
+                continue  # a profile not in use
+            path = ".".join(keys[2:])
+        if any(hint in path.lower() for hint in _SECRET_HINT):
+            continue
+        raise ConfigError(
+            f"{origin}: {path} uses ${{{name}}}, which is not set: set {name}, or write "
+            f"${{{name}:-default}} for a default"
+        )
+
+
+#: bounds on what a config may expand to: aliases make a few lines grow exponentially
+#: ("billion laughs"), and ${VAR} interpolation copies every expanded value
+MAX_YAML_VALUES = 100_000
+MAX_YAML_DEPTH = 64
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (YAML keeps the last one
+    silently, so the first setting would be ignored without a word)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if first is not None:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first.start_mark.line + 1}); "
+                    "keep one",
+                    key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def _check_size(tree: Any, origin: str) -> None:
+    """Refuse a tree that expands to too many values or nests too deeply, before anything
+    copies it (interpolation, merging and validation all walk the expanded tree)."""
+    budget = MAX_YAML_VALUES
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        budget -= 1
+        if budget < 0:
+            raise ConfigError(
+                f"{origin}: expands to more than {MAX_YAML_VALUES:,} values (YAML aliases "
+                "repeated inside each other?); a config is a few hundred"
+            )
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(
+                f"{origin}: nested more than {MAX_YAML_DEPTH} levels deep; a config needs a few"
+            )
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+            stack.extend((k, depth + 1) for k in node)
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+
+
+def safe_yaml(text: str, origin: str) -> Any:
+    """Parse YAML into plain values, bounded in size and depth; errors name ``origin``."""
     try:
-        tree = yaml.safe_load(text)
+        tree = yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no tags
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{origin}: malformed YAML{where}: {problem}") from exc
+    except RecursionError:
+        raise ConfigError(
+            f"{origin}: nested more than {MAX_YAML_DEPTH} levels deep; a config needs a few"
+        ) from None
+    _check_size(tree, origin)
+    return tree
+
+
+def _read_yaml(text: str, origin: str) -> dict[str, Any]:
+    tree = safe_yaml(text, origin)
     if tree is None:
         return {}
     if not isinstance(tree, dict):
@@ -147,8 +256,10 @@ def parse_set_option(item: str) -> dict[str, Any]:
     if not all(keys):
         raise ConfigError(f"--set {item!r}: empty key in path {path!r}")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
+        value = safe_yaml(raw, f"--set {path.strip()}") if raw.strip() else None
+    except ConfigError as exc:
+        if "malformed YAML" not in str(exc):
+            raise  # too big or too deep: not a plain string either
         value = raw
     annotation = _field_annotation(keys)
     listy = annotation is not None and _is_list(annotation)
@@ -292,13 +403,16 @@ def load_config(
         origin, text = "packaged defaults", packaged_default_text()
     else:
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(
                 f"config file not found: {path} (pass --config PATH or omit it to use the defaults)"
             )
-        origin, text = str(path), path.read_text(encoding="utf-8")
+        data = read_regular(path, limit=MAX_CONFIG_BYTES, error=ConfigError, what="--config ")
+        origin, text = str(path), decode_utf8(data, path, ConfigError)
 
-    tree = interpolate_env(_read_yaml(text, origin), env)
+    missing: list[tuple[str, str]] = []
+    tree = interpolate_env(_read_yaml(text, origin), env, missing=missing)
+    _check_missing(missing, profile, origin)
     if profile is not None:
         profiles = tree.get("profiles") or {}
         if profile not in profiles:
@@ -312,7 +426,9 @@ def load_config(
         if cleared is not None:
             tree = _replace_at(tree, cleared, {})
         else:
-            tree = deep_merge(tree, interpolate_env(parse_set_option(item), env))
+            missing = []
+            tree = deep_merge(tree, interpolate_env(parse_set_option(item), env, missing=missing))
+            _check_missing(missing, None, f"--set {item.split('=', 1)[0]}")
     tree = drop_null_entries(tree)
     try:
         return Config.model_validate(tree)

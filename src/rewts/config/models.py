@@ -13,18 +13,77 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import (
+    AfterValidator,
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
-    PositiveFloat,
     PositiveInt,
     SecretStr,
+    field_serializer,
     field_validator,
     model_validator,
 )
 
-Ticker = Annotated[str, Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9.\-\^]+$")]
+from rewts.redaction import url_without_secrets
+
+
+def _names_a_file(symbol: str) -> str:
+    """A symbol becomes a file and folder name (``AAPL.csv``, ``checkpoints/AAPL/``): one made
+    of dots only (``..``) would point outside its folder."""
+    if not any(ch.isalnum() for ch in symbol):
+        raise ValueError(
+            f"{symbol!r} is not a symbol: it needs a letter or digit (it names files and folders)"
+        )
+    return symbol
+
+
+#: a positive, finite number: ``inf`` or ``nan`` where a rate, time or size is expected would
+#: divide into zero waits or never-ending ones deep inside a run
+PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+def _per_hour(per_seconds: float) -> AfterValidator:
+    """A rate limit must let at least one request through per hour (``--rpm 1e-9`` would
+    make the first request wait for centuries, with no output)."""
+
+    def check(rate: float) -> float:
+        if rate * 3600 / per_seconds < 1:
+            raise ValueError(
+                f"a rate this low sends less than one request per hour; use at least "
+                f"{per_seconds / 3600:.4g}"
+            )
+        return rate
+
+    return AfterValidator(check)
+
+
+#: dates a market series can have; pandas' timestamps end in 2262, and a year 1 or 9999
+#: failed deep inside the data stage
+FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2200, 12, 31)
+
+
+def _market_date(day: dt.date) -> dt.date:
+    if not FIRST_DATE <= day <= LAST_DATE:
+        raise ValueError(f"must be between {FIRST_DATE} and {LAST_DATE}")
+    return day
+
+
+MarketDate = Annotated[dt.date, AfterValidator(_market_date)]
+
+
+#: letters, digits and . - ^ (``BRK.B``, ``^GSPC``); never a path component like ``..``
+Ticker = Annotated[
+    str,
+    Field(min_length=1, max_length=16, pattern=r"^[A-Za-z0-9.\-\^]+$"),
+    AfterValidator(_names_a_file),
+]
+#: a market symbol may also hold ``=`` and ``_`` (Yahoo's ``CL=F``)
+MarketSymbol = Annotated[
+    str,
+    Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9.\-\^=_]+$"),
+    AfterValidator(_names_a_file),
+]
 
 
 class Section(BaseModel):
@@ -36,14 +95,14 @@ class Section(BaseModel):
 class DataConfig(Section):
     """Where market data comes from and which period it covers."""
 
-    start_date: dt.date = dt.date(2012, 1, 1)
-    end_date: dt.date = dt.date(2020, 12, 31)
+    start_date: MarketDate = dt.date(2012, 1, 1)
+    end_date: MarketDate = dt.date(2020, 12, 31)
     #: ``auto`` tries the CSV folder, then Yahoo Finance, then the synthetic generator
     source: Literal["auto", "csv", "yahoo", "synthetic"] = "auto"
     #: folder with one ``SYMBOL.csv`` per symbol (the format of ../shared/data or Yahoo's)
     csv_dir: Path | None = None
     #: market context joined to every ticker by date; keys are feature prefixes
-    market_symbols: dict[str, str] = Field(
+    market_symbols: dict[str, MarketSymbol] = Field(
         default_factory=lambda: {"sp500": "GSPC", "vix": "VIX", "tnx": "TNX"}
     )
     #: dated headlines (CSV/JSON/Parquet) for the news analyst; optional
@@ -108,7 +167,7 @@ def preset_limits(preset: str, model: str) -> tuple[float | None, float | None, 
 class RateLimitsConfig(Section):
     """Optional provider limits on top of ``max_requests_per_second``; the strictest applies."""
 
-    rpm: PositiveFloat | None = None
+    rpm: Annotated[PositiveFloat, _per_hour(60)] | None = None
     tpm: PositiveFloat | None = None
     rpd: PositiveInt | None = None
     #: requests that may be sent at once after an idle spell; null: 20 ms worth, at least 2
@@ -255,6 +314,12 @@ class LLMConfig(Section):
         return self
 
 
+    @field_serializer("base_url")
+    def _public_base_url(self, url: str | None) -> str | None:
+        """Dumps (stage records, summaries, report metadata) never carry a key from the URL;
+        the provider reads the attribute itself, credentials included."""
+        return url_without_secrets(url) if url else url
+
 class RewtsConfig(Section):
     """ReWTS chunking and the Double DQN hyper-parameters (the seed's keys)."""
 
@@ -366,10 +431,10 @@ class TradingEnvConfig(Section):
 class SplitConfig(Section):
     """Train/test split by date (the paper's: train 2012-2017, test 2018-01-02..2019-12-31)."""
 
-    train_start: dt.date = dt.date(2012, 1, 1)
-    train_end: dt.date = dt.date(2017, 12, 31)
-    test_start: dt.date = dt.date(2018, 1, 2)
-    test_end: dt.date = dt.date(2019, 12, 31)
+    train_start: MarketDate = dt.date(2012, 1, 1)
+    train_end: MarketDate = dt.date(2017, 12, 31)
+    test_start: MarketDate = dt.date(2018, 1, 2)
+    test_end: MarketDate = dt.date(2019, 12, 31)
 
     @model_validator(mode="after")
     def _ordered(self) -> SplitConfig:
@@ -472,7 +537,7 @@ class Config(Section):
     strategy_frequency: PositiveInt = 20
     #: concurrent LLM requests: a number (1 = sequential) or ``auto`` (Little's law)
     parallel_workers: PositiveInt | Literal["auto"] = "auto"
-    max_requests_per_second: PositiveFloat = 8.0
+    max_requests_per_second: Annotated[PositiveFloat, _per_hour(1)] = 8.0
     skip_news_processing: bool = False
     #: master seed of everything random outside the LLM
     seed: int = 0
@@ -480,6 +545,33 @@ class Config(Section):
     ray: RayConfig = Field(default_factory=RayConfig)
     #: named override sets, applied with ``--profile NAME``
     profiles: dict[str, dict] = Field(default_factory=dict)
+
+    def stage_folders(self) -> dict[str, Path]:
+        """Where each stage reads or writes its per-ticker files (the inputs included)."""
+        folders = {
+            "data.processed_dir": self.data.processed_dir,
+            "llm.output_dir": self.llm.output_dir,
+            "rewts.checkpoint_dir": self.rewts.checkpoint_dir,
+            "backtest.output_dir": self.backtest.output_dir,
+        }
+        if self.data.csv_dir is not None:
+            folders["data.csv_dir"] = self.data.csv_dir
+        return folders
+
+    @model_validator(mode="after")
+    def _own_folders(self) -> Config:
+        """Two stages in one folder overwrite each other's files (strategy tables and the
+        processed dataset are both ``TICKER.parquet``): every stage gets its own."""
+        seen: dict[Path, str] = {}
+        for key, folder in self.stage_folders().items():
+            where = folder.expanduser().resolve()
+            if where in seen:
+                raise ValueError(
+                    f"{key} and {seen[where]} are the same folder ({folder}): each stage needs "
+                    "its own, or one overwrites the other's files"
+                )
+            seen[where] = key
+        return self
 
     @field_validator("tickers")
     @classmethod

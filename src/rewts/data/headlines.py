@@ -9,6 +9,7 @@ row (a CSV line number, a JSON record or a Parquet row).
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from rewts.errors import DataError
+from rewts.fileio import read_regular
 
 REQUIRED = ("date", "ticker", "headline", "source")
 _ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[ T][0-9:.+\-Z]*)?"
@@ -24,24 +26,32 @@ _ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[ T][0-9:.+\-Z]*)?"
 def _read(path: Path) -> tuple[pd.DataFrame, str, int]:
     """The raw table, the word for its rows, and the number of the first data row."""
     suffix = path.suffix.lower()
+    if suffix not in (".csv", ".jsonl", ".ndjson", ".json", ".parquet", ".pq"):
+        raise DataError(
+            f"{path}: unsupported headlines file type {suffix or '(none)'!r}; use .csv, .json, "
+            ".jsonl or .parquet"
+        )
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"{path}: headlines file not found (check data.news_path)")
+    data = read_regular(path, what="data.news_path = ")
     try:
         if suffix == ".csv":
-            table = pd.read_csv(path, dtype=str, keep_default_na=False, skip_blank_lines=False)
+            table = pd.read_csv(
+                io.BytesIO(data), dtype=str, keep_default_na=False, skip_blank_lines=False
+            )
             return table, "line", 2
         if suffix in (".jsonl", ".ndjson"):
-            return _read_json_lines(path), "line", 1
+            return _read_json_lines(path, data.decode("utf-8")), "line", 1
         if suffix == ".json":
-            records = json.loads(path.read_text(encoding="utf-8"))
+            records = json.loads(data.decode("utf-8"))
             if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
                 raise ValueError("expected a list of objects, one per headline")
             return pd.DataFrame.from_records(records), "record", 1
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path), "row", 1
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: headlines file not found (check data.news_path)") from exc
+            return pd.read_parquet(io.BytesIO(data)), "row", 1
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}: the file is empty (expected a header row)") from exc
-    except (ValueError, OSError, pd.errors.ParserError) as exc:
+    except (ValueError, OSError, RecursionError, pd.errors.ParserError) as exc:
         raise DataError(f"{path}: cannot be read as {suffix.lstrip('.').upper()}: {exc}") from exc
     raise DataError(
         f"{path}: unsupported headlines file type {suffix or '(none)'!r}; use .csv, .json, "
@@ -49,9 +59,9 @@ def _read(path: Path) -> tuple[pd.DataFrame, str, int]:
     )
 
 
-def _read_json_lines(path: Path) -> pd.DataFrame:
+def _read_json_lines(path: Path, text: str) -> pd.DataFrame:
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").rstrip().splitlines(), 1):
+    for number, line in enumerate(text.rstrip().splitlines(), 1):
         try:
             record = json.loads(line)
         except ValueError as exc:

@@ -96,10 +96,22 @@ def write_store(folder: Path, frames: Mapping[str, pd.DataFrame], manifest: dict
     folder.mkdir(parents=True, exist_ok=True)
     _remove_orphan_temporaries(folder)
     old = read_manifest(folder)
-    for ticker, frame in frames.items():
-        _atomic_write_parquet(folder / parquet_name(ticker), frame)
-    text = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
-    _atomic_write_bytes(folder / MANIFEST, text.encode("utf-8"))
+    listed = {parquet_name(t) for t in (old or {}).get("tickers", {})}
+    written: list[Path] = []
+    try:
+        for ticker, frame in frames.items():
+            path = folder / parquet_name(ticker)
+            if path.name not in listed and not path.exists():
+                written.append(path)
+            _atomic_write_parquet(path, frame)
+        text = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
+        _atomic_write_bytes(folder / MANIFEST, text.encode("utf-8"))
+    except OSError:
+        # a full disk mid-way: files no manifest vouches for would only hold the space a
+        # smaller rerun needs (files the old manifest lists fail its hash and are rebuilt)
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
     if old:
         for ticker in set(old.get("tickers", {})) - set(frames):
             (folder / parquet_name(ticker)).unlink(missing_ok=True)
@@ -130,10 +142,16 @@ def read_store(
         path = folder / parquet_name(ticker)
         try:
             frame = pd.read_parquet(path, engine="pyarrow")
-        except (OSError, ValueError) as exc:
+            frame.index = date_index(frame.index)
+        except (OSError, ValueError, TypeError, KeyError) as exc:
             return f"{path} cannot be read ({exc.__class__.__name__})"
-        frame.index = date_index(frame.index)
         frames[ticker] = frame
-    if content_hash(frames) != manifest.get("content_hash"):
+    try:
+        chash = content_hash(frames)
+    except (ValueError, TypeError, KeyError) as exc:
+        # another table landed here (say, strategy tables through a misdirected --out):
+        # rebuilt like any file that changed on disk, never a traceback on every later run
+        return f"the stored files changed on disk (not this dataset: {exc.__class__.__name__})"
+    if chash != manifest.get("content_hash"):
         return "the stored files changed on disk (content hash mismatch)"
     return frames, manifest

@@ -14,18 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
+import logging
 import os
 import sqlite3
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from rewts.errors import ConfigError
+from rewts.errors import ConfigError, RewtsError, StorageError
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 SCHEMA_VERSION = 1
 
@@ -106,6 +111,25 @@ class CacheEntry:
 _COLUMNS = [f for f in CacheEntry.__dataclass_fields__]
 
 
+def _sqlite_errors(method: _F) -> _F:
+    """Turn SQLite's errors into one line naming the cache file and what to do.
+
+    Garbage pages, a foreign table or a full disk show up at query time, not when the file is
+    opened, so every public method goes through this.
+    """
+
+    @functools.wraps(method)
+    def wrapper(self: StrategyCache, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except RewtsError:
+            raise
+        except sqlite3.Error as exc:
+            raise self.user_error(exc) from exc
+
+    return wrapper  # type: ignore[return-value]
+
+
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
 
@@ -123,6 +147,7 @@ class StrategyCache:
         conn = self._conn()
 
         def create_schema() -> None:
+            self._check_columns(conn)  # before the schema's indexes touch a foreign table
             with conn:
                 conn.executescript(_SCHEMA)
                 conn.execute(
@@ -130,7 +155,61 @@ class StrategyCache:
                     (str(SCHEMA_VERSION),),
                 )
 
-        self._while_locked(create_schema)
+        try:
+            self._while_locked(create_schema)
+            self._check_schema(conn)
+        except RewtsError:
+            self.close()
+            raise
+        except sqlite3.Error as exc:
+            self.close()
+            raise self.user_error(exc) from exc
+
+    def user_error(self, exc: sqlite3.Error) -> RewtsError:
+        """The rewts error for a SQLite failure on this file (never a traceback)."""
+        text = str(exc)
+        if "full" in text:  # SQLITE_FULL: "database or disk is full"
+            return StorageError(
+                f"llm.cache_path = {self.path}: the disk is full ({text}); the cache is intact "
+                "(every answer committed so far is kept): free space and rerun to resume"
+            )
+        if "locked" in text or "busy" in text:
+            return StorageError(
+                f"llm.cache_path = {self.path}: locked by another process for over "
+                f"{self.busy_timeout_s:g} s ({text}); wait for it or use another --cache"
+            )
+        return ConfigError(
+            f"llm.cache_path = {self.path}: not a usable SQLite cache ({text}); "
+            "move or delete the file (it is only a cache: a rerun asks again for what "
+            "it held) or point --cache elsewhere"
+        )
+
+    def _check_columns(self, conn: sqlite3.Connection) -> None:
+        """Refuse a file whose ``strategies`` table is someone else's (it is left untouched)."""
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(strategies)")]
+        if columns and columns != _COLUMNS:
+            raise ConfigError(
+                f"llm.cache_path = {self.path}: its 'strategies' table is not a rewts cache "
+                f"(columns: {', '.join(columns)}); point --cache at another file"
+            )
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Warn when a newer rewts wrote this cache (this one may misread it)."""
+        row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+        try:
+            version = int(row[0]) if row else SCHEMA_VERSION
+        except ValueError:
+            version = SCHEMA_VERSION + 1
+        if version > SCHEMA_VERSION:
+            logging.getLogger(__name__).warning(
+                "%s was written by a newer rewts (cache schema %s; this version knows %s): "
+                "it is used as schema %s, which may misread it; upgrade rewts or use another "
+                "--cache",
+                self.path,
+                row[0] if row else "?",
+                SCHEMA_VERSION,
+                SCHEMA_VERSION,
+            )
 
     def _while_locked(self, step: Callable[[], Any]) -> Any:
         """Run ``step``, retrying while another connection holds a lock SQLite will not wait
@@ -149,6 +228,14 @@ class StrategyCache:
 
     def _create_file(self) -> None:
         try:
+            mode = self.path.stat().st_mode if self.path.exists() else stat.S_IFREG
+            if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+                # /dev/null or a FIFO: SQLite would misbehave and leave a -journal file beside
+                # it (a folder fails to open below, with its own message)
+                raise ConfigError(
+                    f"llm.cache_path = {self.path}: not a regular file; point --cache at a "
+                    "file (created if missing)"
+                )
             if not self.path.parent.exists():
                 # a folder rewts makes for the cache is the user's alone (0700); an existing
                 # folder is left as the user set it up
@@ -175,12 +262,8 @@ class StrategyCache:
                 self._while_locked(lambda: conn.execute("PRAGMA journal_mode=WAL"))
                 # WAL + NORMAL: a commit survives a killed process (not a power cut), fast
                 conn.execute("PRAGMA synchronous=NORMAL")
-            except sqlite3.DatabaseError as exc:
-                raise ConfigError(
-                    f"llm.cache_path = {self.path}: not a usable SQLite cache ({exc}); "
-                    "move or delete the file (it is only a cache: a rerun asks again for what "
-                    "it held) or point --cache elsewhere"
-                ) from None
+            except sqlite3.Error as exc:
+                raise self.user_error(exc) from None
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -203,6 +286,7 @@ class StrategyCache:
 
     # ------------------------------------------------------------------ entries
 
+    @_sqlite_errors
     def get(self, key: str) -> CacheEntry | None:
         row = (
             self._conn()
@@ -211,6 +295,7 @@ class StrategyCache:
         )
         return CacheEntry(*row) if row else None
 
+    @_sqlite_errors
     def get_many(self, keys: Iterable[str]) -> dict[str, CacheEntry]:
         """Entries for the keys present (one query per 500 keys)."""
         keys = list(dict.fromkeys(keys))
@@ -225,6 +310,7 @@ class StrategyCache:
                 found[row[0]] = CacheEntry(*row)
         return found
 
+    @_sqlite_errors
     def put(
         self,
         key: str,
@@ -266,15 +352,18 @@ class StrategyCache:
             ),
         )
 
+    @_sqlite_errors
     def entries(self) -> list[CacheEntry]:
         rows = self._conn().execute(
             f"SELECT {', '.join(_COLUMNS)} FROM strategies ORDER BY created_at, key"
         )
         return [CacheEntry(*row) for row in rows]
 
+    @_sqlite_errors
     def __len__(self) -> int:
         return int(self._conn().execute("SELECT COUNT(*) FROM strategies").fetchone()[0])
 
+    @_sqlite_errors
     def stats(self) -> dict[str, Any]:
         conn = self._conn()
         total, tin, tout, first, last = conn.execute(
@@ -303,6 +392,7 @@ class StrategyCache:
             ],
         }
 
+    @_sqlite_errors
     def clear(self) -> int:
         conn = self._conn()
         n = len(self)
@@ -310,28 +400,54 @@ class StrategyCache:
         conn.execute("VACUUM")
         return n
 
-    def prune(
-        self, *, older_than: dt.timedelta | None = None, prompt_version: str | None = None
-    ) -> int:
-        """Delete entries older than ``older_than`` and/or of one ``prompt_version``."""
+    @staticmethod
+    def _prune_filter(
+        older_than: dt.timedelta | None, prompt_version: str | None
+    ) -> tuple[str, list[str]]:
+        """The WHERE clause of a prune (shared by the count shown before deleting)."""
         if older_than is None and prompt_version is None:
             raise ConfigError("cache prune needs --older-than DAYS and/or --prompt-version V")
         where, params = [], []
         if older_than is not None:
+            if older_than <= dt.timedelta(0):
+                # a negative age puts the cutoff in the future: every entry would match
+                raise ConfigError(
+                    f"--older-than {older_than.total_seconds() / 86400:g}: must be a positive "
+                    "number of days"
+                )
             cutoff = (dt.datetime.now(dt.UTC) - older_than).isoformat(timespec="milliseconds")
             where.append("created_at < ?")
             params.append(cutoff)
         if prompt_version is not None:
             where.append("prompt_version = ?")
             params.append(prompt_version)
-        cur = self._conn().execute(f"DELETE FROM strategies WHERE {' AND '.join(where)}", params)
+        return " AND ".join(where), params
+
+    @_sqlite_errors
+    def count_prunable(
+        self, *, older_than: dt.timedelta | None = None, prompt_version: str | None = None
+    ) -> int:
+        """How many entries :meth:`prune` with the same arguments would delete."""
+        where, params = self._prune_filter(older_than, prompt_version)
+        row = self._conn().execute(f"SELECT COUNT(*) FROM strategies WHERE {where}", params)
+        return int(row.fetchone()[0])
+
+    @_sqlite_errors
+    def prune(
+        self, *, older_than: dt.timedelta | None = None, prompt_version: str | None = None
+    ) -> int:
+        """Delete entries older than ``older_than`` and/or of one ``prompt_version``."""
+        where, params = self._prune_filter(older_than, prompt_version)
+        cur = self._conn().execute(f"DELETE FROM strategies WHERE {where}", params)
         return int(cur.rowcount)
 
+    @_sqlite_errors
     def integrity_ok(self) -> bool:
         return self._conn().execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     # ------------------------------------------------------------- daily usage
 
+    @_sqlite_errors
     def daily_requests(self, day: str, scope: str) -> int:
         row = (
             self._conn()
@@ -340,6 +456,7 @@ class StrategyCache:
         )
         return int(row[0]) if row else 0
 
+    @_sqlite_errors
     def take_daily_request(self, day: str, scope: str, limit: int) -> bool:
         """Count one request of ``day`` against ``limit`` if one is left; False when not.
 
@@ -359,6 +476,7 @@ class StrategyCache:
         )
         return cur.rowcount == 1
 
+    @_sqlite_errors
     def add_daily_requests(self, day: str, scope: str, n: int = 1) -> None:
         self._conn().execute(
             "INSERT INTO daily_usage(day, scope, requests) VALUES (?, ?, ?) "

@@ -29,7 +29,6 @@ import itertools
 import json
 import math
 import random
-import urllib.parse
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -65,6 +64,7 @@ from rewts.llm.providers.base import (
 )
 from rewts.llm.retries import Backoff
 from rewts.llm.schemas import Strategy, answer_entropy, parse_answer, parse_strategy
+from rewts.redaction import url_without_secrets
 
 Status = Literal["ok", "cached", "failed", "stopped"]
 
@@ -560,7 +560,7 @@ class Engine:
                 "llm.model (--model) to a model this endpoint serves; no strategies were written"
             )
         if isinstance(exc, _Unreachable):
-            where = _without_secrets(getattr(self.provider, "base_url", None) or self._provider_id)
+            where = url_without_secrets(getattr(self.provider, "base_url", None) or self._provider_id)
             return LLMError(
                 f"{name}: cannot reach {where} ({exc}); every attempt failed to connect: "
                 "check llm.base_url "
@@ -586,15 +586,6 @@ def cache_settings(request: Request) -> dict[str, Any]:
         name, schema = request.json_schema
         settings["schema"] = [name, json.dumps(schema, sort_keys=True)]
     return settings
-
-
-def _without_secrets(url: str) -> str:
-    """``url`` without user:password and query (keys sometimes travel there)."""
-    parts = urllib.parse.urlsplit(url)
-    if not parts.netloc:
-        return url
-    host = parts.netloc.rpartition("@")[2]
-    return urllib.parse.urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _estimate_tokens(request: Request) -> int:

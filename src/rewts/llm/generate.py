@@ -8,6 +8,7 @@ provenance columns (never pickle), written to a temporary file and renamed, user
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import json
 import logging
@@ -23,7 +24,7 @@ import pandas as pd
 
 from rewts.config import Config
 from rewts.data.timeline import StrategyPeriod
-from rewts.errors import DataError, LLMError
+from rewts.errors import DataError, LLMError, StorageError
 from rewts.llm.analyst import (
     ANALYST_JSON_SCHEMA,
     NEUTRAL,
@@ -577,6 +578,37 @@ def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return df
 
 
+def _report_failures(
+    failed: list[TaskResult],
+    plans: Mapping[Hashable, Any],
+    results: Mapping[Hashable, TaskResult],
+    cfg: Config,
+) -> None:
+    """Name the most frequent failure reason; stop (exit 4) when no strategy was answered.
+
+    A table made only of fallbacks is not a result: a run where every request failed (a
+    malformed answer every time, a server that always errs) must not look like success.
+    """
+    reasons = collections.Counter(str(r.error or r.status) for r in failed)
+    reason, count = reasons.most_common(1)[0]
+    answered = sum(results[t].status in ("ok", "cached") for t in plans)
+    if plans and answered == 0:
+        raise LLMError(
+            f"every one of the {len(plans)} strategy requests failed after "
+            f"{cfg.llm.retry.max_retries} retries; most frequent reason ({count}x): {reason}; "
+            "check llm.model, llm.base_url and the server; no strategies were written"
+        )
+    log.warning(
+        "%d LLM call(s) failed after %d retries (most frequent reason, %dx: %s); they are "
+        "not cached and the table shows them as llm.on_failure = %s says: rerun to ask again",
+        len(failed),
+        cfg.llm.retry.max_retries,
+        count,
+        reason,
+        cfg.llm.on_failure,
+    )
+
+
 def write_private(path: Path, write: Callable[[Path], None]) -> None:
     """Write ``path`` through a user-only temporary file and a rename (never half a file)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -593,14 +625,25 @@ def write_private(path: Path, write: Callable[[Path], None]) -> None:
 def write_strategies(
     strategies: Mapping[str, pd.DataFrame], out_dir: Path, *, json_too: bool = False
 ) -> None:
-    out_dir.mkdir(parents=True, mode=0o700, exist_ok=True)  # user-only, like its files
-    for ticker, df in strategies.items():
-        write_private(out_dir / f"{ticker}.parquet", lambda p, df=df: df.to_parquet(p, index=False))
-        if json_too:
+    try:
+        out_dir.mkdir(parents=True, mode=0o700, exist_ok=True)  # user-only, like its files
+        for ticker, df in strategies.items():
             write_private(
-                out_dir / f"{ticker}.json",
-                lambda p, df=df: df.to_json(p, orient="records", date_format="iso", indent=1),
+                out_dir / f"{ticker}.parquet", lambda p, df=df: df.to_parquet(p, index=False)
             )
+            if json_too:
+                write_private(
+                    out_dir / f"{ticker}.json",
+                    lambda p, df=df: df.to_json(p, orient="records", date_format="iso", indent=1),
+                )
+    except OSError as exc:
+        # every answer is already committed to the cache: a rerun writes the tables without
+        # sending a request again
+        raise StorageError(
+            f"llm.output_dir = {out_dir}: cannot write the strategy tables "
+            f"({exc.strerror or exc}); every answer is kept in the cache: fix that and rerun "
+            "(nothing is asked again)"
+        ) from exc
 
 
 def load_strategies(cfg: Config) -> dict[str, pd.DataFrame] | None:
@@ -753,6 +796,8 @@ def generate_strategies(
         rows[plan.ticker].append(
             _row(plan, results, result, cfg, provider, settings_json, plan.snapshot)
         )
+    if failed:
+        _report_failures(failed, plans, results, cfg)
     if failed and cfg.llm.on_failure == "error":
         raise LLMError(
             f"{len(failed)} of {len(tasks)} LLM calls failed after "

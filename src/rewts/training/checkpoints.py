@@ -20,6 +20,7 @@ from rewts.training.jobs import (
     META_FILE,
     MODEL_FILE,
     chunk_folder,
+    model_problem,
     read_meta,
     variant_name,
     write_json_atomic,
@@ -29,6 +30,10 @@ if TYPE_CHECKING:
     from rewts.config.models import Config
 
 _CHUNK_DIR = re.compile(r"^chunk_(\d+)$")
+
+
+class UnreadableCheckpoint(TrainingError):
+    """A checkpoint that exists but cannot be used: reported, never treated as absent."""
 
 
 @dataclass
@@ -67,7 +72,16 @@ def _load(folder: Path, device: str) -> LoadedAgent:
     meta = read_meta(folder)
     if meta is None or not (folder / MODEL_FILE).is_file():
         raise TrainingError(f"incomplete checkpoint in {folder} (rerun `rewts train` to finish it)")
-    agent, _ = DDQNAgent.load(folder / MODEL_FILE, device=device)
+    problem = model_problem(folder, meta)
+    if problem is not None:
+        raise UnreadableCheckpoint(
+            f"{folder / MODEL_FILE} {problem}: rerun `rewts train` (it retrains that "
+            "checkpoint)"
+        )
+    try:
+        agent, _ = DDQNAgent.load(folder / MODEL_FILE, device=device)
+    except TrainingError as exc:
+        raise UnreadableCheckpoint(f"{exc}; rerun `rewts train` (it retrains it)") from exc
     return LoadedAgent(
         ticker=meta["ticker"],
         chunk=int(meta["chunk"]),

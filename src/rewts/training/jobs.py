@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import tempfile
 import time
@@ -29,6 +30,9 @@ from rewts.env.accounting import Rules
 from rewts.env.evaluation import PolicyScore, score_policy
 from rewts.env.features import EnvData
 from rewts.env.trading import TradingEnv, reward_scale
+from rewts.fileio import sha256_regular
+
+log = logging.getLogger(__name__)
 
 #: bump when training semantics change, so old checkpoints are retrained
 TRAINING_VERSION = "3"
@@ -151,13 +155,47 @@ def job_folder(job: TrainJob) -> Path:
     )
 
 
-def is_done(job: TrainJob, input_hash: str | None = None) -> dict[str, Any] | None:
-    """The stored metadata when this exact job already finished, else None."""
+def model_problem(folder: Path, meta: dict[str, Any]) -> str | None:
+    """Why ``folder``'s ``model.pt`` cannot be used (None when it can).
+
+    ``meta.json`` records the weights file's SHA-256; a file that no longer matches (cut off,
+    overwritten, bit rot) must be retrained, not skipped as finished. Checkpoints from before
+    the hash was recorded are checked by loading them.
+    """
+    path = folder / MODEL_FILE
+    expected = meta.get("model_sha256")
+    try:
+        if expected is not None:
+            return (
+                None
+                if sha256_regular(path) == expected
+                else "does not match its meta.json (corrupt or replaced)"
+            )
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # unreadable, a folder, a truncated or foreign file
+        return f"cannot be read ({type(exc).__name__})"
+    return None if isinstance(payload, dict) and "online" in payload else "is not a checkpoint"
+
+
+def is_done(
+    job: TrainJob, input_hash: str | None = None, *, report: bool = False
+) -> dict[str, Any] | None:
+    """The stored metadata when this exact job already finished, else None.
+
+    ``report``: log a checkpoint found unreadable (it is retrained), naming its path.
+    """
     folder = job_folder(job)
     meta = read_meta(folder)
     if meta is None or not (folder / MODEL_FILE).is_file():
         return None
-    return meta if meta.get("input_hash") == (input_hash or job.input_hash()) else None
+    if meta.get("input_hash") != (input_hash or job.input_hash()):
+        return None
+    problem = model_problem(folder, meta)
+    if problem is not None:
+        if report:
+            log.warning("%s %s: retraining it", folder / MODEL_FILE, problem)
+        return None
+    return meta
 
 
 def init_worker() -> None:
@@ -416,6 +454,7 @@ def _write_job(job: TrainJob, trained: _Trained, input_hash: str, seconds: float
     # between the files below never leaves old metadata vouching for new weights
     (folder / META_FILE).unlink(missing_ok=True)
     agent.save(folder / MODEL_FILE, {k: meta[k] for k in ("ticker", "chunk", "start", "end")})
+    meta["model_sha256"] = sha256_regular(folder / MODEL_FILE)  # is_done checks it
     tmp_curves = folder / f".{CURVES_FILE}.tmp"
     curves.to_csv(tmp_curves, index=False)
     os.replace(tmp_curves, folder / CURVES_FILE)

@@ -317,7 +317,7 @@ def run_jobs(
         display.note(line)
     try:
         for i, job in enumerate(jobs):
-            if is_done(job) is not None:
+            if is_done(job, report=True) is not None:
                 results[i] = run_job(job)  # reads the stored metrics, trains nothing
                 display.job(results[i], job.episodes)
         pending = [i for i in range(len(jobs)) if i not in results]
@@ -405,14 +405,29 @@ def _run_pool(
                     display.job(result, jobs[i].episodes)
         _drain(ticks, display)
         pool.shutdown(wait=True)
-    except BaseException:
+    except BaseException as exc:
         # Ctrl-C or a failed job: drop queued jobs instead of running them all first; what
         # finished is checkpointed and the next run resumes from there
         pool.shutdown(wait=False, cancel_futures=True)
+        if isinstance(exc, KeyboardInterrupt):
+            _stop_workers(pool)
         raise
     finally:
         if manager is not None:
             manager.shutdown()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """End the workers' running jobs too. Ctrl-C reaches them through the terminal's process
+    group, SIGTERM (a scheduler, ``kill``) only the parent: without this they would finish
+    their job, write its checkpoint after the parent is gone, then wait forever. A job cut
+    short leaves no checkpoint under a final name (temporary file, then rename)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def _drain(ticks: Any, display: _Display) -> None:

@@ -13,7 +13,7 @@ Rows are never dropped or filled here.
 
 from __future__ import annotations
 
-import hashlib
+import io
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +24,10 @@ import pandas as pd
 
 from rewts.data.sources import PRICE_COLUMNS, RawPrices
 from rewts.errors import DataError
+from rewts.fileio import read_regular, sha256_regular
 
+#: a price this many times above or below the file's median close gets a warning
+SPIKE_FACTOR = 1000.0
 _REQUIRED = ("date", "open", "high", "low", "close", "volume")
 # ISO date, optionally followed by a time and offset (yfinance's to_csv writes those)
 _ISO_DATE = r"\d{4}-\d{2}-\d{2}(?:[ T][0-9:.+\-Z]*)?"
@@ -36,11 +39,8 @@ def csv_file_name(symbol: str) -> str:
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """Hash of a data file; a FIFO, device, folder or oversized file is a :class:`DataError`."""
+    return sha256_regular(path)
 
 
 @dataclass
@@ -134,12 +134,15 @@ def read_price_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
     missing volume, a duplicate date.
     """
     path = Path(path)
+    data = read_regular(path)  # never a FIFO or /dev/zero: those would hang
     try:
         raw = pd.read_csv(
-            path, dtype=str, keep_default_na=False, skip_blank_lines=False, encoding="utf-8"
+            io.BytesIO(data),
+            dtype=str,
+            keep_default_na=False,
+            skip_blank_lines=False,
+            encoding="utf-8",
         )
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found") from exc
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path}, line 1: the file is empty (expected a header row)") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, OSError) as exc:
@@ -209,6 +212,18 @@ def read_price_csv(path: Path) -> tuple[pd.DataFrame, list[str]]:
         warnings.append(f"{path.name}: rows were not in date order; sorted ascending")
         table = table.sort_index(kind="stable")
         lines = lines[np.argsort(dates.to_numpy(), kind="stable")]
+
+    # a typo like 1e308 is a valid positive number: kept as given, but never without a word
+    prices = table[["open", "high", "low", "close"]].to_numpy()
+    median = float(np.median(prices[:, 3]))
+    spikes = ((prices > SPIKE_FACTOR * median) | (prices < median / SPIKE_FACTOR)).any(axis=1)
+    row = _first(spikes)
+    if row is not None:
+        warnings.append(
+            f"{path.name}: {int(spikes.sum())} row(s) with a price over {SPIKE_FACTOR:g}x "
+            f"away from the median close ({median:.4g}), first at line {lines[row]} "
+            f"(close {prices[row, 3]:.6g}): a typo? (kept as given)"
+        )
 
     low_bad = table["low"].to_numpy() > np.minimum(table["open"], table["close"]).to_numpy()
     high_bad = table["high"].to_numpy() < np.maximum(table["open"], table["close"]).to_numpy()

@@ -55,6 +55,7 @@ from rewts.llm.providers.base import (
     Timeout,
     TokenLogprob,
 )
+from rewts.redaction import url_without_secrets
 
 log = logging.getLogger(__name__)
 
@@ -260,11 +261,17 @@ class GeminiProvider:
         )
 
     def __repr__(self) -> str:  # never show the key
-        return f"GeminiProvider(model={self.model!r}, base_url={self.base_url!r})"
+        return f"GeminiProvider(model={self.model!r}, base_url={self.public_url!r})"
+
+    @property
+    def public_url(self) -> str | None:
+        """The base URL as it may be stored or shown (no user:password, no query)."""
+        return url_without_secrets(self.base_url) if self.base_url else None
 
     @property
     def identity(self) -> str:
-        return f"gemini@{self.base_url or DEFAULT_BASE_URL}"
+        """Cache key and provider column: the endpoint without any secret in its URL."""
+        return f"gemini@{self.public_url or DEFAULT_BASE_URL}"
 
     @property
     def env_var(self) -> str:

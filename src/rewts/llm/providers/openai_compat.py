@@ -35,6 +35,7 @@ from rewts.llm.providers.base import (
     Timeout,
     TokenLogprob,
 )
+from rewts.redaction import url_without_secrets
 
 StructuredOutput = Literal["json_schema", "json_object", "off"]
 
@@ -136,12 +137,19 @@ class OpenAICompatProvider:
 
     def __repr__(self) -> str:  # never show the key
         return (
-            f"OpenAICompatProvider({self.name!r}, model={self.model!r}, base_url={self.base_url!r})"
+            f"OpenAICompatProvider({self.name!r}, model={self.model!r}, "
+            f"base_url={self.public_url!r})"
         )
 
     @property
+    def public_url(self) -> str | None:
+        """The base URL as it may be stored or shown (no user:password, no query)."""
+        return url_without_secrets(self.base_url) if self.base_url else None
+
+    @property
     def identity(self) -> str:
-        return f"{self.name}@{self.base_url or 'https://api.openai.com/v1'}"
+        """Cache key and provider column: the endpoint without any secret in its URL."""
+        return f"{self.name}@{self.public_url or 'https://api.openai.com/v1'}"
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
