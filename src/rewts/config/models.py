@@ -332,7 +332,7 @@ class RewtsConfig(Section):
     epsilon_min: float = Field(0.05, ge=0.0, le=1.0)
     epsilon_decay: float = Field(0.998, gt=0.0, le=1.0)
     learning_rate: PositiveFloat = 5e-4
-    batch_size: PositiveInt = 64
+    batch_size: PositiveInt = 32
     buffer_size: PositiveInt = 50_000
     target_update_freq: PositiveInt = 20
     hidden_dims: list[PositiveInt] = Field(default_factory=lambda: [64, 64], min_length=1)
