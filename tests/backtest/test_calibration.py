@@ -106,12 +106,15 @@ def test_calibration_runs_end_to_end_apart_from_the_real_agents(tmp_path):
         trading_env={"window": 5},
     )
     result = run_calibration(
-        cfg, dataset, ic_levels=[0.0, 1.0], seeds=[0, 1], agents=["llm_only", "llm_rl", "rl_only"]
+        cfg, dataset, ic_levels=[0.0, 1.0], runs=2, agents=["llm_only", "llm_rl", "rl_only"]
     )
     runs = result.runs
     assert set(runs.ic) == {0.0, 1.0} and set(runs.seed) == {0, 1}
+    # learned agents: one row per seed; LLM-only is deterministic (one row per level)
     assert runs.groupby(["ic", "agent"]).size().to_dict() == {
-        (ic, a): 2 for ic in (0.0, 1.0) for a in ("llm_only", "llm_rl", "rl_only")
+        (ic, a): 1 if a == "llm_only" else 2
+        for ic in (0.0, 1.0)
+        for a in ("llm_only", "llm_rl", "rl_only")
     }
     # the future's direction (IC 1) beats noise (IC 0) for the rule that follows it
     llm = runs[runs.agent == "llm_only"].groupby("ic").sharpe.mean()
@@ -123,5 +126,7 @@ def test_calibration_runs_end_to_end_apart_from_the_real_agents(tmp_path):
     assert not (tmp_path / "ck" / "AAA").exists()
     assert (tmp_path / "ck" / "calibration" / "ic1" / "AAA").is_dir()
     assert {"llm_rl", "rl_only"} <= set(result.tests.a) | set(result.tests.b)
+    vs_llm = result.tests[(result.tests.b == "llm_only") & (result.tests.ic == 1.0)]
+    assert int(vs_llm.n_pairs.iloc[0]) == 2  # LLM-only's one run paired with each seed
     summary = result.summary()
     assert {"ic", "agent", "mean", "std", "count"} <= set(summary.columns)

@@ -6,7 +6,9 @@ from typer.testing import CliRunner
 from rewts.cli import app
 
 runner = CliRunner()
-COMMANDS = ["data", "strategies", "train", "backtest", "run", "status", "cache", "sim"]
+COMMANDS = [
+    "data", "strategies", "train", "backtest", "run", "status", "cache", "sim", "calibrate",
+]  # fmt: skip
 
 
 def test_root_help_lists_every_command():
@@ -57,3 +59,34 @@ def test_stage_commands_take_the_data_dates_and_an_env_file(command, workdir):
     assert dates.exit_code == 2 and "end_date (2018-01-01) must be after" in dates.output
     env = runner.invoke(app, [command, "--env-file", "nope.env"])
     assert env.exit_code == 2 and "--env-file = 'nope.env': file not found" in env.output
+
+
+@pytest.mark.parametrize(
+    ("ic", "message"),
+    [("0,1.5", "within [0, 1]"), ("0.1,x", "comma-separated numbers")],
+)
+def test_calibrate_rejects_a_bad_information_coefficient(workdir, ic, message):
+    result = runner.invoke(app, ["calibrate", "--ic", ic])
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_calibrate_runs_end_to_end_and_labels_its_files(workdir):
+    out = workdir / "cal"
+    result = runner.invoke(
+        app,
+        [
+            "calibrate", "--source", "synthetic", "--tickers", "AAPL", "--ic", "0,1",
+            "--seeds", "2", "--episodes", "1", "--agents", "llm_only,llm_rl,rl_only",
+            "--out", str(out), "--no-progress",
+            "--set", "rewts.hidden_dims=[8]", "--set", "rewts.learning_starts=16",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "CALIBRATION" in result.output and "realized IC" in result.output
+    for name in ("calibration_runs.csv", "calibration_summary.csv", "calibration_tests.csv"):
+        assert (out / name).stat().st_size > 0
+    assert "not an LLM" in (out / "README.txt").read_text()
+    # the calibration's agents never land where the real agents live
+    assert (workdir / "checkpoints" / "calibration").is_dir()
+    assert not (workdir / "checkpoints" / "AAPL").exists()

@@ -8,7 +8,8 @@ after its last) divided by the standard deviation of the training periods' retur
 noise is standard normal, drawn per (seed, ticker, IC). Then ``tau = clip(s / 2, -1, 1)``, so
 that LLM-only trades ``sign(s)`` and the agents see a graded strength. IC 0 is a signal with no
 information (LLM+RL must then match RL-only); IC 1 is the future itself (the leak check's end of
-the scale). This deliberately looks into the future: it is a calibration of the learners on real
+the scale). The noise is one seeded draw per (ticker, IC); the agents' seeds vary over the
+runs. This deliberately looks into the future: it is a calibration of the learners on real
 prices, labelled as such everywhere, and its results are never mixed with real results.
 """
 
@@ -107,7 +108,8 @@ def realized_ic(
 
 @dataclass
 class CalibrationResult:
-    """Per (ticker, IC, agent, seed): the test metrics; plus the realized IC of each draw."""
+    """Per (ticker, IC, agent, seed): the test metrics; the realized IC of each planted signal;
+    the paired tests per IC level."""
 
     runs: pd.DataFrame
     realized: pd.DataFrame
@@ -121,9 +123,17 @@ class CalibrationResult:
 
 
 def _paired(runs: pd.DataFrame, a: str, b: str) -> dict[str, Any]:
+    """Paired by ticker and seed; a deterministic agent (LLM-only) pairs with every seed."""
     table = runs.rename(columns={"seed": "run"})
-    test = paired_ttest(table, a, b, metric="sharpe")
-    return test.to_dict()
+    seeds = sorted(table.loc[table.agent == a, "run"].unique())
+    once = table[
+        (table.agent == b) & (table.groupby(["ticker", "agent"])["run"].transform("nunique") == 1)
+    ]
+    if not once.empty and len(seeds) > 1:  # repeat the single run for every seed of a
+        table = pd.concat(
+            [table.drop(once.index), *(once.assign(run=s) for s in seeds)], ignore_index=True
+        )
+    return paired_ttest(table, a, b, metric="sharpe").to_dict()
 
 
 def run_calibration(
@@ -131,30 +141,37 @@ def run_calibration(
     dataset: Any,
     *,
     ic_levels: Sequence[float] = DEFAULT_IC_LEVELS,
-    seeds: Sequence[int] = (0, 1, 2, 3, 4),
+    runs: int = 5,
     agents: Sequence[str] = DEFAULT_AGENTS,
     progress: bool = False,
     say: Callable[[str], None] | None = None,
 ) -> CalibrationResult:
-    """Backtest ``agents`` with planted tau at every IC level and seed; checkpoints of each IC
-    level live in their own folder (``<checkpoint_dir>/calibration/ic<IC>``) so that they never
-    replace the real agents', and RL-only (which never reads tau) trains once for all levels."""
+    """Backtest ``agents`` with planted tau at every IC level, ``runs`` agent seeds each.
+
+    Per IC level and ticker the planted signal is one seeded draw (``cfg.seed``), the signal
+    every agent of that level sees; the runs vary the agents' seeds (``cfg.seed + run``), so
+    that LLM+RL and LLM-only are compared on the same signal and one backtest trains every
+    seed as one population. Checkpoints of each level live in their own folder
+    (``<checkpoint_dir>/calibration/ic<IC>``), never replacing the real agents'; RL-only and
+    Buy & Hold never read tau and run once for all levels.
+    """
     from rewts.backtest.runner import backtest_all
     from rewts.data import timeline_for
 
     say = say or (lambda _msg: None)
     base = Path(cfg.rewts.checkpoint_dir) / "calibration"
-    tau_agents = [a for a in agents if a != "rl_only" and a != "buy_and_hold"]
+    tau_agents = [a for a in agents if a not in ("rl_only", "buy_and_hold")]
+    fixed_agents = [a for a in agents if a in ("rl_only", "buy_and_hold")]
     rows: list[dict[str, Any]] = []
     realized: list[dict[str, Any]] = []
     test_days = (cfg.split.test_start, cfg.split.test_end)
 
-    def run(run_cfg: Config, seed: int, which: list[str], ic: float | None, planted: Any) -> None:
-        run_cfg = run_cfg.model_copy(
+    def run(folder: str, which: list[str], ic: float | None, planted: Any) -> None:
+        run_cfg = cfg.model_copy(
             update={
-                "seed": seed,
-                "backtest": run_cfg.backtest.model_copy(
-                    update={"runs": 1, "agents": which, "train_missing": True}
+                "rewts": cfg.rewts.model_copy(update={"checkpoint_dir": base / folder}),
+                "backtest": cfg.backtest.model_copy(
+                    update={"runs": runs, "agents": which, "train_missing": True}
                 ),
             }
         )
@@ -162,53 +179,42 @@ def run_calibration(
             run_cfg, dataset, planted, name="calibration", progress=progress, say=say
         )
         for r in result.runs:
-            rows.append({"ticker": r.ticker, "ic": ic, "agent": r.agent, "seed": seed, **r.metrics})
+            rows.append(
+                {"ticker": r.ticker, "ic": ic, "agent": r.agent, "seed": r.seed, **r.metrics}
+            )
 
-    for seed in seeds:
-        say(f"{LABEL}: RL-only and Buy & Hold, seed {seed}")
-        rl_cfg = cfg.model_copy(
-            update={"rewts": cfg.rewts.model_copy(update={"checkpoint_dir": base / "rl"})}
-        )
-        fixed = [a for a in ("buy_and_hold", "rl_only") if a in agents]
-        if fixed:
-            run(rl_cfg, seed, fixed, None, None)
+    if fixed_agents:
+        say(f"{LABEL}: {', '.join(fixed_agents)} ({runs} seeds; they never read tau)")
+        run("rl", fixed_agents, None, None)
     for ic in ic_levels:
-        ic_cfg = cfg.model_copy(
-            update={"rewts": cfg.rewts.model_copy(update={"checkpoint_dir": base / f"ic{ic:g}"})}
-        )
-        for seed in seeds:
-            planted = {}
-            for ticker in cfg.tickers:
-                frame = dataset.frames[ticker]
-                timeline = timeline_for(frame, cfg)
-                prices = frame[cfg.trading_env.price_column].to_numpy(np.float64)
-                planted[ticker] = planted_strategies(
-                    prices, timeline, ic=ic, seed=seed, ticker=ticker, train_end=cfg.split.train_end
-                )
-                realized.append(
-                    {
-                        "ticker": ticker,
-                        "ic": ic,
-                        "seed": seed,
-                        "realized_ic_test": realized_ic(
-                            planted[ticker], prices, timeline, test_days
-                        ),
-                    }
-                )
-            say(f"{LABEL}: IC {ic:g}, seed {seed}")
-            if tau_agents:
-                run(ic_cfg, seed, tau_agents, ic, planted)
+        planted = {}
+        for ticker in cfg.tickers:
+            frame = dataset.frames[ticker]
+            timeline = timeline_for(frame, cfg)
+            prices = frame[cfg.trading_env.price_column].to_numpy(np.float64)
+            planted[ticker] = planted_strategies(
+                prices, timeline, ic=ic, seed=cfg.seed, ticker=ticker, train_end=cfg.split.train_end
+            )
+            realized.append(
+                {
+                    "ticker": ticker,
+                    "ic": ic,
+                    "realized_ic_test": realized_ic(planted[ticker], prices, timeline, test_days),
+                }
+            )
+        if tau_agents:
+            say(f"{LABEL}: IC {ic:g} ({runs} seeds)")
+            run(f"ic{ic:g}", tau_agents, ic, planted)
     table = pd.DataFrame(rows)
     # the IC-free agents belong to every level
-    fixed_rows = table[table["ic"].isna()]
+    free = table[table["ic"].isna()]
     table = pd.concat(
-        [table[table["ic"].notna()]] + [fixed_rows.assign(ic=ic) for ic in ic_levels],
-        ignore_index=True,
+        [table[table["ic"].notna()], *(free.assign(ic=ic) for ic in ic_levels)], ignore_index=True
     )
     tests = []
     for ic in ic_levels:
         level = table[table["ic"] == ic]
         for a, b in (("llm_rl", "rl_only"), ("llm_rl", "llm_only"), ("llm_rl", "placebo_shuffled")):
-            if {a, b} <= set(level.agent):
+            if {a, b} <= set(level.agent) and a != b:
                 tests.append({"ic": ic, **_paired(level, a, b)})
     return CalibrationResult(table, pd.DataFrame(realized), pd.DataFrame(tests))

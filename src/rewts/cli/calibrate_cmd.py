@@ -38,7 +38,7 @@ ICOpt = Annotated[
 ]
 SeedsOpt = Annotated[
     int,
-    typer.Option("--seeds", min=1, help="Seeds (noise draws and agent seeds) per IC level."),
+    typer.Option("--seeds", min=1, help="Agent seeds per IC level (backtest runs)."),
 ]
 AgentsOpt = Annotated[
     str | None,
@@ -130,7 +130,7 @@ def calibrate_command(
             cfg,
             dataset,
             ic_levels=levels,
-            seeds=[cfg.seed + s for s in range(seeds)],
+            runs=seeds,
             agents=chosen,
             progress=not args.no_progress,
             say=say,
@@ -148,7 +148,7 @@ def calibrate_command(
         )
         table = Table(title=f"{LABEL}\nmean test Sharpe ± std over seeds (mean over tickers)")
         table.add_column("IC", justify="right")
-        realized = result.realized.groupby("ic")["realized_ic_test"].mean()
+        realized = result.realized.groupby("ic")["realized_ic_test"].mean()  # over tickers
         table.add_column("realized IC (test)", justify="right")
         shown = [a for a in DEFAULT_AGENTS if a in set(summary.agent)]
         for agent in shown:
