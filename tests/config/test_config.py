@@ -97,7 +97,8 @@ def test_set_overrides_nested_keys_and_lists():
 def test_profile_quick_applies():
     cfg = load_config(profile="quick")
     assert cfg.tickers == ["AAPL", "MSFT"]
-    assert cfg.rewts.episodes_per_chunk < Config().rewts.episodes_per_chunk
+    assert cfg.backtest.runs == 1 < Config().backtest.runs
+    assert str(cfg.rewts.checkpoint_dir) == "checkpoints/quick"
 
 
 @pytest.mark.parametrize(

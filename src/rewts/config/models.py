@@ -326,7 +326,7 @@ class RewtsConfig(Section):
     chunk_length: PositiveInt = 400
     lookback_length: PositiveInt = 200
     forecast_horizon: PositiveInt = 1
-    episodes_per_chunk: PositiveInt = 20
+    episodes_per_chunk: PositiveInt = 10
     gamma: float = Field(0.5, ge=0.0, le=1.0)
     epsilon_start: float = Field(1.0, ge=0.0, le=1.0)
     epsilon_min: float = Field(0.05, ge=0.0, le=1.0)
