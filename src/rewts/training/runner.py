@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -400,7 +401,14 @@ def _run_pool(
             done, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
             _drain(ticks, display)
             for fut in done:
-                for i, result in zip(futures[fut], fut.result(), strict=True):
+                try:
+                    finished = fut.result()
+                except BrokenProcessPool:
+                    raise TrainingError(
+                        "a training worker process died (killed, or out of memory); the agents "
+                        "that finished are checkpointed: rerun to train the rest"
+                    ) from None
+                for i, result in zip(futures[fut], finished, strict=True):
                     results[i] = result
                     display.job(result, jobs[i].episodes)
         _drain(ticks, display)
