@@ -17,6 +17,11 @@ shared optimizer is K independent optimizers. An agent's result therefore depend
 own seed and inputs, and a population of one reproduces :class:`DDQNAgent`
 (``tests/agents/test_population.py``).
 
+One difference from the single agent, documented rather than hidden: a book that goes bust
+(equity to zero, which the margin rule leaves to a one-day jump larger than the margin) stays
+flat until the end of the pass instead of ending its episode there, since the K books move in
+step.
+
 What a population cannot do falls back to one agent at a time (:func:`population_supported`):
 random episode starts (books would fall out of step), the ``tdqn`` network (batch norm) and
 dropout (torch's dropout draws from one global generator), the risk-adjusted reward and a
@@ -27,7 +32,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -385,6 +389,3 @@ class Population:
         agent.steps, agent.updates, agent.episodes = self.steps, self.updates, self.episodes
         agent.selected_episode = self.selected_episode[k]
         return agent
-
-    def info(self) -> dict[str, Any]:
-        return {"agents": self.k, "device": str(self.device)}
