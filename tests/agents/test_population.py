@@ -20,12 +20,7 @@ from rewts.errors import TrainingError
 WEIGHT_TOL = 1e-5
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _data(seed: int = 3, tau_seed: int | None = None):

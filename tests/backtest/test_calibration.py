@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from rewts.backtest.calibration import planted_strategies, realized_ic, run_calibration
 from rewts.config.models import Config
@@ -13,13 +12,7 @@ from rewts.data.prepare import Dataset
 from rewts.data.timeline import Timeline
 from rewts.env.synthetic import SYNTHETIC_FEATURES, synthetic_frame
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _long_world(n: int = 6000):

@@ -17,13 +17,7 @@ from rewts.errors import TrainingError
 from rewts.training.jobs import GLOBAL_CHUNK, run_job
 from rewts.training.runner import build_jobs, validation_split
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_global_agent_holds_out_the_end_of_the_training_range():

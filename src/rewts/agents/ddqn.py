@@ -15,7 +15,6 @@ sampling), so a seed reproduces a run on the same device and thread count.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from rewts.agents.network import QNetwork
 from rewts.agents.replay import Batch, ReplayBuffer
 from rewts.agents.schedules import EpsilonSchedule
+from rewts.env.evaluation import annualized_sharpe as sharpe
 from rewts.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -142,15 +142,6 @@ def _adam(params: Any, lr: float, weight_decay: float) -> torch.optim.Adam:
 
 def _copy_state(net: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
-
-
-def sharpe(returns: np.ndarray, periods_per_year: int = 252) -> float:
-    """Annualized Sharpe ratio of daily returns (risk-free 0); 0.0 when undefined."""
-    returns = np.asarray(returns, dtype=np.float64)
-    if returns.size < 2:
-        return 0.0
-    std = returns.std(ddof=1)
-    return float(math.sqrt(periods_per_year) * returns.mean() / std) if std > 0 else 0.0
 
 
 class DDQNAgent:

@@ -82,7 +82,8 @@ def switch_cost(transaction_cost: float) -> float:
 
 
 def annualized_sharpe(returns: np.ndarray, periods_per_year: int = 252) -> float:
-    """sqrt(periods) * mean / std of daily returns (risk-free 0); 0.0 when undefined."""
+    """sqrt(periods) * mean / std of daily returns (risk-free 0); 0.0 when undefined (the
+    training curves' and model selection's Sharpe; reports use rewts.metrics.sharpe_ratio)."""
     returns = np.asarray(returns, dtype=np.float64)
     if returns.size < 2:
         return 0.0

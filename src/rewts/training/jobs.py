@@ -8,6 +8,7 @@ whose ``meta.json`` carries the same input hash is skipped on the next run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -15,6 +16,7 @@ import os
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -244,6 +246,17 @@ def _validation_rows(job: TrainJob) -> np.ndarray | None:
     return np.arange(job.val_start, job.val_end + 1) if job.has_validation else None
 
 
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Train with one intra-op thread (parallelism comes from processes), then restore."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def run_job(job: TrainJob, progress: Any = None) -> JobResult:
     """Train (or skip) one job; ``progress`` (a queue) receives ``(key, episode)`` ticks."""
     t0 = time.perf_counter()
@@ -251,9 +264,7 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
     done = is_done(job, input_hash)
     if done is not None:
         return _skipped(job, done, time.perf_counter() - t0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_torch_thread():
         env_cfg = training_env_config(job)
         scale = job_reward_scale(job, env_cfg)
         env = TradingEnv(
@@ -303,8 +314,6 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
             score(np.arange(job.start, job.end + 1)),
             score(val_rows) if val_rows is not None else None,
         )
-    finally:
-        torch.set_num_threads(threads)
     return _write_job(job, trained, input_hash, time.perf_counter() - t0)
 
 
@@ -351,9 +360,7 @@ def run_population(jobs: list[TrainJob], progress: Any = None) -> list[JobResult
         return [results[i] for i in range(len(jobs))]
     members = [jobs[i] for i in pending]
     lead = members[0]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with _one_torch_thread():
         env_cfg = training_env_config(lead)
         scale = job_reward_scale(lead, env_cfg)
         population = Population(
@@ -386,8 +393,6 @@ def run_population(jobs: list[TrainJob], progress: Any = None) -> list[JobResult
             )
             for k in range(len(members))
         ]
-    finally:
-        torch.set_num_threads(threads)
     seconds = (time.perf_counter() - t0) / len(members)
     for i, item in zip(pending, trained, strict=True):
         results[i] = _write_job(jobs[i], item, hashes[i], seconds)

@@ -314,11 +314,12 @@ def run_jobs(
     up to ``population_size`` agents (:func:`plan_units`)."""
     display = _Display(progress, sum(j.episodes for j in jobs), len(jobs))
     results: dict[int, JobResult] = {}
-    for line in data_size_lines([j for j in jobs if is_done(j) is None]):
+    finished = [is_done(job, report=True) is not None for job in jobs]
+    for line in data_size_lines([j for j, done in zip(jobs, finished, strict=True) if not done]):
         display.note(line)
     try:
         for i, job in enumerate(jobs):
-            if is_done(job, report=True) is not None:
+            if finished[i]:
                 results[i] = run_job(job)  # reads the stored metrics, trains nothing
                 display.job(results[i], job.episodes)
         pending = [i for i in range(len(jobs)) if i not in results]
