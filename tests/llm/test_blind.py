@@ -1,7 +1,9 @@
 """Blind prompts (llm.blind): every prompt of a real-data run, as the simulator received it on
-each provider path, names no stock of the universe and no year, date or month; the named
-prompts of the same run do (so the scan can fail); the blind snapshot keeps every signal in
-relative form; blind and named answers never share a cache entry."""
+each provider path (OpenAI-compatible, Gemini, and both batch APIs, with reflection chains and
+the news analyst), names no stock of the universe and no year, date or month; on the batch
+paths every other field of the uploaded jobs is scanned too, ids excepted; the named prompts
+of the same runs do carry those strings (so the scan can fail); the blind snapshot keeps every
+signal in relative form; blind and named answers never share a cache entry."""
 
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ from rewts.llm.blind import (
 from rewts.llm.prompts import snapshot_inputs
 from rewts.sim import SimConfig, SimServer
 from rewts.sim.app import SimState
+from rewts.sim.gemini_batch import GeminiBatches
+from rewts.sim.openai_batch import OpenAIBatches
 
 from .helpers import ANSWER, FakeProvider, fake_dataset
 
@@ -94,11 +98,21 @@ def real(shared_data, tmp_path_factory):
     return prepare_data(cfg), data
 
 
+#: fields of a batch job that must be opaque ids (the cache key, a random job name, a file id)
+#: and are left out of the scan: a hex id may hold "2019" by chance
+_OPAQUE_FIELDS = {"custom_id", "key", "displayName", "display_name", "input_file_id", "rewts"}
+_OPAQUE = re.compile(r"(?:rewts-)?[0-9a-f]{12,64}(?:\.jsonl)?|file-sim[0-9a-f]+")
+
+
 class Received:
-    """Every prompt the simulator answered (its parsed text: system + user), on any path."""
+    """Every prompt the simulator answered (its parsed text: system + user), on any path, and
+    on the batch paths every job as uploaded (the OpenAI JSONL file and its batch request, the
+    Gemini ``batchGenerateContent`` body): whatever reaches the provider, not only the prompt."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.prompts: list[str] = []
+        #: (what, parsed JSON) of each batch upload
+        self.uploads: list[tuple[str, object]] = []
         self._lock = threading.Lock()
         original = SimState.answer
 
@@ -108,6 +122,51 @@ class Received:
             return original(state, cfg, req)
 
         monkeypatch.setattr(SimState, "answer", answer)
+        upload, create, handle = OpenAIBatches.upload, OpenAIBatches.create, GeminiBatches.handle
+
+        async def openai_upload(batches, request):
+            before = set(batches.files)
+            resp = await upload(batches, request)
+            for file_id in set(batches.files) - before:
+                stored = batches.files[file_id]
+                lines = stored.data.decode("utf-8").splitlines()
+                self.uploads.append(("openai file name", {"display_name": stored.filename}))
+                self.uploads += [("openai jsonl line", json.loads(ln)) for ln in lines if ln]
+            return resp
+
+        async def openai_create(batches, state, request):
+            self.uploads.append(("openai batch", await request.json()))  # aiohttp keeps the body
+            return await create(batches, state, request)
+
+        async def gemini_handle(batches, state, request, version, rest):
+            if rest.endswith(":batchGenerateContent") and request.method == "POST":
+                self.uploads.append(("gemini batch", await request.json()))
+            return await handle(batches, state, request, version, rest)
+
+        monkeypatch.setattr(OpenAIBatches, "upload", openai_upload)
+        monkeypatch.setattr(OpenAIBatches, "create", openai_create)
+        monkeypatch.setattr(GeminiBatches, "handle", gemini_handle)
+
+    def upload_texts(self) -> list[str]:
+        """Every key, string and number of every batch upload, ids checked opaque and left out."""
+        texts: list[str] = []
+
+        def walk(value: object, field: str | None) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    texts.append(str(k))
+                    walk(v, str(k))
+            elif isinstance(value, list):
+                for v in value:
+                    walk(v, field)
+            elif field in _OPAQUE_FIELDS and isinstance(value, str):
+                assert _OPAQUE.fullmatch(value), (field, value)
+            elif value is not None:
+                texts.append(str(value))
+
+        for _, upload in self.uploads:
+            walk(upload, None)
+        return texts
 
 
 def _cfg(root: Path, data: dict, llm: dict) -> Config:
@@ -140,14 +199,19 @@ PATHS = {
         "base_url": sim.openai_base_url,
     },
     "gemini": lambda sim: {"provider": "gemini", "base_url": sim.gemini_base_url},
-    # one batch job per dependency wave: reflection's 12 waves would take most of this file's
-    # time, so the batch path runs its 2 waves (analysts, then strategists); the chains are
-    # covered by the two paths above
+    # one batch job per dependency wave: with reflection each period's strategists wait for
+    # the previous period's answers, so a chain of 12 periods is 12+ jobs (the simulator
+    # answers at once, so they take well under a second each)
+    "openai batch": lambda sim: {
+        "provider": "local",
+        "model": "sim-model",
+        "base_url": sim.openai_base_url,
+        "batch": True,
+    },
     "gemini batch": lambda sim: {
         "provider": "gemini",
         "base_url": sim.gemini_base_url,
         "batch": True,
-        "reflection": False,
     },
 }
 
@@ -174,26 +238,50 @@ def test_no_prompt_of_a_blind_real_data_run_names_a_stock_or_a_time(
     analysts = [p for p in received.prompts if p.startswith("You are the News Analyst")]
     assert len(analysts) == result.summary.analyses
     assert sum("days before:" in p for p in analysts) > 50  # headlines dated relatively
-    if cfg.llm.reflection:
-        assert sum('"stock_return"' in p for p in received.prompts) >= rows - len(tables)
+    assert cfg.llm.reflection
+    assert sum('"stock_return"' in p for p in received.prompts) >= rows - len(tables)
     found = {i: leaks(p) for i, p in enumerate(received.prompts) if leaks(p)}
     assert not found, next(iter(found.items()))
+    if cfg.llm.batch:
+        # each prompt went out once, in a job; nothing else in the jobs names a stock or a time
+        lines = [u for what, u in received.uploads if what == "openai jsonl line"]
+        inlined = [
+            r
+            for what, u in received.uploads
+            if what == "gemini batch"
+            for r in u["batch"]["inputConfig"]["requests"]["requests"]
+        ]
+        assert len(lines) + len(inlined) == len(received.prompts)
+        uploaded = {t: leaks(t) for t in received.upload_texts() if leaks(t)}
+        assert not uploaded, next(iter(uploaded.items()))
 
 
-def test_the_named_prompts_of_the_same_run_carry_what_the_scan_looks_for(
-    real, tmp_path, workdir, monkeypatch
-):
-    """The scan above can fail: on the named prompts of the same run it finds every kind."""
-    dataset, data = real
-    received = Received(monkeypatch)
-    with SimServer(SimConfig(latency_s=0.0)) as sim:
-        cfg = _cfg(tmp_path, data, PATHS["openai-compatible"](sim))
-        generate_strategies(cfg, dataset, write=False)
+def _kinds(texts: list[str]) -> dict[str, int]:
     kinds: dict[str, int] = {}
-    for prompt in received.prompts:
-        for kind in leaks(prompt):
+    for text in texts:
+        for kind in leaks(text):
             kinds[kind] = kinds.get(kind, 0) + 1
-    assert set(kinds) >= {"ticker", "name", "year", "date", "month", "level field"}, kinds
+    return kinds
+
+
+ALL_KINDS = {"ticker", "name", "year", "date", "month", "level field"}
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_the_named_prompts_of_the_same_run_carry_what_the_scan_looks_for(
+    real, path, tmp_path, workdir, monkeypatch
+):
+    """The scan above can fail: on the named prompts of the same run, on the same provider
+    path (on a batch path: in the uploaded jobs as well), it finds every kind."""
+    dataset, data = real
+    monkeypatch.setenv("GEMINI_API_KEY", KEY)
+    received = Received(monkeypatch)
+    with SimServer(SimConfig(latency_s=0.0, batch_delay_s=0.0)) as sim:
+        cfg = _cfg(tmp_path, data, PATHS[path](sim))
+        result = generate_strategies(cfg, dataset, write=False)
+    assert len(received.prompts) == result.summary.total
+    kinds = _kinds(received.prompts)
+    assert set(kinds) >= ALL_KINDS, kinds
     strategists = len(received.prompts) - sum(
         p.startswith("You are the News Analyst") for p in received.prompts
     )
@@ -201,6 +289,8 @@ def test_the_named_prompts_of_the_same_run_carry_what_the_scan_looks_for(
     for kind in ("ticker", "year", "date", "level field"):
         assert kinds[kind] >= strategists > 50, kind
     assert kinds["name"] > 10 and kinds["month"] > 10
+    if cfg.llm.batch:
+        assert set(_kinds(received.upload_texts())) >= ALL_KINDS
 
 
 def test_every_real_headline_reaches_a_blind_analyst_prompt_without_a_name_or_a_time(

@@ -4,6 +4,7 @@ failed, no fallback is cached, the cache stays readable, a rerun completes only 
 
 from __future__ import annotations
 
+import io
 import threading
 import time
 
@@ -13,6 +14,7 @@ from rewts.errors import QuotaExhaustedError
 from rewts.llm import generate_strategies
 from rewts.llm.cache import StrategyCache
 from rewts.sim import SimConfig, SimServer
+from rewts.ui.progress import PlainDisplay
 
 from .helpers import fake_dataset
 from .test_sim import _cfg
@@ -89,6 +91,22 @@ def test_daily_quota_stops_cleanly_and_the_rerun_finishes(tmp_path):
         result = generate_strategies(cfg, fake_dataset(ONE, 350))
         assert sim.stats(log=False)["requests"] - before == 30 - 20
         assert result.summary.cache_hits == 20
+
+
+def test_a_quota_stop_shows_the_true_count_and_what_was_left(tmp_path):
+    """Issue #16: the progress read 30/30 (100 %) after a stop at 20 answers."""
+    out = io.StringIO()
+    with SimServer(SimConfig(latency_s=0.01, rpd_limit=20)) as sim:
+        cfg = _cfg(tmp_path, sim, tickers=ONE)
+        with pytest.raises(QuotaExhaustedError, match="20 of 30"):
+            generate_strategies(cfg, fake_dataset(ONE, 350), events=PlainDisplay(out))
+        refused = sim.stats(log=False)["requests"] - 20
+    text = out.getvalue()
+    assert "Progress: 20/30 (66.7%)" in text and "30/30" not in text
+    assert (
+        "Stopped (the daily quota is used up): 20/30 done, 10 not done "
+        f"({10 - refused} never sent, {refused} sent but refused or unanswered)"
+    ) in text
 
 
 def test_client_side_daily_budget_is_remembered_across_runs(tmp_path):

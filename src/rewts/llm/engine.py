@@ -24,12 +24,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import heapq
 import itertools
 import json
 import math
 import random
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -245,6 +246,8 @@ class Engine:
                 self._writer.shutdown(wait=True)
             wall = loop.time() - stats.started_at
             reason = "fatal" if self._fatal else "quota" if self._quota else "done"
+            if reason == "done" and stats.done < stats.total:
+                reason = "interrupted"  # cancelled (Ctrl-C) before every task ended
             self._emit(RunFinished(stats=stats, wall_s=wall, reason=reason))
         if self._fatal is not None:
             raise self._user_error(self._fatal) from None
@@ -297,7 +300,6 @@ class Engine:
         def on_done(fut: asyncio.Task[TaskResult]) -> None:
             nonlocal remaining
             running.discard(fut)
-            self.stats.in_flight = len(running)
             if fut.cancelled():
                 return
             exc = fut.exception()
@@ -331,10 +333,6 @@ class Engine:
                 worker = asyncio.ensure_future(self._run_one(task, results))
                 running.add(worker)
                 worker.add_done_callback(on_done)
-            n = len(running)
-            self.stats.in_flight = n
-            if n > self.stats.max_in_flight:
-                self.stats.max_in_flight = n
             if not running and not ready and remaining > 0 and not all_done.done():
                 # only tasks whose dependencies can no longer finish are left
                 all_done.set_result(None)
@@ -354,7 +352,12 @@ class Engine:
 
     def _finish_bookkeeping(self, result: TaskResult) -> None:
         stats = self.stats
-        stats.done += 1
+        if result.status == "stopped":
+            # left undone by a stop: not progress (the display shows 30/114, not 114/114)
+            if result.attempts:
+                stats.stopped_after_sending += 1
+        else:
+            stats.done += 1
         if result.status == "cached":
             stats.cache_hits += 1
         elif result.status == "failed":
@@ -423,7 +426,8 @@ class Engine:
             if self._quota is not None:
                 return TaskResult(task.id, "stopped", key=key, attempts=attempt, error="quota")
             try:
-                permit = await self.limiter.acquire(estimate)
+                with self._queued():
+                    permit = await self.limiter.acquire(estimate)
             except QuotaExhausted as exc:
                 self._stop_for_quota(exc)
                 return TaskResult(task.id, "stopped", key=key, attempts=attempt, error=str(exc))
@@ -434,11 +438,16 @@ class Engine:
             sent = loop.time()
             self.monitor.record_request(sent)
             try:
+                stats.in_flight += 1
+                if stats.in_flight > stats.max_in_flight:
+                    stats.max_in_flight = stats.in_flight
                 try:
                     async with asyncio.timeout(self.settings.timeout_s):
                         response = await self.provider.generate(request)
                 except TimeoutError:
                     raise Timeout(f"no answer within {self.settings.timeout_s:g} s") from None
+                finally:
+                    stats.in_flight -= 1
                 latency = loop.time() - sent
                 stats.tokens_in += response.tokens_in
                 stats.tokens_out += response.tokens_out
@@ -486,7 +495,8 @@ class Engine:
                 delay = backoff.delay(attempt - 1, self._rng)
                 stats.retries += 1
                 self._emit(RequestRetried(task.id, type(exc).__name__, attempt, delay, exc.status))
-                await asyncio.sleep(delay)
+                with self._queued():
+                    await asyncio.sleep(delay)
                 continue
             stats.generated += 1
             self._refused_in_a_row = 0
@@ -535,6 +545,19 @@ class Engine:
     def _observe_latency(self, latency: float) -> None:
         prev = self._latency_ewma
         self._latency_ewma = latency if prev is None else 0.8 * prev + 0.2 * latency
+
+    @contextlib.contextmanager
+    def _queued(self) -> Iterator[None]:
+        """Count a task as queued while it waits to send (a permit, a retry's back-off):
+        apart from requests in flight, which are what the server sees."""
+        stats = self.stats
+        stats.queued += 1
+        if stats.queued > stats.max_queued:
+            stats.max_queued = stats.queued
+        try:
+            yield
+        finally:
+            stats.queued -= 1
 
     def _stop_for_quota(self, exc: QuotaExhausted) -> None:
         if self._quota is None:

@@ -116,7 +116,10 @@ class GenerationSummary:
     provider: str = ""
     model: str = ""
     concurrency: str = ""
+    #: most requests sent and not yet answered at once (what the server saw)
     max_in_flight: int = 0
+    #: most tasks waiting to send at once (for the rate limiter or a retry's back-off)
+    max_queued: int = 0
     current_rpm: float = 0.0
     limit_rpm: float | None = None
     api_calls_saved: int = 0
@@ -704,6 +707,7 @@ def _summary(
         model=provider.model,
         concurrency=str(cfg.parallel_workers),
         max_in_flight=stats.max_in_flight,
+        max_queued=stats.max_queued,
         current_rpm=monitor.current_rpm(),
         limit_rpm=monitor.limit_rpm,
         api_calls_saved=stats.cache_hits,

@@ -53,10 +53,20 @@ class RequestMonitor:
 
 @dataclass(slots=True)
 class RunStats:
-    """Counters of one run (read by displays and turned into the summary)."""
+    """Counters of one run (read by displays and turned into the summary).
+
+    ``done`` counts tasks that ended (answered, cached or failed), never tasks a stop left
+    undone: after a quota stop the display must say 30/114, not 114/114. ``in_flight`` is
+    requests sent and not yet answered (what the server sees); ``queued`` is tasks started
+    but waiting to send (for a rate-limit permit or a retry's back-off), which with auto
+    concurrency can be hundreds while a dozen are in flight.
+    """
 
     total: int = 0
     done: int = 0
+    #: tasks a stop left without an answer although their request had been sent (refused by
+    #: the quota, or waiting to retry); the other undone tasks (``total - done``) never were
+    stopped_after_sending: int = 0
     cache_hits: int = 0
     cache_misses: int = 0
     deduplicated: int = 0
@@ -69,6 +79,8 @@ class RunStats:
     tokens_out: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
+    queued: int = 0
+    max_queued: int = 0
     concurrency_limit: int = 0
     started_at: float = 0.0
     latency_sum_s: float = 0.0
@@ -116,7 +128,7 @@ class RequestRetried:
 class RunFinished:
     stats: RunStats
     wall_s: float
-    reason: str = "done"  # done | fatal | quota
+    reason: str = "done"  # done | fatal | quota | interrupted
 
 
 @dataclass

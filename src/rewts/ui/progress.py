@@ -4,11 +4,17 @@ Two subscribers with one interface (``display(event)``, ``display.summary(s)``,
 ``display.close()``):
 
 * :class:`LiveDisplay`: a rich live panel on a terminal: bar, done/total, %, strategies/s, ETA,
-  hits/misses/retries/failures, and the current requests per minute coloured as the seed did
-  (green below 70 %, yellow 70-90 %, red above 90 % of the limit);
+  hits/misses/retries/failures, requests in flight and tasks queued, and the current requests
+  per minute coloured as the seed did (green below 70 %, yellow 70-90 %, red above 90 % of the
+  limit);
 * :class:`PlainDisplay`: without a TTY (or ``--no-progress``) the seed's lines,
   ``Progress: 10/88 (11.4%) | Rate: 2.3 strat/s | ETA: 34s`` every 10 strategies and the RPM
   line every 20.
+
+"Done" counts tasks that ended (answered, cached or failed). A run that stops early (the daily
+quota, a fatal error, Ctrl-C) ends on one ``Stopped ...`` line with the true count and how many
+tasks were left undone, never on a bar at 100 %. "In flight" is requests sent and not yet
+answered (what the server sees); "queued" is tasks waiting to send, shown apart.
 
 Clock and stream are injectable, so tests check the exact text.
 """
@@ -83,6 +89,33 @@ def progress_line(done: int, total: int, elapsed: float) -> str:
     )
 
 
+_STOP_REASONS = {
+    "quota": "the daily quota is used up",
+    "fatal": "an error",
+    "interrupted": "interrupted",
+}
+
+
+def stop_line(stats: Any, reason: str) -> str | None:
+    """The last line of a run that stopped before every task ended; None for a finished run.
+
+    The split into never sent and sent-but-unanswered is given for a quota stop only: after a
+    fatal error or Ctrl-C the requests cut off in flight leave no result to count.
+    """
+    left = stats.total - stats.done
+    if reason == "done" or left <= 0:
+        return None
+    why = _STOP_REASONS.get(reason, reason)
+    split = ""
+    if reason == "quota":
+        sent = min(getattr(stats, "stopped_after_sending", 0), left)
+        split = f" ({left - sent} never sent, {sent} sent but refused or unanswered)"
+    return (
+        f"Stopped ({why}): {stats.done}/{stats.total} done, {left} not done{split}; "
+        "everything answered is cached; a rerun sends only the rest"
+    )
+
+
 def summary_lines(s: Any) -> list[str]:
     """The seed's end-of-run summary plus retries, 429s, tokens and cost."""
     total = max(1, s.total)
@@ -95,8 +128,9 @@ def summary_lines(s: Any) -> list[str]:
         f"  Errors (fallback used): {s.failures} ({s.fallbacks} fallbacks, {s.skipped} skipped)",
         f"  API calls saved: {s.api_calls_saved}",
         f"  Average time per strategy: {s.avg_s_per_strategy:.3f}s",
-        f"  API calls: {s.api_calls} | Retries: {s.retries} | 429s: {s.http_429}"
-        f" | Max in flight: {s.max_in_flight}",
+        f"  API calls: {s.api_calls} | Retries: {s.retries} | 429s: {s.http_429}",
+        f"  Max in flight: {s.max_in_flight} (sent, not yet answered)"
+        f" | Max queued: {getattr(s, 'max_queued', 0)} (waiting for the rate limiter or a retry)",
         f"  Tokens: {s.tokens_in:,} in / {s.tokens_out:,} out | Estimated cost: ${s.cost_usd:.4f}",
     ]
     if s.limit_rpm:
@@ -133,6 +167,8 @@ class PlainDisplay:
 
     def __call__(self, event: Any) -> None:
         if isinstance(event, TaskFinished):
+            if event.status == "stopped":  # left undone by a stop: not progress
+                return
             self.done += 1
             if self.done % self.every == 0 or self.done == self.total:
                 self._print(progress_line(self.done, self.total, self.clock() - self.started))
@@ -147,6 +183,11 @@ class PlainDisplay:
             self.total, self.done, self.started = event.total, 0, self.clock()
             self.monitor = event.monitor
             for line in _header(event):
+                self._print(line)
+        elif isinstance(event, RunFinished):
+            if (line := stop_line(event.stats, event.reason)) is not None:
+                if self.done % self.every:  # the true count, if not just printed
+                    self._print(progress_line(self.done, self.total, self.clock() - self.started))
                 self._print(line)
         elif (line := batch_line(event)) is not None:
             self._print(line)
@@ -210,7 +251,8 @@ class _View:
         head = Text(progress_line(stats.done, stats.total, elapsed))
         counters = Text(
             f"hits {stats.cache_hits} | misses {stats.cache_misses} | retries {stats.retries} | "
-            f"429s {stats.http_429} | failures {stats.failures} | in flight {stats.in_flight}",
+            f"429s {stats.http_429} | failures {stats.failures} | in flight {stats.in_flight} | "
+            f"queued {stats.queued}",
             style="dim",
         )
         parts: list[Any] = [bar, head, counters]
@@ -246,7 +288,9 @@ class LiveDisplay:
             self._live = Live(_View(self), console=self.console, refresh_per_second=4)
             self._live.start()
         elif isinstance(event, RunFinished):
-            self.close()
+            self.close()  # the last frame keeps the true count: stopped tasks are not done
+            if (line := stop_line(event.stats, event.reason)) is not None:
+                self.console.print(line, style="yellow", highlight=False, markup=False)
         elif (line := batch_line(event)) is not None:
             self.console.print(line, highlight=False, markup=False)  # above the live panel
 
