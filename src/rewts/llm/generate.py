@@ -567,7 +567,8 @@ def _row(
     }
 
 
-def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def strategy_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of :data:`COLUMNS` as a table with the stored dtypes (the importer's too)."""
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["direction"] = df["direction"].astype("Int64")
     for col in ("confidence", "entropy", "strength", "tau", "latency_s"):
@@ -805,7 +806,7 @@ def generate_strategies(
             "everything answered is cached: rerun to retry only the failed ones, or set "
             "llm.on_failure (--on-failure) to neutral, heuristic or skip"
         )
-    strategies = {t: _table(r) for t, r in rows.items()}
+    strategies = {t: strategy_table(r) for t, r in rows.items()}
     fallbacks = sum(int(df["fallback"].sum()) for df in strategies.values())
     skipped = sum(int((df["status"] == "skipped").sum()) for df in strategies.values())
     summary = _summary(engine.stats, wall, cfg, provider, monitor, fallbacks, skipped)
