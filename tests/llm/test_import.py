@@ -246,3 +246,12 @@ def test_the_documented_example_imports_on_the_real_data(workdir, shared_data):
     # LONG 3 -> 1, SHORT 2 -> -2/3, tau 0.35 as given
     assert given["tau"].tolist() == pytest.approx([1.0, -2 / 3, 0.35])
     assert given["model"].tolist() == ["my-llm-2025-01", "my-llm-2025-01", "notebook"]
+
+
+def test_options_before_the_subcommand_are_refused_not_dropped(workdir):
+    path = write_csv(workdir, GOOD)
+    result = runner.invoke(app, ["strategies", "--tickers", "AAPL", "import", str(path)])
+    assert result.exit_code == ConfigError.exit_code
+    assert "put the options after `strategies import` (given before it: --tickers)" in (
+        " ".join(result.output.split())
+    )

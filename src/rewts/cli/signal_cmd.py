@@ -49,8 +49,9 @@ AsofOpt = Annotated[
     str | None,
     typer.Option(
         "--asof",
-        help="The day the signal is given on (YYYY-MM-DD; default: the data's last day); "
-        "nothing after it is read. Must lie after the training range.",
+        help="The day the signal is given on (YYYY-MM-DD; a holiday or weekend means the "
+        "trading day before; default: the data's last day); nothing after it is read. Must "
+        "lie after the training range.",
         show_default=False,
     ),
 ]
