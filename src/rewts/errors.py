@@ -67,3 +67,10 @@ class StorageError(RewtsError):
     """A file cannot be written (disk full, a lock held too long); what is committed is kept."""
 
     exit_code = 8
+
+
+class SignalError(RewtsError):
+    """A signal that would not be honest: agents trained on another config or data version,
+    or a day inside the training range (an in-sample signal)."""
+
+    exit_code = 9

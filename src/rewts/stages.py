@@ -163,17 +163,22 @@ def strategies_inputs(
     cfg: Config, data_hash: str, provider: str, news_hash: str | None
 ) -> dict[str, Any]:
     """What shapes the strategy tables: the data, the resolved provider, the LLM settings, the
-    strategy periods and the news (when the analyst reads it)."""
+    strategy periods and the news (when the analyst reads it); with ``provider: import`` also
+    the imported file's bytes, so a changed file reruns the stage (and retrains only the
+    agents whose strategies it changed: training keys on the tables, not on the file)."""
     tree = _dump(cfg)
     llm = {k: v for k, v in tree["llm"].items() if k not in _LLM_OPERATIONAL}
     llm["provider"] = provider
-    return {
+    inputs = {
         "data": data_hash,
         "tickers": tree["tickers"],
         "llm": llm,
         "news": None if cfg.skip_news_processing else news_hash,
         "other": {k: v for k, v in tree.items() if k not in _NOT_STRATEGIES},
     }
+    if provider == "import" and cfg.llm.import_path is not None:
+        inputs["import"] = file_hash(Path(cfg.llm.import_path)) or "missing"
+    return inputs
 
 
 def learned_agents(cfg: Config) -> list[str]:

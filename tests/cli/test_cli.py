@@ -8,6 +8,7 @@ from rewts.cli import app
 runner = CliRunner()
 COMMANDS = [
     "data", "strategies", "train", "backtest", "run", "status", "cache", "sim", "calibrate",
+    "signal",
 ]  # fmt: skip
 
 

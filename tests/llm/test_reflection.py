@@ -207,3 +207,19 @@ def test_reflection_off_runs_every_period_at_once_and_on_one_chain_per_ticker(tm
     for ticker in ("AAA", "BBB", "CCC"):
         days = [decided_on(r) for r in on.requests if f"Ticker: {ticker}\n" in user_text(r)]
         assert days == sorted(days) and len(days) == 5
+
+
+def test_asking_for_one_period_sends_only_it_and_its_chain(tmp_path):
+    """``periods=`` (rewts signal's current period): that task and what it depends on."""
+    ds = fake_dataset(("AAA", "BBB"))
+    alone = FakeProvider(latency=0.0, text=chained_answer)
+    cfg = news_cfg(tmp_path / "alone", ("AAA", "BBB"))
+    one = generate_strategies(cfg, ds, provider=alone, write=False, periods={"AAA": [3]})
+    assert len(alone.requests) == 1 and one.strategies["AAA"]["period"].tolist() == [3]
+    assert one.strategies["BBB"].empty
+    chained = FakeProvider(latency=0.0, text=chained_answer)
+    cfg = news_cfg(tmp_path / "chain", ("AAA", "BBB"), reflection=True)
+    chain = generate_strategies(cfg, ds, provider=chained, write=False, periods={"AAA": [3]})
+    # with reflection, period 3's prompt needs periods 0..2 first
+    assert chain.strategies["AAA"]["period"].tolist() == [0, 1, 2, 3]
+    assert len(chained.requests) == 4

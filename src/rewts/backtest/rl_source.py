@@ -49,6 +49,7 @@ from rewts.training import (
     load_global_agent,
 )
 from rewts.training.checkpoints import UnreadableCheckpoint, write_manifests
+from rewts.training.jobs import TrainJob
 
 #: name of the leaked feature column of the sanity check
 LEAK_COLUMN = "leak_next_return"
@@ -170,7 +171,7 @@ class RLAgentSource:
         self._inputs[variant] = (cfg, dataset, strategies)
         return self._inputs[variant]
 
-    def _needed_chunks(self, variant: Variant, agents: Sequence[str]) -> str:
+    def needed_chunks(self, variant: Variant, agents: Sequence[str]) -> str:
         """``all`` (every chunk and the global one) or ``single`` (only the single agent)."""
         if variant == "llm" and ("rewts" in agents or "global_llm_rl" in agents):
             return "all"
@@ -178,18 +179,19 @@ class RLAgentSource:
 
     # ----------------------------------------------------------------- training
 
-    def ensure_trained(
+    def planned_jobs(
         self, tickers: Sequence[str], agents: Sequence[str], seeds: Sequence[int]
-    ) -> None:
-        """Train the members the requested agents need and that have no checkpoint yet."""
+    ) -> dict[Variant, list[TrainJob]]:
+        """Per variant, the training jobs the requested agents need (finished or not): what
+        training runs, and what ``rewts signal`` checks the checkpoints against."""
         variants = list(dict.fromkeys(AGENT_VARIANT[a] for a in agents if a in AGENT_VARIANT))
-        jobs = []
+        planned: dict[Variant, list[TrainJob]] = {}
         for variant in variants:
             cfg, dataset, strategies = self._variant_inputs(variant)
             _, tag = VARIANT_CHECKPOINTS[variant]
             cfg = cfg.model_copy(update={"tickers": list(tickers)})
             found = build_jobs(cfg, dataset, strategies, include_global=True, seeds=seeds, tag=tag)
-            if self._needed_chunks(variant, agents) == "single":
+            if self.needed_chunks(variant, agents) == "single":
                 if self.cfg.backtest.single_agent == "global":
                     found = [j for j in found if j.chunk == GLOBAL_CHUNK]
                 else:
@@ -198,6 +200,15 @@ class RLAgentSource:
                         if j.chunk != GLOBAL_CHUNK:
                             last[j.ticker] = max(last[j.ticker], j.chunk)
                     found = [j for j in found if j.chunk == last[j.ticker]]
+            planned[variant] = found
+        return planned
+
+    def ensure_trained(
+        self, tickers: Sequence[str], agents: Sequence[str], seeds: Sequence[int]
+    ) -> None:
+        """Train the members the requested agents need and that have no checkpoint yet."""
+        jobs = []
+        for variant, found in self.planned_jobs(tickers, agents, seeds).items():
             if found:
                 self.say(
                     f"training {variant} agents ({len(found)} jobs; finished ones are skipped)"
@@ -280,6 +291,10 @@ class RLAgentSource:
 
     def members(self, ticker: str, variant: Variant, seed: int) -> list[Member]:
         return [m for m, _ in self._load(ticker, variant, seed)]
+
+    def checkpoint(self, ticker: str, variant: Variant, seed: int, member: Member) -> LoadedAgent:
+        """The loaded checkpoint behind ``member`` (its folder and training metadata)."""
+        return next(a for m, a in self._load(ticker, variant, seed) if m.label == member.label)
 
     def q_values(
         self, ticker: str, variant: Variant, seed: int, member: Member, rows: np.ndarray

@@ -41,6 +41,7 @@ from rewts.cli import (  # noqa: E402,F401
     compare_cmd,
     data_cmd,
     run_cmd,
+    signal_cmd,
     sim_cmd,
     status_cmd,
     strategies_cmd,

@@ -100,7 +100,8 @@ ProviderOpt = Annotated[
     str | None,
     typer.Option(
         "--provider",
-        help="LLM provider: auto, heuristic, openai, deepseek, gemini, local.",
+        help="LLM provider: auto, heuristic, openai, deepseek, gemini, local, or import "
+        "(strategies from llm.import_path).",
         show_default=False,
     ),
 ]

@@ -1,4 +1,6 @@
-"""``rewts strategies``: Generate an LLM strategy for every ticker and period, in parallel, cached."""
+"""``rewts strategies``: Generate an LLM strategy for every ticker and period, in parallel, cached;
+``rewts strategies import FILE`` brings in strategies made elsewhere, ``rewts strategies export
+FILE`` writes the stored ones in the format ``import`` reads."""
 
 from __future__ import annotations
 
@@ -34,12 +36,23 @@ from rewts.cli.common import (
     YesOpt,
     check_out_folder,
     common,
+    confirm_destructive,
     data_flags,
     llm_flags,
     out_console,
     user_errors,
 )
+from rewts.config import Config
+from rewts.errors import ConfigError
 from rewts.stages import RECORD_FILE
+
+strategies_app = typer.Typer(
+    name="strategies",
+    invoke_without_command=True,
+    help="Generate an LLM strategy for every ticker and period, in parallel, cached "
+    "(or import / export strategies made elsewhere).",
+)
+app.add_typer(strategies_app)
 
 OutOpt = Annotated[
     Path | None,
@@ -58,8 +71,9 @@ JsonSummaryOpt = Annotated[
 ]
 
 
-@app.command("strategies")
+@strategies_app.callback()
 def strategies_command(
+    ctx: typer.Context,
     tickers: TickersOpt = None,
     data_dir: DataDirOpt = None,
     source: SourceOpt = None,
@@ -85,7 +99,20 @@ def strategies_command(
     env_file: EnvFileOpt = None,
     yes: YesOpt = False,
 ) -> None:
-    """Generate an LLM strategy for every ticker and period, in parallel, cached."""
+    """Generate an LLM strategy for every ticker and period, in parallel, cached.
+
+    `rewts strategies import FILE` reads strategies made elsewhere instead; `rewts strategies
+    export FILE` writes the stored ones in the format import reads.
+    """
+    if ctx.invoked_subcommand is not None:
+        given = [k for k, v in ctx.params.items() if v not in (None, False) and v != ()]
+        if given:
+            with user_errors(debug):
+                raise ConfigError(
+                    f"put the options after `strategies {ctx.invoked_subcommand}` "
+                    f"(given before it: {', '.join('--' + g.replace('_', '-') for g in given)})"
+                )
+        return
     args = common(config, sets, profile, debug, no_progress, env_file=env_file)
     with user_errors(args.debug):
         flags = data_flags(tickers, data_dir, source, start, end) | llm_flags(
@@ -108,6 +135,9 @@ def strategies_command(
         from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
         from rewts.ui.progress import make_display
 
+        if resolve_provider_name(cfg) == "import":
+            _import(cfg, Path(cfg.llm.import_path or ""))
+            return
         # a missing key or unknown provider stops here, before any data work
         llm = make_provider(cfg)
         dataset = ensure_data(cfg)
@@ -138,3 +168,129 @@ def strategies_command(
             json_summary.parent.mkdir(parents=True, exist_ok=True)
             write_private(json_summary, lambda p: p.write_text(text))
         out_console.print(f"strategies written to {cfg.llm.output_dir}", highlight=False)
+
+
+def _import(cfg: Config, path: Path) -> None:
+    """The strategies stage from a file: check every row, then write tables and record."""
+    from rewts import stages
+    from rewts.llm.importer import import_strategies
+    from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
+
+    dataset = ensure_data(cfg)
+    folder = Path(cfg.llm.output_dir)
+    t0 = time.perf_counter()
+    # every row is checked before anything is written or any record is dropped
+    result = import_strategies(cfg, dataset, path=path, write=False)
+    stages.drop_records(folder, ["strategies"])
+    from rewts.llm.generate import write_strategies
+
+    write_strategies(result.strategies, folder)
+    record_strategies(
+        cfg,
+        strategies_inputs_now(cfg, dataset),
+        result.strategies,
+        result,
+        "import",
+        time.perf_counter() - t0,
+    )
+    for ticker, table in result.strategies.items():
+        given = int((table["status"] == "imported").sum())
+        absent = len(table) - given
+        line = f"{ticker}: {given} of {len(table)} periods imported"
+        if absent:
+            line += f", {absent} not in the file (tau 0 there: no signal)"
+        out_console.print(line, highlight=False)
+    digest = stages.file_hash(path) or ""
+    out_console.print(
+        f"strategies imported from {path} (SHA-256 {digest[:12]}...) into {folder}; later "
+        f"stages use them with --provider import --set llm.import_path={path} (or "
+        "llm.provider: import and llm.import_path in the config)",
+        highlight=False,
+    )
+
+
+@strategies_app.command("import")
+def import_command(
+    file: Annotated[
+        Path, typer.Argument(help="CSV, Parquet or JSON file (docs/strategy-import.md).")
+    ],
+    tickers: TickersOpt = None,
+    data_dir: DataDirOpt = None,
+    source: SourceOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    out: OutOpt = None,
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    profile: ProfileOpt = None,
+    debug: DebugOpt = False,
+    env_file: EnvFileOpt = None,
+    yes: YesOpt = False,
+) -> None:
+    """Import strategies made elsewhere (CSV, Parquet or JSON): ticker, date, and tau or
+    direction + confidence per row.
+
+    Every row is checked first (one error line naming the file and the row; nothing is
+    written then). The tables land where `rewts strategies` writes them, with provider
+    import and the file's SHA-256 as provenance; train, backtest, run and status use them
+    when the config says llm.provider: import and llm.import_path: FILE.
+    """
+    args = common(config, sets, profile, debug, True, env_file=env_file)
+    with user_errors(args.debug):
+        flags = data_flags(tickers, data_dir, source, start, end) | {
+            "llm.provider": "import",
+            "llm.import_path": str(file),
+            "llm.output_dir": str(out) if out is not None else None,
+        }
+        cfg = args.load(flags)
+        if out is not None:
+            check_out_folder(
+                out, cfg, stage_key="llm.output_dir", ours=("*.parquet", RECORD_FILE), yes=yes
+            )
+        _import(cfg, file)
+
+
+ExportOpt = Annotated[
+    Path, typer.Argument(help="A .csv, .parquet or .json file to write.", show_default=False)
+]
+
+
+@strategies_app.command("export")
+def export_command(
+    file: ExportOpt,
+    tickers: TickersOpt = None,
+    data_dir: DataDirOpt = None,
+    source: SourceOpt = None,
+    start: StartOpt = None,
+    end: EndOpt = None,
+    out: OutOpt = None,
+    config: ConfigOpt = None,
+    sets: SetOpt = None,
+    profile: ProfileOpt = None,
+    debug: DebugOpt = False,
+    env_file: EnvFileOpt = None,
+    yes: YesOpt = False,
+) -> None:
+    """Write the stored strategy tables (llm.output_dir) as one file that `rewts strategies
+    import` reads back: one row per ticker and period."""
+    args = common(config, sets, profile, debug, True, env_file=env_file)
+    with user_errors(args.debug):
+        # the data flags are accepted (and validated) so a command line can be reused as is
+        cfg = args.load(
+            data_flags(tickers, data_dir, source, start, end)
+            | {"llm.output_dir": str(out) if out is not None else None}
+        )
+        from rewts.llm.importer import export_strategies
+
+        if file.suffix.lower() not in (".csv", ".parquet", ".json"):
+            raise ConfigError(f"{file}: use a .csv, .parquet or .json file name")
+        if file.is_dir():
+            raise ConfigError(f"{file}: is a folder; give a file name inside it")
+        if file.exists() or file.is_symlink():
+            if not file.is_file():
+                raise ConfigError(f"{file}: not a regular file")
+            confirm_destructive(f"overwrite {file}", yes=yes)
+        count = export_strategies(cfg, file)
+        out_console.print(
+            f"exported {count} strategies ({', '.join(cfg.tickers)}) to {file}", highlight=False
+        )

@@ -203,14 +203,15 @@ def _default_prices() -> dict[str, ModelPrice]:
     }
 
 
-Provider = Literal["auto", "heuristic", "openai", "deepseek", "gemini", "local"]
+Provider = Literal["auto", "heuristic", "openai", "deepseek", "gemini", "local", "import"]
 FailurePolicy = Literal["neutral", "heuristic", "skip", "error"]
 
 
 class LLMConfig(Section):
     """The strategist/analyst language model and how it is called."""
 
-    #: ``auto`` picks the first provider whose API key is set, else ``heuristic`` (not an LLM)
+    #: ``auto`` picks the first provider whose API key is set, else ``heuristic`` (not an LLM);
+    #: ``import`` reads the strategies from ``import_path`` instead of asking any model
     provider: Provider = "auto"
     model: str | None = Field(
         default=None,
@@ -235,6 +236,9 @@ class LLMConfig(Section):
     cache_path: Path = Path("cache/strategies.sqlite")
     #: per-ticker strategies (Parquet) with provenance columns
     output_dir: Path = Path("data/strategies")
+    #: ``provider: import``: a CSV, Parquet or JSON file of strategies made elsewhere
+    #: (format: docs/strategy-import.md)
+    import_path: Path | None = None
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
     retry: RetryConfig = Field(default_factory=RetryConfig)
     #: in-context memory: period m's prompt includes period m-1's strategy and outcome
@@ -313,12 +317,22 @@ class LLMConfig(Section):
                 limits.__dict__[name] = value
         return self
 
+    @model_validator(mode="after")
+    def _import_needs_a_file(self) -> LLMConfig:
+        """``provider: import`` without a file would silently fall back to nothing."""
+        if self.provider == "import" and self.import_path is None:
+            raise ValueError(
+                "provider import reads strategies from llm.import_path: set it to a CSV, "
+                "Parquet or JSON file (or run `rewts strategies import FILE`)"
+            )
+        return self
 
     @field_serializer("base_url")
     def _public_base_url(self, url: str | None) -> str | None:
         """Dumps (stage records, summaries, report metadata) never carry a key from the URL;
         the provider reads the attribute itself, credentials included."""
         return url_without_secrets(url) if url else url
+
 
 class RewtsConfig(Section):
     """ReWTS chunking and the Double DQN hyper-parameters (the seed's keys)."""

@@ -15,7 +15,7 @@ import logging
 import math
 import os
 import time
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -400,6 +400,25 @@ def build_tasks(
     return tasks, plans
 
 
+def restrict_tasks(
+    tasks: list[Task],
+    plans: dict[Hashable, PeriodPlan],
+    periods: Mapping[str, Collection[int]],
+) -> tuple[list[Task], dict[Hashable, PeriodPlan]]:
+    """Only the strategist tasks of ``periods`` (ticker -> period indices) and everything they
+    depend on (their news analysis; with reflection, the earlier links of the chain)."""
+    by_id = {task.id: task for task in tasks}
+    stack = [(t, m) for t, ms in periods.items() for m in ms if (t, m) in by_id]
+    keep: set[Hashable] = set()
+    while stack:
+        task_id = stack.pop()
+        if task_id in keep:
+            continue
+        keep.add(task_id)
+        stack.extend(d for d in by_id[task_id].deps if d not in keep)
+    return [t for t in tasks if t.id in keep], {k: p for k, p in plans.items() if k in keep}
+
+
 def _answer(result: TaskResult | None) -> Any:
     """The validated answer of a finished task, or None when it failed."""
     if result is None or result.status not in ("ok", "cached"):
@@ -570,7 +589,8 @@ def _row(
     }
 
 
-def _table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def strategy_table(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows of :data:`COLUMNS` as a table with the stored dtypes (the importer's too)."""
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["direction"] = df["direction"].astype("Int64")
     for col in ("confidence", "entropy", "strength", "tau", "latency_s"):
@@ -727,8 +747,12 @@ def generate_strategies(
     write: bool = True,
     write_json: bool = False,
     headlines: pd.DataFrame | None = None,
+    periods: Mapping[str, Collection[int]] | None = None,
 ) -> GenerationResult:
     """Generate (or load from the cache) one strategy per ticker and period.
+
+    ``periods`` (ticker -> period indices) asks for those periods only, plus what they depend
+    on (``rewts signal`` generating the current period); their tables hold just those rows.
 
     ``progress=True`` shows a live display on stderr (plain lines without a TTY); ``events``
     receives every engine event. ``provider``/``limiter`` replace the configured ones (a custom
@@ -746,6 +770,8 @@ def generate_strategies(
         limiter = limiter if limiter is not None else make_limiter(cfg, provider, cache)
         headlines = load_news(cfg, headlines)
         tasks, plans = build_tasks(cfg, dataset, provider, headlines)
+        if periods is not None:
+            tasks, plans = restrict_tasks(tasks, plans, periods)
         monitor = RequestMonitor(limit_rpm=getattr(limiter, "limit_rpm", None))
         engine: Engine | BatchRunner
         if cfg.llm.batch and not provider.local:
@@ -809,7 +835,7 @@ def generate_strategies(
             "everything answered is cached: rerun to retry only the failed ones, or set "
             "llm.on_failure (--on-failure) to neutral, heuristic or skip"
         )
-    strategies = {t: _table(r) for t, r in rows.items()}
+    strategies = {t: strategy_table(r) for t, r in rows.items()}
     fallbacks = sum(int(df["fallback"].sum()) for df in strategies.values())
     skipped = sum(int((df["status"] == "skipped").sum()) for df in strategies.values())
     summary = _summary(engine.stats, wall, cfg, provider, monitor, fallbacks, skipped)

@@ -84,6 +84,8 @@ def strategies_line(s: Mapping[str, Any] | None) -> str:
         who = "heuristic rules (NOT an LLM: set an API key or --provider for one)"
     if s.get("reused"):
         how = f"reused from the last run: {s.get('reused')}"
+    elif s.get("provider") == "import":
+        how = f"imported from {s.get('import_path')}"
     else:
         how = f"{s.get('generated', 0)} generated, {s.get('cache_hits', 0)} from the cache"
     fallbacks = f", {s.get('fallbacks')} fallback(s)" if s.get("fallbacks") else ""

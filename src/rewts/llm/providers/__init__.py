@@ -41,6 +41,12 @@ def resolve_provider_name(cfg: Config) -> str:
 def make_provider(cfg: Config) -> Provider:
     """The provider the config asks for; a missing key stops here, naming the variable."""
     name = resolve_provider_name(cfg)
+    if name == "import":
+        raise ConfigError(
+            f"llm.provider = import reads the strategies from llm.import_path "
+            f"({cfg.llm.import_path}) and asks no model: use `rewts strategies import FILE`, "
+            "or pick a provider that generates them"
+        )
     if name == "heuristic":
         return HeuristicProvider()
     if name == "local" and not cfg.llm.base_url:
