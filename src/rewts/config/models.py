@@ -375,7 +375,7 @@ class RewtsConfig(Section):
     #: are kept; 0 keeps the last episode (no model selection)
     validation_days: int = Field(252, ge=0)
     #: Adam's L2 weight decay (TDQN: 1e-6); usable once the reward is scaled
-    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay: float = Field(0.01, ge=0.0)
     #: clip the gradient's global L2 norm at this value (None: no clipping)
     grad_clip: PositiveFloat | None = 10.0
     #: probability of repeating the previous action while exploring (TDQN: 0.1)
