@@ -23,7 +23,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from rewts.config import Config
-from rewts.fileio import sha256_regular
+from rewts.fileio import sha256_regular, write_text_atomic
 
 #: the stages of ``rewts run``, in order
 STAGES = ("data", "strategies", "train", "backtest", "report")
@@ -301,14 +300,7 @@ def _write_all(folder: Path, tree: dict[str, Any]) -> None:
     if not tree:
         path.unlink(missing_ok=True)
         return
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{RECORD_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(tree, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_text_atomic(path, json.dumps(tree, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_record(folder: Path, record: StageRecord) -> None:

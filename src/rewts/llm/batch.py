@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from rewts.errors import AuthenticationError, ConfigError, LLMError, QuotaExhaustedError
+from rewts.fileio import write_text_atomic
 from rewts.llm.cache import StrategyCache
 from rewts.llm.engine import (
     Engine,
@@ -486,11 +487,7 @@ class JobStore:
         ]
 
     def _write(self, entries: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entries, f)
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(entries))  # user-only, like the cache
 
     def add(self, job: str, provider: str, model: str, keys: Sequence[str]) -> None:
         entry = {

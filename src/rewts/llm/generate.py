@@ -13,7 +13,6 @@ import concurrent.futures
 import json
 import logging
 import math
-import os
 import time
 from collections.abc import Callable, Collection, Hashable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ import pandas as pd
 from rewts.config import Config
 from rewts.data.timeline import StrategyPeriod
 from rewts.errors import DataError, LLMError, StorageError
+from rewts.fileio import atomic_write
 from rewts.llm.analyst import (
     ANALYST_JSON_SCHEMA,
     NEUTRAL,
@@ -632,30 +632,18 @@ def _report_failures(
     )
 
 
-def write_private(path: Path, write: Callable[[Path], None]) -> None:
-    """Write ``path`` through a user-only temporary file and a rename (never half a file)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def write_strategies(
     strategies: Mapping[str, pd.DataFrame], out_dir: Path, *, json_too: bool = False
 ) -> None:
     try:
         out_dir.mkdir(parents=True, mode=0o700, exist_ok=True)  # user-only, like its files
         for ticker, df in strategies.items():
-            write_private(
+            # user-only (atomic_write's default mode)
+            atomic_write(
                 out_dir / f"{ticker}.parquet", lambda p, df=df: df.to_parquet(p, index=False)
             )
             if json_too:
-                write_private(
+                atomic_write(
                     out_dir / f"{ticker}.json",
                     lambda p, df=df: df.to_json(p, orient="records", date_format="iso", indent=1),
                 )

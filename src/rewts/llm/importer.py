@@ -31,7 +31,7 @@ import pandas as pd
 
 from rewts.config import Config
 from rewts.errors import ConfigError, DataError
-from rewts.fileio import read_regular, sha256_regular
+from rewts.fileio import atomic_write, read_regular, sha256_regular
 from rewts.llm.generate import (
     GenerationResult,
     GenerationSummary,
@@ -424,8 +424,6 @@ def export_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def export_strategies(cfg: Config, path: Path) -> int:
     """Write ``cfg.tickers``' stored tables to ``path`` (.csv, .parquet or .json), user-only;
     returns the number of rows. An error names the ticker whose table is missing."""
-    from rewts.llm.generate import write_private
-
     folder = Path(cfg.llm.output_dir)
     missing = [t for t in cfg.tickers if not (folder / f"{t}.parquet").is_file()]
     if missing:
@@ -447,5 +445,5 @@ def export_strategies(cfg: Config, path: Path) -> int:
             out.to_parquet(tmp, index=False)
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(path, write)
+    atomic_write(path, write)  # user-only
     return len(out)
