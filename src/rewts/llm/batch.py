@@ -922,28 +922,6 @@ class BatchRunner:
             log.warning("could not cancel batch job %s: %s", job, type(exc).__name__)
 
 
-async def run_batch(
-    tasks: Sequence[Task],
-    provider: Provider,
-    cache: StrategyCache | None,
-    *,
-    prompt_version: str = "v1",
-    poll_s: float = 30.0,
-    max_wait_s: float = 48 * 3600.0,
-    events: Callable[[Any], None] | None = None,
-) -> dict[Hashable, TaskResult]:
-    """Run ``tasks`` through ``provider``'s batch API (see :class:`BatchRunner`)."""
-    runner = BatchRunner(
-        provider,
-        cache=cache,
-        prompt_version=prompt_version,
-        poll_s=poll_s,
-        max_wait_s=max_wait_s,
-        events=events,
-    )
-    return await runner.run(tasks)
-
-
 __all__ = [
     "BATCH_PRICE_FACTOR",
     "BatchCompleted",
@@ -955,5 +933,4 @@ __all__ = [
     "JobStore",
     "OpenAIBatch",
     "batch_backend",
-    "run_batch",
 ]

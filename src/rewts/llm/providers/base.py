@@ -56,8 +56,6 @@ class Response:
     tokens_out: int = 0
     logprobs: list[TokenLogprob] | None = None
     finish_reason: str | None = None
-    #: the provider's response as plain data (for debugging; never contains the key)
-    raw: Any = None
 
 
 @runtime_checkable

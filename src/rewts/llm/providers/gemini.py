@@ -31,7 +31,6 @@ server are redacted before they are repeated.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -484,13 +483,6 @@ def _logprobs(result: Any) -> list[TokenLogprob] | None:
     except (TypeError, ValueError):
         return None  # unusable log-probabilities: C = 1, as without them
     return out
-
-
-def response_to_json(response: Any) -> str:
-    """The SDK response as compact JSON (debugging; holds no key)."""
-    dump = getattr(response, "model_dump", None)
-    data = dump(mode="json", exclude_none=True) if dump else response
-    return json.dumps(data, sort_keys=True)
 
 
 # ------------------------------------------------------------------------------ factory

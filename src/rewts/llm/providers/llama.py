@@ -242,7 +242,6 @@ class LlamaCppProvider:
             tokens_out=int(usage.get("completion_tokens") or 0),
             logprobs=None,
             finish_reason=finish,
-            raw=raw,
         )
 
     async def aclose(self) -> None:
