@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import functools
 import json
 import logging
 import math
@@ -46,14 +47,13 @@ from rewts.llm.limiter import (
     RateLimiter,
     Unlimited,
     default_burst,
-    pacific_today,
-    utc_today,
+    today_in,
 )
 from rewts.llm.memory import memory_section, period_outcome
 from rewts.llm.monitor import RequestMonitor, RunStats
 from rewts.llm.prompts import render_messages, snapshot_inputs, system_message
 from rewts.llm.providers import BANNER, Provider, make_provider
-from rewts.llm.providers.base import Request, is_cacheable
+from rewts.llm.providers.base import Request, is_cacheable, quota_tz
 from rewts.llm.providers.heuristic import heuristic_strategy
 from rewts.llm.retries import Backoff
 from rewts.llm.schemas import STRATEGY_JSON_SCHEMA, strength, tau
@@ -446,8 +446,8 @@ def make_limiter(cfg: Config, provider: Provider, cache: StrategyCache | None) -
     if limits.rpm:
         rate = min(rate, limits.rpm / 60.0)
     scope = getattr(provider, "identity", provider.name)
-    # the provider's own quota day: Gemini resets at midnight Pacific, the others at UTC
-    today = pacific_today if provider.name == "gemini" else utc_today
+    # the provider's own quota day (Gemini's resets at midnight Pacific, the others' at UTC)
+    today = functools.partial(today_in, quota_tz(provider))
     daily_used, take = 0, None
     if limits.rpd is not None and cache is not None:
         rpd = limits.rpd

@@ -100,9 +100,12 @@ def utc_today() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
-def pacific_today() -> str:
-    """Gemini's quota day: its daily limits reset at midnight Pacific time."""
-    return dt.datetime.now(ZoneInfo("America/Los_Angeles")).date().isoformat()
+def today_in(tz: str) -> str:
+    """The calendar date now in the IANA zone ``tz``: the day a provider's daily quota counts
+    in (its ``quota_tz``). "UTC" needs no tz database."""
+    if tz == "UTC":
+        return utc_today()
+    return dt.datetime.now(ZoneInfo(tz)).date().isoformat()
 
 
 def default_burst(rate: float) -> int:

@@ -67,6 +67,8 @@ class Provider(Protocol):
     ``not local``; an in-process LLM is slow and deterministic, so it sets True) and
     ``max_concurrency`` (default None; an in-process model is bounded by the machine's cores,
     not by a rate limit). ``identity`` names the endpoint for cache keys (provider, base URL).
+    ``quota_tz`` (default "UTC") is the IANA zone whose midnight resets the provider's daily
+    quotas, so ``rpd`` counts the provider's own day.
     """
 
     name: str
@@ -84,6 +86,11 @@ class Provider(Protocol):
 def is_cacheable(provider: Provider) -> bool:
     """Whether answers go through the cache (everything but the heuristic by default)."""
     return bool(getattr(provider, "cacheable", not provider.local))
+
+
+def quota_tz(provider: Provider) -> str:
+    """The zone whose midnight resets the provider's daily quotas (UTC unless it says)."""
+    return str(getattr(provider, "quota_tz", "UTC"))
 
 
 def concurrency_cap(provider: Provider) -> int | None:

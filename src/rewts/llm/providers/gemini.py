@@ -223,6 +223,8 @@ class GeminiProvider:
 
     name = "gemini"
     local = False
+    #: the daily quotas reset at midnight Pacific: ``rpd`` counts this day
+    quota_tz = QUOTA_TZ
 
     def __init__(
         self,
