@@ -203,7 +203,7 @@ class PlainDisplay:
 
 def batch_line(event: Any) -> str | None:
     """One line for a batch-mode event (``llm.batch``), None for any other event."""
-    from rewts.llm.batch import BatchCompleted, BatchPolled, BatchResumed, BatchSubmitted
+    from rewts.llm.monitor import BatchCompleted, BatchPolled, BatchResumed, BatchSubmitted
 
     if isinstance(event, BatchSubmitted):
         return f"Batch job {event.job}: {event.requests} requests submitted (wave {event.wave})"

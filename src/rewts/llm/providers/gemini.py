@@ -42,6 +42,7 @@ from rewts.errors import AuthenticationError
 from rewts.llm.providers.base import (
     AuthFailed,
     BadRequest,
+    BatchBackend,
     ConnectionFailed,
     InvalidOutput,
     NotFound,
@@ -382,6 +383,12 @@ class GeminiProvider:
 
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
+
+    def batch(self) -> BatchBackend:
+        """Gemini Batch Mode (``llm.batch``), through this adapter's requests and errors."""
+        from rewts.llm.providers.gemini_batch import GeminiBatch
+
+        return GeminiBatch(self)
 
     async def aclose(self) -> None:
         await self.client.aio.aclose()
