@@ -221,11 +221,12 @@ def test_the_daily_budget_counts_the_providers_own_day(tmp_path, monkeypatch, na
     import asyncio
 
     import rewts.llm.generate as gen
+    import rewts.llm.plan as plan
     from rewts.llm.limiter import DailyLimitReached
     from rewts.llm.providers.gemini import GeminiProvider
 
     days = {GeminiProvider.quota_tz: "2026-01-01", "UTC": "2026-01-02"}
-    monkeypatch.setattr(gen, "today_in", days.__getitem__)
+    monkeypatch.setattr(plan, "today_in", days.__getitem__)  # make_limiter lives in llm.plan
     cfg = _cfg(tmp_path)
     cfg.llm.rate_limits.rpd = 5
     provider = FakeProvider()

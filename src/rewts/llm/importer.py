@@ -3,7 +3,7 @@ CSV, Parquet or JSON file into the per-ticker tables the generator writes.
 
 Why a stage of its own and not a provider: an imported strategy has no prompt, no request and
 no cache entry; what it shares with a generated one is the table. So the rows come out with the
-generator's columns (:data:`rewts.llm.generate.COLUMNS`), ``provider`` ``import``, the file's
+generator's columns (:data:`rewts.llm.tables.COLUMNS`), ``provider`` ``import``, the file's
 SHA-256 as ``cache_key`` (its provenance) and ``status`` ``imported``; training, the backtest,
 ``rewts run`` and ``rewts status`` then treat them like any strategies.
 
