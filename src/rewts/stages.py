@@ -140,7 +140,10 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """The dotted keys whose values differ between two input trees, shallow ones first (a
     changed ``tickers`` says more than the per-file hashes it drags along)."""
     a, b = flatten(old), flatten(new)
-    norm = lambda v: json.dumps(v, sort_keys=True, default=str)  # noqa: E731
+
+    def norm(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, default=str)
+
     changed = [k for k in a.keys() | b.keys() if norm(a.get(k)) != norm(b.get(k))]
     return sorted(changed, key=lambda k: (k.count("."), k))
 

@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +26,9 @@ from rewts.cli.common import (
 )
 from rewts.errors import ConfigError, StorageError
 from rewts.fileio import atomic_write, write_text_atomic
+
+if TYPE_CHECKING:
+    from rewts.llm.cache import StrategyCache
 
 OutputOpt = Annotated[
     Path | None,
@@ -129,7 +132,7 @@ def _check_export_target(output: Path | None, *, yes: bool) -> None:
         confirm_destructive(f"overwrite {output}", yes=yes)
 
 
-def _export(store, output: Path) -> None:
+def _export(store: StrategyCache, output: Path) -> None:
     """Write the entries user-only (0600, temporary file then rename): they hold the paid
     answers and every prompt."""
     import pandas as pd

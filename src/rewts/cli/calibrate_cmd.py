@@ -4,6 +4,7 @@ to show whether the agents use guidance when it is informative and ignore it whe
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -144,7 +145,7 @@ def calibrate_command(
             ("calibration_tests.csv", result.tests),
             ("realized_ic.csv", result.realized),
         ):
-            atomic_write(folder / name, lambda p, f=frame: f.to_csv(p, index=False), mode=0o666)
+            atomic_write(folder / name, partial(frame.to_csv, index=False), mode=0o666)
         write_text_atomic(
             folder / "README.txt",
             f"{LABEL}\n\ncommand: rewts calibrate --ic {ic} --seeds {seeds}\ntickers: "

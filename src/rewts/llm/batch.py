@@ -355,8 +355,8 @@ class BatchRunner:
             except BaseExceptionGroup as errors:
                 raise errors.exceptions[0] from None  # the first failure, as a plain error
             outcomes: dict[str, ItemOutcome] = {}
-            for job in running:
-                outcomes.update(job.result())
+            for finished in running:
+                outcomes.update(finished.result())
             retry: dict[str, tuple[Request, list[Task]]] = {}
             for key, (request, tasks) in pending.items():
                 outcome = outcomes.get(key) or ServerError("no answer in the batch output")
@@ -397,7 +397,8 @@ class BatchRunner:
         """Validate and cache one answer (every task that asked it); the error otherwise."""
         if isinstance(outcome, ProviderError):
             if _is_logprobs_refusal(outcome):
-                getattr(self.provider, "no_logprobs", set()).add(request.model)
+                no_logprobs: set[str] = getattr(self.provider, "no_logprobs", set())
+                no_logprobs.add(request.model)
             return outcome
         schema = tasks[0].schema
         try:

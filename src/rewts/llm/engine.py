@@ -173,7 +173,7 @@ class Engine:
             # 1. cache lookups for every request known up front, in one query
             keys = {t.id: self.key_for(t.request) for t in tasks if t.request is not None}
             hits = {}
-            if use_cache and keys:
+            if use_cache and keys and self.cache is not None:
                 hits = await loop.run_in_executor(self._writer, self.cache.get_many, keys.values())
             cached_now = 0
             for task_id, key in keys.items():

@@ -228,7 +228,7 @@ def build_tasks(
     analyst_runs = news_on and provider.name != "heuristic"
     blind = llm.blind
     analyst_system = analyst_system_message(llm.prompt_version, blind=blind) if analyst_runs else ""
-    prompt = {
+    prompt: dict[str, Any] = {
         "system": system_message(llm.prompt_version, blind=blind),
         "prompt_version": llm.prompt_version,
         "schema": ("strategy", STRATEGY_JSON_SCHEMA) if structured else None,
@@ -280,14 +280,14 @@ def build_tasks(
                         )
                     )
             # ---- memory: chained to the previous period's task
-            chained = llm.reflection and previous is not None
-            prev_id = (ticker, previous.index) if chained else None
+            chained_to = previous if llm.reflection else None
+            prev_id = (ticker, chained_to.index) if chained_to is not None else None
             plan = PeriodPlan(ticker, period, news, snapshot(frame, period), prev_id)
             plans[(ticker, m)] = plan
             build = _StrategistPrompt(
                 plan,
-                previous if chained else None,
-                period_outcome(frame, previous, period) if chained else None,
+                chained_to,
+                period_outcome(frame, chained_to, period) if chained_to is not None else None,
                 anonymize=anon,
                 **prompt,
             )
@@ -317,7 +317,7 @@ def restrict_tasks(
     """Only the strategist tasks of ``periods`` (ticker -> period indices) and everything they
     depend on (their news analysis; with reflection, the earlier links of the chain)."""
     by_id = {task.id: task for task in tasks}
-    stack = [(t, m) for t, ms in periods.items() for m in ms if (t, m) in by_id]
+    stack: list[Hashable] = [(t, m) for t, ms in periods.items() for m in ms if (t, m) in by_id]
     keep: set[Hashable] = set()
     while stack:
         task_id = stack.pop()

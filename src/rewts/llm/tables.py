@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Hashable, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -183,13 +184,11 @@ def write_strategies(
         for ticker, df in strategies.items():
             # user-only (atomic_write's default mode)
             atomic_write(
-                out_dir / f"{ticker}.parquet", lambda p, df=df: df.to_parquet(p, index=False)
+                out_dir / f"{ticker}.parquet", partial(df.to_parquet, index=False)
             )
             if json_too:
-                atomic_write(
-                    out_dir / f"{ticker}.json",
-                    lambda p, df=df: df.to_json(p, orient="records", date_format="iso", indent=1),
-                )
+                to_json = partial(df.to_json, orient="records", date_format="iso", indent=1)
+                atomic_write(out_dir / f"{ticker}.json", to_json)
     except OSError as exc:
         # every answer is already committed to the cache: a rerun writes the tables without
         # sending a request again

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rewts.llm.providers.base import InvalidOutput, ItemOutcome, JobStatus, Request, item_error
-from rewts.llm.providers.gemini import parse_response
+from rewts.llm.providers.gemini import GeminiProvider, parse_response
 
 
 class GeminiBatch:
@@ -30,7 +30,7 @@ class GeminiBatch:
     max_bytes = 15_000_000
     max_items = None
 
-    def __init__(self, provider: Any) -> None:
+    def __init__(self, provider: GeminiProvider) -> None:
         self.provider = provider
         self._order: dict[str, list[str]] = {}
 

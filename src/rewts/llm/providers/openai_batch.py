@@ -21,7 +21,7 @@ from rewts.llm.providers.base import (
     Request,
     item_error,
 )
-from rewts.llm.providers.openai_compat import parse_completion
+from rewts.llm.providers.openai_compat import OpenAICompatProvider, parse_completion
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ class OpenAIBatch:
     max_items = 50_000
     max_bytes = 190_000_000
 
-    def __init__(self, provider: Any) -> None:
+    def __init__(self, provider: OpenAICompatProvider) -> None:
         self.provider = provider
         # the adapter's own client and request body: one source of truth for what is sent
         self.client = provider.client
