@@ -222,37 +222,12 @@ class Engine:
     async def _schedule(
         self, by_id: dict[Hashable, Task], results: dict[Hashable, TaskResult]
     ) -> None:
-        waiting_on: dict[Hashable, int] = {}
-        dependents: dict[Hashable, list[Hashable]] = collections.defaultdict(list)
-        # ready tasks by (priority, arrival): lower priority first, FIFO among equals
-        ready: list[tuple[float, int, Hashable]] = []
-        order = itertools.count()
-
-        def make_ready(task_id: Hashable) -> None:
-            heapq.heappush(ready, (by_id[task_id].priority, next(order), task_id))
-
-        for task in by_id.values():
-            if task.id in results:
-                continue
-            missing = [d for d in task.deps if d not in results]
-            for dep in missing:
-                dependents[dep].append(task.id)
-            if missing:
-                waiting_on[task.id] = len(missing)
-            else:
-                make_ready(task.id)
+        ready = _ReadyQueue(by_id, results)
         remaining = len(by_id) - len(results)
         if remaining == 0:
             return
         running: set[asyncio.Task[TaskResult]] = set()
         all_done = asyncio.get_running_loop().create_future()
-
-        def release(task_id: Hashable) -> None:
-            for child in dependents.pop(task_id, ()):
-                waiting_on[child] -= 1
-                if waiting_on[child] == 0:
-                    del waiting_on[child]
-                    make_ready(child)
 
         def on_done(fut: asyncio.Task[TaskResult]) -> None:
             nonlocal remaining
@@ -269,7 +244,7 @@ class Engine:
             results[result.id] = result
             remaining -= 1
             self._finish_bookkeeping(result)
-            release(result.id)
+            ready.release(result.id)
             if self._fatal is not None:
                 return
             spawn()
@@ -286,7 +261,7 @@ class Engine:
             limit = self.concurrency_limit
             self.stats.concurrency_limit = limit
             while ready and len(running) < limit:
-                task = by_id[heapq.heappop(ready)[2]]
+                task = ready.pop()
                 worker = asyncio.ensure_future(self._run_one(task, results))
                 running.add(worker)
                 worker.add_done_callback(on_done)
@@ -520,6 +495,47 @@ class Engine:
                 "network; no strategies were written"
             )
         return user_error(exc, self.provider, "no strategies were written")
+
+
+class _ReadyQueue:
+    """The scheduler's task bookkeeping: tasks whose dependencies are all done, by (priority,
+    arrival), lower priority first and FIFO among equals; the others wait on a count of
+    unfinished dependencies and join when it reaches zero."""
+
+    def __init__(self, by_id: Mapping[Hashable, Task], results: Mapping[Hashable, TaskResult]):
+        self._by_id = by_id
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._order = itertools.count()
+        self._waiting_on: dict[Hashable, int] = {}
+        self._dependents: dict[Hashable, list[Hashable]] = collections.defaultdict(list)
+        for task in by_id.values():
+            if task.id in results:
+                continue
+            missing = [d for d in task.deps if d not in results]
+            for dep in missing:
+                self._dependents[dep].append(task.id)
+            if missing:
+                self._waiting_on[task.id] = len(missing)
+            else:
+                self._push(task.id)
+
+    def _push(self, task_id: Hashable) -> None:
+        heapq.heappush(self._heap, (self._by_id[task_id].priority, next(self._order), task_id))
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def pop(self) -> Task:
+        """The next task to start."""
+        return self._by_id[heapq.heappop(self._heap)[2]]
+
+    def release(self, task_id: Hashable) -> None:
+        """``task_id`` finished: its dependents that waited only on it become ready."""
+        for child in self._dependents.pop(task_id, ()):
+            self._waiting_on[child] -= 1
+            if self._waiting_on[child] == 0:
+                del self._waiting_on[child]
+                self._push(child)
 
 
 # ------------------------------------------------------------------- functions

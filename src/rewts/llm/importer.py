@@ -21,7 +21,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,6 +175,53 @@ def _values(raw: pd.DataFrame, row: int, column: str) -> Any:
     return raw[column].iloc[row] if column in raw.columns else None
 
 
+def _row_signal(
+    raw: pd.DataFrame, i: int, bad: Callable[[str], DataError]
+) -> tuple[int | None, float | None, float | None, float, float]:
+    """Row ``i``'s (direction, confidence, entropy, tau, strength): tau as given, else from
+    direction and confidence as the generator computes it; ``bad`` makes the error that names
+    the row."""
+    direction_value = _values(raw, i, "direction")
+    direction = None
+    if not _missing(direction_value):
+        direction = _direction(direction_value)
+        if direction is None:
+            raise bad(f"direction {_shown(direction_value)} is not LONG, SHORT, 1 or 0")
+    confidence_value = _values(raw, i, "confidence")
+    confidence = None
+    if not _missing(confidence_value):
+        confidence = _number(confidence_value)
+        if confidence is None or not 1.0 <= confidence <= 3.0:
+            raise bad(
+                f"confidence {_shown(confidence_value)} is not a number from 1 to 3 "
+                "(1 low, 2 medium, 3 high)"
+            )
+    entropy_value = _values(raw, i, "entropy")
+    entropy = None
+    if not _missing(entropy_value):
+        entropy = _number(entropy_value)
+        if entropy is None or not 0.0 <= entropy <= 1.0:
+            raise bad(f"entropy {_shown(entropy_value)} is not a number from 0 to 1")
+    tau_value = _values(raw, i, "tau")
+    if not _missing(tau_value):
+        value = _number(tau_value)
+        if value is None or not -1.0 <= value <= 1.0:
+            raise bad(
+                f"tau {_shown(tau_value)} is outside [-1, 1] (tau = +/-(confidence / 3) x "
+                "certainty; see docs/strategy-import.md)"
+            )
+        if direction is not None and value != 0 and (value > 0) != (direction == 1):
+            word_dir = "LONG" if direction == 1 else "SHORT"
+            raise bad(f"tau {value:g} contradicts direction {word_dir}")
+        row_tau, row_strength = value, abs(value)
+    elif direction is not None and confidence is not None:
+        row_strength = strength(confidence, entropy)
+        row_tau = tau(direction, row_strength)
+    else:
+        raise bad("give tau, or direction and confidence")
+    return direction, confidence, entropy, row_tau, row_strength
+
+
 def read_import(
     cfg: Config, dataset: Any, path: Path | str
 ) -> tuple[dict[str, pd.DataFrame], str, int]:
@@ -248,44 +295,7 @@ def read_import(
             )
         seen[(ticker, index)] = first + i
 
-        direction_value = _values(raw, i, "direction")
-        direction = None
-        if not _missing(direction_value):
-            direction = _direction(direction_value)
-            if direction is None:
-                raise bad(f"direction {_shown(direction_value)} is not LONG, SHORT, 1 or 0")
-        confidence_value = _values(raw, i, "confidence")
-        confidence = None
-        if not _missing(confidence_value):
-            confidence = _number(confidence_value)
-            if confidence is None or not 1.0 <= confidence <= 3.0:
-                raise bad(
-                    f"confidence {_shown(confidence_value)} is not a number from 1 to 3 "
-                    "(1 low, 2 medium, 3 high)"
-                )
-        entropy_value = _values(raw, i, "entropy")
-        entropy = None
-        if not _missing(entropy_value):
-            entropy = _number(entropy_value)
-            if entropy is None or not 0.0 <= entropy <= 1.0:
-                raise bad(f"entropy {_shown(entropy_value)} is not a number from 0 to 1")
-        tau_value = _values(raw, i, "tau")
-        if not _missing(tau_value):
-            value = _number(tau_value)
-            if value is None or not -1.0 <= value <= 1.0:
-                raise bad(
-                    f"tau {_shown(tau_value)} is outside [-1, 1] (tau = +/-(confidence / 3) x "
-                    "certainty; see docs/strategy-import.md)"
-                )
-            if direction is not None and value != 0 and (value > 0) != (direction == 1):
-                word_dir = "LONG" if direction == 1 else "SHORT"
-                raise bad(f"tau {value:g} contradicts direction {word_dir}")
-            row_tau, row_strength = value, abs(value)
-        elif direction is not None and confidence is not None:
-            row_strength = strength(confidence, entropy)
-            row_tau = tau(direction, row_strength)
-        else:
-            raise bad("give tau, or direction and confidence")
+        direction, confidence, entropy, row_tau, row_strength = _row_signal(raw, i, bad)
 
         explanation = _values(raw, i, "explanation")
         model = _values(raw, i, "model")
