@@ -45,12 +45,6 @@ class QuotaExhaustedError(LLMError):
     exit_code = 5
 
 
-class NotYetImplementedError(RewtsError):
-    """A command that exists in the CLI but whose stage has not been built yet."""
-
-    exit_code = 64
-
-
 class TrainingError(RewtsError):
     """Training could not run (for example: too little data for a chunk)."""
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from rewts.fileio import atomic_write, write_text_atomic
 from rewts.metrics import paired_ttest, summarize
 
 if TYPE_CHECKING:
@@ -300,22 +301,21 @@ def run_compare(
         signals = {t: df[["start", "end", "direction", "tau"]] for t, df in tables.items()}
         results[arm] = load_runs(out_dir / arm, signals)
     table = compare_named_blind(results["named"], results["blind"])
-    table.to_csv(out_dir / "memorization.csv", index=False)
+    atomic_write(out_dir / "memorization.csv", lambda p: table.to_csv(p, index=False), mode=0o666)
     records = json.loads(table.to_json(orient="records"))
     payload = {
         "named": str(out_dir / "named"),
         "blind": str(out_dir / "blind"),
         "comparison": records,
     }
-    (out_dir / "memorization.json").write_text(json.dumps(payload, indent=2), encoding="utf-8")
+    write_text_atomic(out_dir / "memorization.json", json.dumps(payload, indent=2), mode=0o666)
     report = None
     if html:
         from rewts.report.html import render_compare_html
 
         report = out_dir / "report.html"
-        report.write_text(
-            render_compare_html(results["named"], results["blind"], records), encoding="utf-8"
-        )
+        html_text = render_compare_html(results["named"], results["blind"], records)
+        write_text_atomic(report, html_text, mode=0o666)
     return CompareResult(out_dir, summaries["named"], summaries["blind"], table, report)
 
 

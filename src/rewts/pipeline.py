@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rewts import stages as st
+from rewts.fileio import write_text_atomic
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -208,15 +208,6 @@ def _meta_seconds(path: Path) -> float:
 
     meta = read_meta(path) or {}
     return float((meta.get("metrics") or {}).get("seconds", 0.0))
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _results_facts(metrics_json: Path) -> tuple[dict[str, Any], list[str]]:
@@ -485,7 +476,7 @@ class _Run:
             return
         t0 = self._start("report", "backtest output changed")
         path = run_dir / "report.html"
-        _write_text_atomic(path, render_html(result))
+        write_text_atomic(path, render_html(result), mode=0o666)
         seconds = time.perf_counter() - t0
         rp_inputs = st.report_inputs(output)
         st.write_record(

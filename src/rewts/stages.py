@@ -23,7 +23,6 @@ import datetime as dt
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,7 +31,7 @@ from typing import Any
 import pandas as pd
 
 from rewts.config import Config
-from rewts.fileio import sha256_regular
+from rewts.fileio import sha256_regular, write_text_atomic
 
 #: the stages of ``rewts run``, in order
 STAGES = ("data", "strategies", "train", "backtest", "report")
@@ -141,7 +140,10 @@ def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """The dotted keys whose values differ between two input trees, shallow ones first (a
     changed ``tickers`` says more than the per-file hashes it drags along)."""
     a, b = flatten(old), flatten(new)
-    norm = lambda v: json.dumps(v, sort_keys=True, default=str)  # noqa: E731
+
+    def norm(value: Any) -> str:
+        return json.dumps(value, sort_keys=True, default=str)
+
     changed = [k for k in a.keys() | b.keys() if norm(a.get(k)) != norm(b.get(k))]
     return sorted(changed, key=lambda k: (k.count("."), k))
 
@@ -301,14 +303,7 @@ def _write_all(folder: Path, tree: dict[str, Any]) -> None:
     if not tree:
         path.unlink(missing_ok=True)
         return
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{RECORD_FILE}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(tree, fh, indent=2, sort_keys=True, default=str)
-            fh.write("\n")
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    write_text_atomic(path, json.dumps(tree, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def write_record(folder: Path, record: StageRecord) -> None:

@@ -334,6 +334,8 @@ def test_writing_the_store_removes_temporaries_of_killed_writers_only(tmp_path):
     import subprocess
     import sys
 
+    from rewts.fileio import temporary_path
+
     dead = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
         capture_output=True,
@@ -342,8 +344,9 @@ def test_writing_the_store_removes_temporaries_of_killed_writers_only(tmp_path):
     )
     folder = tmp_path / "processed"
     folder.mkdir()
-    orphan = folder / f".AAA.parquet.{dead.stdout.strip()}.tmp"  # its writer has exited
-    alive = folder / f".BBB.parquet.{os.getppid()}.tmp"  # a writer that is still running
+    # named as rewts.fileio.atomic_write names its temporaries
+    orphan = temporary_path(folder / "AAA.parquet", int(dead.stdout))  # its writer has exited
+    alive = temporary_path(folder / "BBB.parquet", os.getppid())  # a writer still running
     orphan.write_bytes(b"half a file")
     alive.write_bytes(b"being written")
     frame = pd.DataFrame({"close": [1.0, 2.0]}, index=pd.bdate_range("2020-01-01", periods=2))

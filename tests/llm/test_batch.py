@@ -19,7 +19,6 @@ from rewts.llm.batch import (
     JobStatus,
     JobStore,
     batch_backend,
-    run_batch,
 )
 from rewts.llm.cache import StrategyCache
 from rewts.llm.engine import Engine, EngineSettings, Task
@@ -248,13 +247,14 @@ def test_providers_without_a_batch_api_are_refused_clearly():
     asyncio.run(deepseek.aclose())
 
 
-def test_run_batch_function(tmp_path):
+def test_batch_runner_without_a_cache(tmp_path):
     with SimServer(SimConfig(latency_s=0.0, batch_delay_s=0.05)) as sim:
         provider = _openai(sim)
 
         async def main():
             try:
-                return await run_batch(_tasks("gpt-4o-mini", 2), provider, None, poll_s=0.05)
+                runner = BatchRunner(provider, cache=None, poll_s=0.05)
+                return await runner.run(_tasks("gpt-4o-mini", 2))
             finally:
                 await provider.aclose()
 

@@ -221,14 +221,18 @@ def test_the_daily_budget_counts_the_providers_own_day(tmp_path, monkeypatch, na
     import asyncio
 
     import rewts.llm.generate as gen
+    import rewts.llm.plan as plan
     from rewts.llm.limiter import DailyLimitReached
+    from rewts.llm.providers.gemini import GeminiProvider
 
-    monkeypatch.setattr(gen, "pacific_today", lambda: "2026-01-01")
-    monkeypatch.setattr(gen, "utc_today", lambda: "2026-01-02")
+    days = {GeminiProvider.quota_tz: "2026-01-01", "UTC": "2026-01-02"}
+    monkeypatch.setattr(plan, "today_in", days.__getitem__)  # make_limiter lives in llm.plan
     cfg = _cfg(tmp_path)
     cfg.llm.rate_limits.rpd = 5
     provider = FakeProvider()
     provider.name = name
+    if name == "gemini":
+        provider.quota_tz = GeminiProvider.quota_tz  # the attribute the real adapter carries
     with StrategyCache(cfg.llm.cache_path) as cache:
         cache.add_daily_requests("2026-01-01", provider.identity, 5)  # a spent Pacific day
         limiter = gen.make_limiter(cfg, provider, cache)
@@ -237,6 +241,18 @@ def test_the_daily_budget_counts_the_providers_own_day(tmp_path, monkeypatch, na
                 asyncio.run(limiter.acquire())
         else:
             asyncio.run(limiter.acquire())
+
+
+def test_each_provider_names_its_quota_day_zone():
+    """The quota day is a provider attribute: Gemini's is Pacific, everyone else's UTC."""
+    from rewts.llm.limiter import today_in, utc_today
+    from rewts.llm.providers.base import quota_tz
+    from rewts.llm.providers.gemini import GeminiProvider
+    from rewts.llm.providers.heuristic import HeuristicProvider
+
+    assert quota_tz(GeminiProvider(api_key="k")) == "America/Los_Angeles"
+    assert quota_tz(HeuristicProvider()) == quota_tz(FakeProvider()) == "UTC"
+    assert today_in("UTC") == utc_today()
 
 
 def test_auto_picks_the_first_provider_with_a_key(tmp_path, workdir, monkeypatch):

@@ -187,7 +187,7 @@ def test_requests_per_day_persist_across_runs_and_reset_on_a_new_day(tmp_path):
             1000.0,
             rpd=3,
             daily_used=cache.daily_requests(day["d"], "sim"),
-            persist_daily=lambda d, n: cache.add_daily_requests(d, "sim", n),
+            take_daily=lambda d: cache.take_daily_request(d, "sim", 3),
             today=lambda: day["d"],
         )
 

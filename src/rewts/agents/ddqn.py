@@ -15,8 +15,6 @@ sampling), so a seed reproduces a run on the same device and thread count.
 from __future__ import annotations
 
 import contextlib
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,6 +29,7 @@ from rewts.agents.replay import Batch, ReplayBuffer
 from rewts.agents.schedules import EpsilonSchedule
 from rewts.env.evaluation import annualized_sharpe as sharpe
 from rewts.errors import TrainingError
+from rewts.fileio import atomic_write
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -354,7 +353,7 @@ class DDQNAgent:
     # ------------------------------------------------------------ persistence
 
     def save(self, path: str | Path, metadata: dict[str, Any] | None = None) -> Path:
-        """Write weights, settings and metadata atomically (temp file + ``os.replace``)."""
+        """Write weights, settings and metadata atomically (:func:`rewts.fileio.atomic_write`)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         payload = {
@@ -368,14 +367,7 @@ class DDQNAgent:
             "counters": {"steps": self.steps, "updates": self.updates, "episodes": self.episodes},
             "metadata": metadata or {},
         }
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        try:
-            torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
         return path
 
     @classmethod

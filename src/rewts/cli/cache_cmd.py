@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -26,6 +25,10 @@ from rewts.cli.common import (
     user_errors,
 )
 from rewts.errors import ConfigError, StorageError
+from rewts.fileio import atomic_write, write_text_atomic
+
+if TYPE_CHECKING:
+    from rewts.llm.cache import StrategyCache
 
 OutputOpt = Annotated[
     Path | None,
@@ -129,7 +132,7 @@ def _check_export_target(output: Path | None, *, yes: bool) -> None:
         confirm_destructive(f"overwrite {output}", yes=yes)
 
 
-def _export(store, output: Path) -> None:
+def _export(store: StrategyCache, output: Path) -> None:
     """Write the entries user-only (0600, temporary file then rename): they hold the paid
     answers and every prompt."""
     import pandas as pd
@@ -137,17 +140,10 @@ def _export(store, output: Path) -> None:
     rows = [{f: getattr(e, f) for f in e.__dataclass_fields__} for e in store.entries()]
     try:
         output.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC | os.O_EXCL, 0o600)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                if output.suffix == ".parquet":
-                    pd.DataFrame(rows).to_parquet(fh, index=False)
-                else:
-                    fh.write(json.dumps(rows, indent=1, ensure_ascii=False).encode("utf-8"))
-            os.replace(tmp, output)
-        finally:
-            tmp.unlink(missing_ok=True)
+        if output.suffix == ".parquet":
+            atomic_write(output, lambda tmp: pd.DataFrame(rows).to_parquet(tmp, index=False))
+        else:
+            write_text_atomic(output, json.dumps(rows, indent=1, ensure_ascii=False))
     except OSError as exc:
         raise StorageError(f"--output {output}: cannot write it ({exc.strerror})") from None
     out_console.print(f"exported {len(rows)} entries to {output}")

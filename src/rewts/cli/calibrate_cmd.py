@@ -4,6 +4,7 @@ to show whether the agents use guidance when it is informative and ignore it whe
 from __future__ import annotations
 
 import datetime as dt
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -31,6 +32,7 @@ from rewts.cli.common import (
     user_errors,
 )
 from rewts.errors import ConfigError
+from rewts.fileio import atomic_write, write_text_atomic
 
 ICOpt = Annotated[
     str,
@@ -137,14 +139,18 @@ def calibrate_command(
         )
         folder.mkdir(parents=True, exist_ok=True)
         summary = result.summary()
-        result.runs.to_csv(folder / "calibration_runs.csv", index=False)
-        summary.to_csv(folder / "calibration_summary.csv", index=False)
-        result.tests.to_csv(folder / "calibration_tests.csv", index=False)
-        result.realized.to_csv(folder / "realized_ic.csv", index=False)
-        (folder / "README.txt").write_text(
+        for name, frame in (
+            ("calibration_runs.csv", result.runs),
+            ("calibration_summary.csv", summary),
+            ("calibration_tests.csv", result.tests),
+            ("realized_ic.csv", result.realized),
+        ):
+            atomic_write(folder / name, partial(frame.to_csv, index=False), mode=0o666)
+        write_text_atomic(
+            folder / "README.txt",
             f"{LABEL}\n\ncommand: rewts calibrate --ic {ic} --seeds {seeds}\ntickers: "
             f"{', '.join(cfg.tickers)}\n",
-            encoding="utf-8",
+            mode=0o666,
         )
         table = Table(title=f"{LABEL}\nmean test Sharpe ± std over seeds (mean over tickers)")
         table.add_column("IC", justify="right")

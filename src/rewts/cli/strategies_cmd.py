@@ -162,11 +162,11 @@ def strategies_command(
         )
         display.summary(result.summary)
         if json_summary is not None:
-            from rewts.llm.generate import write_private
+            from rewts.fileio import write_text_atomic
 
             text = json.dumps(result.summary.to_dict(), indent=2) + "\n"
             json_summary.parent.mkdir(parents=True, exist_ok=True)
-            write_private(json_summary, lambda p: p.write_text(text))
+            write_text_atomic(json_summary, text)  # user-only
         out_console.print(f"strategies written to {cfg.llm.output_dir}", highlight=False)
 
 

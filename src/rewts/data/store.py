@@ -9,7 +9,7 @@ Two hashes make staleness explicit:
   so later stages can record exactly which data they were built from, and a file changed on
   disk is detected on load.
 
-Every file is written to a temporary name and moved into place with ``os.replace``; the
+Every file is written through :func:`rewts.fileio.atomic_write`; the
 manifest is written last, so a crash leaves either the old dataset or a detectably stale one.
 """
 
@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from rewts.fileio import atomic_write, remove_orphan_temporaries, write_bytes_atomic
 
 MANIFEST = "manifest.json"
 STORE_VERSION = 1
@@ -54,47 +55,20 @@ def date_index(index: pd.Index) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(values, name="date")
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _atomic_write_parquet(path: Path, frame: pd.DataFrame) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        frame.to_parquet(tmp, engine="pyarrow", index=True)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """One ticker's file (the umask decides its mode, as for the manifest)."""
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", index=True), mode=0o666)
 
 
 def parquet_name(ticker: str) -> str:
     return f"{ticker.lstrip('^')}.parquet"
 
 
-def _remove_orphan_temporaries(folder: Path) -> None:
-    """Delete ``.<name>.<pid>.tmp`` files left by writers that were killed (their pid is gone)."""
-    for tmp in folder.glob(".*.tmp"):
-        pid = tmp.name.rsplit(".", 2)[-2]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
-        try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            tmp.unlink(missing_ok=True)
-        except PermissionError:
-            pass  # alive, someone else's
-
-
 def write_store(folder: Path, frames: Mapping[str, pd.DataFrame], manifest: dict[str, Any]) -> None:
     """Write every frame, then the manifest; remove Parquet files of tickers no longer listed
     and the temporary files of writers killed mid-write."""
     folder.mkdir(parents=True, exist_ok=True)
-    _remove_orphan_temporaries(folder)
+    remove_orphan_temporaries(folder)
     old = read_manifest(folder)
     listed = {parquet_name(t) for t in (old or {}).get("tickers", {})}
     written: list[Path] = []
@@ -105,7 +79,7 @@ def write_store(folder: Path, frames: Mapping[str, pd.DataFrame], manifest: dict
                 written.append(path)
             _atomic_write_parquet(path, frame)
         text = json.dumps(manifest, indent=2, sort_keys=False, default=str) + "\n"
-        _atomic_write_bytes(folder / MANIFEST, text.encode("utf-8"))
+        write_bytes_atomic(folder / MANIFEST, text.encode("utf-8"), mode=0o666)
     except OSError:
         # a full disk mid-way: files no manifest vouches for would only hold the space a
         # smaller rerun needs (files the old manifest lists fail its hash and are rebuilt)

@@ -2,7 +2,11 @@
 
 Gemini Batch Mode and OpenAI's Batch API answer within 24 h for about half the price of the
 same calls made one by one. :class:`BatchRunner` is a drop-in for the engine
-(``run(tasks) -> {id: TaskResult}``, ``stats``, ``subscribe``) so the generator can use either:
+(``run(tasks) -> {id: TaskResult}``, ``stats``, ``subscribe``) so the generator can use either.
+Each adapter with a batch API offers it as ``provider.batch()`` (``providers/gemini_batch.py``,
+``providers/openai_batch.py``); the cache key, the storing of answers and the translation of
+fatal errors are the engine's own (:mod:`rewts.llm.tasks`), and the events join the engine's
+(:mod:`rewts.llm.monitor`). A run:
 
 1. cache lookups first (the engine's own cache key, so a later run without batch mode hits the
    same entries, and the other way round); identical requests are sent once;
@@ -39,40 +43,46 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from rewts.errors import AuthenticationError, ConfigError, LLMError, QuotaExhaustedError
+from rewts.errors import ConfigError, LLMError, QuotaExhaustedError
+from rewts.fileio import write_text_atomic
 from rewts.llm.cache import StrategyCache
-from rewts.llm.engine import (
-    Engine,
-    EngineSettings,
-    Task,
-    TaskResult,
-    cache_settings,
-    check_graph,
-    result_from_cache,
+from rewts.llm.monitor import (
+    BatchCompleted,
+    BatchPolled,
+    BatchResumed,
+    BatchSubmitted,
+    RunFinished,
+    RunStarted,
+    RunStats,
+    TaskFinished,
 )
-from rewts.llm.limiter import Unlimited
-from rewts.llm.monitor import RunFinished, RunStarted, RunStats, TaskFinished
 from rewts.llm.providers.base import (
-    AuthFailed,
     BadRequest,
-    ConnectionFailed,
+    BatchBackend,
     InvalidOutput,
-    NotFound,
+    ItemOutcome,
+    JobStatus,
     Provider,
     ProviderError,
     QuotaExhausted,
-    RateLimited,
     Request,
     Response,
     ServerError,
-    Timeout,
     is_cacheable,
 )
 from rewts.llm.schemas import Strategy, answer_entropy, parse_answer, parse_strategy
+from rewts.llm.tasks import (
+    Task,
+    TaskResult,
+    check_graph,
+    request_key,
+    result_from_cache,
+    store_answer,
+    user_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,360 +94,23 @@ SUBMIT_ATTEMPTS = 4
 POLL_FAILURES = 10
 
 
-# ----------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True)
-class BatchSubmitted:
-    job: str
-    provider: str
-    requests: int
-    wave: int
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResumed:
-    """A job an earlier, interrupted run submitted, collected now instead of submitting again."""
-
-    job: str
-    provider: str
-    requests: int
-    wave: int
-
-
-@dataclass(frozen=True, slots=True)
-class BatchPolled:
-    job: str
-    state: str
-    elapsed_s: float
-    total: int
-    #: finished / failed so far where the provider says (OpenAI does; Gemini only at the end)
-    done: int | None = None
-    failed: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class BatchCompleted:
-    job: str
-    state: str
-    succeeded: int
-    failed: int
-    wall_s: float
-
-
 # --------------------------------------------------------------------------- backends
 
 
-@dataclass(frozen=True, slots=True)
-class JobStatus:
-    state: str
-    terminal: bool
-    done: int | None = None
-    failed: int | None = None
-    #: why the whole job failed (state failed/expired), when the provider said
-    error: str | None = None
-
-
-Outcome = Response | ProviderError
-
-
-class BatchBackend(Protocol):
-    """One provider's batch API: submit requests under ids, poll, collect, cancel."""
-
-    async def submit(self, items: Sequence[tuple[str, Request]], display_name: str) -> str: ...
-
-    async def poll(self, job: str) -> JobStatus: ...
-
-    async def collect(self, job: str) -> dict[str, Outcome]: ...
-
-    async def cancel(self, job: str) -> None: ...
-
-
-class GeminiBatch:
-    """Gemini Batch Mode with inlined requests (``client.aio.batches``)."""
-
-    TERMINAL = frozenset(
-        {
-            "JOB_STATE_SUCCEEDED",
-            "JOB_STATE_FAILED",
-            "JOB_STATE_CANCELLED",
-            "JOB_STATE_EXPIRED",
-            "JOB_STATE_PARTIALLY_SUCCEEDED",
-        }
-    )
-
-    #: inlined requests are limited to 20 MB per job (Gemini's documentation); kept below it
-    max_bytes = 15_000_000
-    max_items = None
-
-    def __init__(self, provider: Any) -> None:
-        self.provider = provider
-        self._order: dict[str, list[str]] = {}
-
-    async def submit(self, items: Sequence[tuple[str, Request]], display_name: str) -> str:
-        from google.genai import types
-
-        p = self.provider
-        models = {r.model for _, r in items}
-        if len(models) != 1:
-            raise ValueError("one Gemini batch job serves one model")
-        src = []
-        for custom_id, request in items:
-            _, contents = p.contents(request)
-            src.append(
-                types.InlinedRequest(
-                    contents=contents, config=p.config(request), metadata={"key": custom_id}
-                )
-            )
-        try:
-            job = await p.client.aio.batches.create(
-                model=models.pop(), src=src, config={"display_name": display_name}
-            )
-        except Exception as exc:
-            raise p.translate(exc) from None
-        self._order[job.name] = [cid for cid, _ in items]
-        return job.name
-
-    async def _get(self, job: str) -> Any:
-        try:
-            return await self.provider.client.aio.batches.get(name=job)
-        except Exception as exc:
-            raise self.provider.translate(exc) from None
-
-    async def poll(self, job: str) -> JobStatus:
-        got = await self._get(job)
-        state = getattr(got.state, "value", str(got.state))
-        stats = got.completion_stats
-        error = getattr(got.error, "message", None) if got.error is not None else None
-        return JobStatus(
-            state,
-            state in self.TERMINAL,
-            done=getattr(stats, "successful_count", None) if stats else None,
-            failed=getattr(stats, "failed_count", None) if stats else None,
-            error=error,
-        )
-
-    async def collect(self, job: str) -> dict[str, Outcome]:
-        from rewts.llm.providers.gemini import parse_response
-
-        got = await self._get(job)
-        order = self._order.get(job, [])
-        inlined = (got.dest.inlined_responses if got.dest is not None else None) or []
-        out: dict[str, Outcome] = {}
-        for i, item in enumerate(inlined):
-            meta = item.metadata or {}
-            custom_id = meta.get("key") or (order[i] if i < len(order) else None)
-            if custom_id is None:
-                continue
-            if item.error is not None:
-                out[custom_id] = _item_error(
-                    getattr(item.error, "code", None), getattr(item.error, "message", None)
-                )
-            elif item.response is None:
-                out[custom_id] = InvalidOutput("the batch item has neither response nor error")
-            else:
-                try:
-                    out[custom_id] = parse_response(item.response)
-                except InvalidOutput as exc:
-                    out[custom_id] = exc
-        return out
-
-    async def cancel(self, job: str) -> None:
-        await self.provider.client.aio.batches.cancel(name=job)
-
-
-class OpenAIBatch:
-    """OpenAI's Batch API: a JSONL file of chat completions, ``/v1/batches``, output files."""
-
-    ENDPOINT = "/v1/chat/completions"
-    TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
-    #: OpenAI's limits per batch input file: 50,000 requests, 200 MB
-    max_items = 50_000
-    max_bytes = 190_000_000
-
-    def __init__(self, provider: Any) -> None:
-        self.provider = provider
-        # the adapter's own client and request body: one source of truth for what is sent
-        self.client = provider.client
-
-    def _translate(self, exc: BaseException) -> ProviderError:
-        return _openai_error(exc, getattr(self.provider, "env_var", None))
-
-    async def submit(self, items: Sequence[tuple[str, Request]], display_name: str) -> str:
-        lines = [
-            json.dumps(
-                {
-                    "custom_id": custom_id,
-                    "method": "POST",
-                    "url": self.ENDPOINT,
-                    "body": self.provider.request_body(request),
-                },
-                ensure_ascii=False,
-            )
-            for custom_id, request in items
-        ]
-        data = ("\n".join(lines) + "\n").encode("utf-8")
-        try:
-            upload = await self.client.files.create(
-                file=(f"{display_name}.jsonl", data), purpose="batch"
-            )
-            batch = await self.client.batches.create(
-                input_file_id=upload.id,
-                endpoint=self.ENDPOINT,
-                completion_window="24h",
-                metadata={"rewts": display_name},
-            )
-        except Exception as exc:
-            raise self._translate(exc) from None
-        return batch.id
-
-    async def _get(self, job: str) -> Any:
-        try:
-            return await self.client.batches.retrieve(job)
-        except Exception as exc:
-            raise self._translate(exc) from None
-
-    async def poll(self, job: str) -> JobStatus:
-        b = await self._get(job)
-        counts = b.request_counts
-        error = None
-        if b.errors is not None and getattr(b.errors, "data", None):
-            first = b.errors.data[0]
-            error = f"{getattr(first, 'code', '')}: {getattr(first, 'message', '')}"
-        return JobStatus(
-            b.status,
-            b.status in self.TERMINAL,
-            done=counts.completed if counts else None,
-            failed=counts.failed if counts else None,
-            error=error,
-        )
-
-    async def _lines(self, file_id: str | None) -> list[dict[str, Any]]:
-        if not file_id:
-            return []
-        try:
-            text = (await self.client.files.content(file_id)).text
-        except Exception as exc:
-            raise self._translate(exc) from None
-        out = []
-        for line in text.splitlines():
-            if line.strip():
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    log.warning("batch output: a line that is not JSON was skipped")
-        return out
-
-    async def collect(self, job: str) -> dict[str, Outcome]:
-        from rewts.llm.providers.openai_compat import parse_completion
-
-        b = await self._get(job)
-        out: dict[str, Outcome] = {}
-        for item in await self._lines(b.output_file_id) + await self._lines(b.error_file_id):
-            custom_id = item.get("custom_id")
-            if not isinstance(custom_id, str):
-                continue
-            response = item.get("response") or {}
-            status = response.get("status_code")
-            body = response.get("body")
-            if status == 200 and body is not None:
-                try:
-                    out[custom_id] = parse_completion(json.dumps(body))
-                except InvalidOutput as exc:
-                    out[custom_id] = exc
-                continue
-            err = item.get("error") or (body.get("error") if isinstance(body, dict) else None)
-            message = err.get("message") if isinstance(err, dict) else None
-            out[custom_id] = _item_error(status, message)
-        return out
-
-    async def cancel(self, job: str) -> None:
-        await self.client.batches.cancel(job)
-
-
 def batch_backend(provider: Provider) -> BatchBackend:
-    """The batch API of ``provider``, or a ConfigError saying it has none."""
-    from rewts.llm.providers.gemini import GeminiProvider
-    from rewts.llm.providers.openai_compat import OpenAICompatProvider
-
-    if isinstance(provider, GeminiProvider):
-        return GeminiBatch(provider)
-    if isinstance(provider, OpenAICompatProvider):
-        if provider.name == "deepseek":
-            raise ConfigError(
-                "llm.batch: DeepSeek has no batch API; set llm.batch to false (DeepSeek's "
-                "off-peak discount applies to ordinary calls)"
-            )
-        return OpenAIBatch(provider)
-    raise ConfigError(
-        f"llm.batch: provider {provider.name} has no batch API (gemini, openai and "
-        "OpenAI-compatible servers with /v1/batches do); set llm.batch to false"
-    )
+    """The batch API of ``provider`` (its ``batch()`` capability), or a ConfigError saying it
+    has none."""
+    make = getattr(provider, "batch", None)
+    if make is None:
+        raise ConfigError(
+            f"llm.batch: provider {provider.name} has no batch API (gemini, openai and "
+            "OpenAI-compatible servers with /v1/batches do); set llm.batch to false"
+        )
+    backend: BatchBackend = make()
+    return backend
 
 
 # ----------------------------------------------------------------------- error helpers
-
-
-def _item_error(code: Any, message: Any) -> ProviderError:
-    """One batch item's error (HTTP-like code and message) as a taxonomy error."""
-    text = str(message or "no message")[:300]
-    try:
-        status = int(code) if code is not None else None
-    except (TypeError, ValueError):
-        status = None
-    if status == 429:
-        return RateLimited(f"batch item: {text}")
-    if status is not None and status >= 500:
-        return ServerError(f"batch item: HTTP {status}: {text}", status=status)
-    if status in (401, 403):
-        return AuthFailed(f"batch item: {text}", status=status)
-    if status == 404:
-        return NotFound(f"batch item: {text}", status=404)
-    if status is not None and status >= 400:
-        return BadRequest(f"batch item: HTTP {status}: {text}", status=status)
-    return ServerError(f"batch item: {text}")
-
-
-def _openai_error(exc: BaseException, env_var: str | None) -> ProviderError:
-    import openai
-
-    if isinstance(exc, ProviderError):
-        return exc
-    if isinstance(exc, openai.APITimeoutError):
-        return Timeout("the request timed out")
-    if isinstance(exc, openai.APIConnectionError):
-        return ConnectionFailed(f"connection failed: {type(exc.__cause__ or exc).__name__}")
-    if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
-        return AuthFailed("key rejected", env_var=env_var, status=exc.status_code)
-    if isinstance(exc, openai.RateLimitError):
-        text = f"{getattr(exc, 'code', '')} {exc.body}".lower()
-        if "insufficient_quota" in text or "billing" in text:
-            return QuotaExhausted("openai: quota exhausted (HTTP 429)", status=429)
-        return RateLimited("HTTP 429")
-    if isinstance(exc, openai.NotFoundError):
-        return NotFound("not found (HTTP 404): the model, or this endpoint has no batch API")
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code >= 500:
-            return ServerError(f"HTTP {exc.status_code}", status=exc.status_code)
-        return BadRequest(str(exc.message)[:300], status=exc.status_code)
-    return ServerError(type(exc).__name__)
-
-
-def _user_error(exc: ProviderError, provider: Provider) -> Exception:
-    """A fatal error met while submitting, in the rewts error tree (naming what to fix)."""
-    name = provider.name
-    if isinstance(exc, AuthFailed):
-        var = exc.env_var or getattr(provider, "env_var", None) or "the API key variable"
-        return AuthenticationError(
-            f"{name} rejected the API key (HTTP {exc.status or 401}): set {var} to a valid key "
-            "(or llm.api_key_env to the variable that holds it); no batch job was submitted"
-        )
-    if isinstance(exc, NotFound):
-        return LLMError(
-            f"{name}: {exc} — check llm.model (--model), or set llm.batch to false if this "
-            "endpoint has no batch API"
-        )
-    return LLMError(f"{name} refused the batch job: {exc} — check llm.model and the settings")
 
 
 class _NotFinished(ProviderError):
@@ -486,11 +159,7 @@ class JobStore:
         ]
 
     def _write(self, entries: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(entries, f)
-        os.replace(tmp, self.path)
+        write_text_atomic(self.path, json.dumps(entries))  # user-only, like the cache
 
     def add(self, job: str, provider: str, model: str, keys: Sequence[str]) -> None:
         entry = {
@@ -546,10 +215,6 @@ class BatchRunner:
         self.parse = parse
         self.stats = RunStats()
         self._subscribers = [events] if events is not None else []
-        # the engine computes the cache key: batch and non-batch runs share every entry
-        self._keys = Engine(
-            provider, Unlimited(), settings=EngineSettings(prompt_version=prompt_version)
-        )
         self._provider_id = getattr(provider, "identity", provider.name)
         self._io: concurrent.futures.ThreadPoolExecutor | None = None
         self._wave = 0
@@ -558,7 +223,8 @@ class BatchRunner:
         self._subscribers.append(callback)
 
     def key_for(self, request: Request) -> str:
-        return self._keys.key_for(request)
+        # the engine's own key: batch and non-batch runs share every cache entry
+        return request_key(self._provider_id, self.prompt_version, request)
 
     def _emit(self, event: Any) -> None:
         for callback in self._subscribers:
@@ -611,7 +277,7 @@ class BatchRunner:
             ) from None
         except ProviderError as exc:
             reason = "fatal"
-            raise _user_error(exc, self.provider) from None
+            raise user_error(exc, self.provider, "no batch job was submitted", batch=True) from None
         except BaseException:  # LLMError (lost contact), cancellation: the run did not finish
             reason = "fatal"
             raise
@@ -688,9 +354,9 @@ class BatchRunner:
                     ]
             except BaseExceptionGroup as errors:
                 raise errors.exceptions[0] from None  # the first failure, as a plain error
-            outcomes: dict[str, Outcome] = {}
-            for job in running:
-                outcomes.update(job.result())
+            outcomes: dict[str, ItemOutcome] = {}
+            for finished in running:
+                outcomes.update(finished.result())
             retry: dict[str, tuple[Request, list[Task]]] = {}
             for key, (request, tasks) in pending.items():
                 outcome = outcomes.get(key) or ServerError("no answer in the batch output")
@@ -724,14 +390,15 @@ class BatchRunner:
         key: str,
         request: Request,
         tasks: list[Task],
-        outcome: Outcome,
+        outcome: ItemOutcome,
         attempts: int,
         results: dict[Hashable, TaskResult],
     ) -> ProviderError | None:
         """Validate and cache one answer (every task that asked it); the error otherwise."""
         if isinstance(outcome, ProviderError):
             if _is_logprobs_refusal(outcome):
-                getattr(self.provider, "no_logprobs", set()).add(request.model)
+                no_logprobs: set[str] = getattr(self.provider, "no_logprobs", set())
+                no_logprobs.add(request.model)
             return outcome
         schema = tasks[0].schema
         try:
@@ -744,40 +411,27 @@ class BatchRunner:
         self.stats.tokens_in += outcome.tokens_in
         self.stats.tokens_out += outcome.tokens_out
         entropy = answer_entropy(outcome.logprobs)
-        first = tasks[0]
-        if self.cache is not None:
-            cache = self.cache
-            kwargs = dict(
-                provider=self._provider_id,
-                model=request.model,
-                prompt_version=self.prompt_version,
-                settings=cache_settings(request),
-                messages=request.messages,
-                response_text=outcome.text,
-                strategy_json=answer.model_dump_json(),
+        answered = [
+            TaskResult(
+                task.id,
+                "ok" if i == 0 else "cached",
+                key=key,
+                strategy=answer,
                 entropy=entropy,
-                tokens_in=outcome.tokens_in,
-                tokens_out=outcome.tokens_out,
-                latency_s=None,
-                ticker=first.meta.get("ticker"),
-                period=first.meta.get("period"),
+                response_text=outcome.text,
+                tokens_in=outcome.tokens_in if i == 0 else 0,
+                tokens_out=outcome.tokens_out if i == 0 else 0,
+                attempts=attempts,
             )
-            await self._in_thread(lambda: cache.put(key, **kwargs))
-        for i, task in enumerate(tasks):
-            self._finish(
-                TaskResult(
-                    task.id,
-                    "ok" if i == 0 else "cached",
-                    key=key,
-                    strategy=answer,
-                    entropy=entropy,
-                    response_text=outcome.text,
-                    tokens_in=outcome.tokens_in if i == 0 else 0,
-                    tokens_out=outcome.tokens_out if i == 0 else 0,
-                    attempts=attempts,
-                ),
-                results,
+            for i, task in enumerate(tasks)
+        ]
+        if self.cache is not None:  # committed before any task counts as done, as the engine
+            cache, first, pid, version = self.cache, tasks[0], self._provider_id, self.prompt_version
+            await self._in_thread(
+                lambda: store_answer(cache, key, pid, version, first, request, answered[0])
             )
+        for result in answered:
+            self._finish(result, results)
         return None
 
     def _split(self, items: list[tuple[str, Request]]) -> list[list[tuple[str, Request]]]:
@@ -830,7 +484,7 @@ class BatchRunner:
                 delay *= 2
         raise AssertionError("unreachable")
 
-    async def _job(self, items: list[tuple[str, Request]]) -> dict[str, Outcome]:
+    async def _job(self, items: list[tuple[str, Request]]) -> dict[str, ItemOutcome]:
         name = f"rewts-{uuid.uuid4().hex[:12]}"
         job = await self._submit(items, name)
         self.stats.api_calls += len(items)
@@ -840,7 +494,7 @@ class BatchRunner:
         self._emit(BatchSubmitted(job, self.provider.name, len(items), self._wave))
         return await self._await_job(job, keys)
 
-    async def _await_job(self, job: str, keys: list[str]) -> dict[str, Outcome]:
+    async def _await_job(self, job: str, keys: list[str]) -> dict[str, ItemOutcome]:
         """Poll ``job`` to its end and collect it (a job of this run or of an earlier one)."""
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -925,28 +579,6 @@ class BatchRunner:
             log.warning("could not cancel batch job %s: %s", job, type(exc).__name__)
 
 
-async def run_batch(
-    tasks: Sequence[Task],
-    provider: Provider,
-    cache: StrategyCache | None,
-    *,
-    prompt_version: str = "v1",
-    poll_s: float = 30.0,
-    max_wait_s: float = 48 * 3600.0,
-    events: Callable[[Any], None] | None = None,
-) -> dict[Hashable, TaskResult]:
-    """Run ``tasks`` through ``provider``'s batch API (see :class:`BatchRunner`)."""
-    runner = BatchRunner(
-        provider,
-        cache=cache,
-        prompt_version=prompt_version,
-        poll_s=poll_s,
-        max_wait_s=max_wait_s,
-        events=events,
-    )
-    return await runner.run(tasks)
-
-
 __all__ = [
     "BATCH_PRICE_FACTOR",
     "BatchCompleted",
@@ -954,9 +586,7 @@ __all__ = [
     "BatchResumed",
     "BatchRunner",
     "BatchSubmitted",
-    "GeminiBatch",
+    "JobStatus",
     "JobStore",
-    "OpenAIBatch",
     "batch_backend",
-    "run_batch",
 ]

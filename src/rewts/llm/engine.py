@@ -27,17 +27,14 @@ import concurrent.futures
 import contextlib
 import heapq
 import itertools
-import json
 import math
 import random
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel
-
-from rewts.errors import AuthenticationError, LLMError, QuotaExhaustedError
-from rewts.llm.cache import StrategyCache, cache_key
+from rewts.errors import LLMError, QuotaExhaustedError
+from rewts.llm.cache import StrategyCache
 from rewts.llm.limiter import Limiter, Outcome
 from rewts.llm.monitor import (
     RequestMonitor,
@@ -48,11 +45,8 @@ from rewts.llm.monitor import (
     TaskFinished,
 )
 from rewts.llm.providers.base import (
-    AuthFailed,
-    BadRequest,
     ConnectionFailed,
     InvalidOutput,
-    NotFound,
     Provider,
     ProviderError,
     QuotaExhausted,
@@ -65,48 +59,17 @@ from rewts.llm.providers.base import (
 )
 from rewts.llm.retries import Backoff
 from rewts.llm.schemas import Strategy, answer_entropy, parse_answer, parse_strategy
+from rewts.llm.tasks import (
+    Status,
+    Task,
+    TaskResult,
+    check_graph,
+    request_key,
+    result_from_cache,
+    store_answer,
+    user_error,
+)
 from rewts.redaction import url_without_secrets
-
-Status = Literal["ok", "cached", "failed", "stopped"]
-
-
-@dataclass(slots=True)
-class Task:
-    """One LLM call to make. Either ``request`` is given, or ``build`` makes it from the
-    results of ``deps`` once they are done. ``meta`` (ticker, period) is stored with the answer."""
-
-    id: Hashable
-    request: Request | None = None
-    build: Callable[[Mapping[Hashable, TaskResult]], Request] | None = None
-    deps: tuple[Hashable, ...] = ()
-    meta: Mapping[str, Any] = field(default_factory=dict)
-    #: the answer's model (default: the strategist's :class:`Strategy`); an analyst task
-    #: brings its own, used to validate the text and to reload it from the cache
-    schema: type[BaseModel] | None = None
-    #: build even when a dependency failed (``build`` then sees its failed result): a
-    #: reflection chain goes on past one failed period, telling the next prompt so
-    tolerate_failed_deps: bool = False
-    #: lower starts first among ready tasks (ties: in order). The generator uses the period
-    #: index, so a chain's next link overtakes the analyses of later periods queued before it
-    priority: float = 0.0
-
-
-@dataclass(slots=True)
-class TaskResult:
-    """What became of a task (``strategy`` is None unless status is ok or cached)."""
-
-    id: Hashable
-    status: Status
-    key: str | None = None
-    #: the validated answer (a :class:`Strategy` unless the task brought its own schema)
-    strategy: Any = None
-    entropy: float | None = None
-    response_text: str | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    latency_s: float | None = None
-    attempts: int = 0
-    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,13 +135,7 @@ class Engine:
         self._subscribers.append(callback)
 
     def key_for(self, request: Request) -> str:
-        return cache_key(
-            self._provider_id,
-            request.model,
-            self.settings.prompt_version,
-            request.messages,
-            cache_settings(request),
-        )
+        return request_key(self._provider_id, self.settings.prompt_version, request)
 
     @property
     def concurrency_limit(self) -> int:
@@ -216,7 +173,7 @@ class Engine:
             # 1. cache lookups for every request known up front, in one query
             keys = {t.id: self.key_for(t.request) for t in tasks if t.request is not None}
             hits = {}
-            if use_cache and keys:
+            if use_cache and keys and self.cache is not None:
                 hits = await loop.run_in_executor(self._writer, self.cache.get_many, keys.values())
             cached_now = 0
             for task_id, key in keys.items():
@@ -265,37 +222,12 @@ class Engine:
     async def _schedule(
         self, by_id: dict[Hashable, Task], results: dict[Hashable, TaskResult]
     ) -> None:
-        waiting_on: dict[Hashable, int] = {}
-        dependents: dict[Hashable, list[Hashable]] = collections.defaultdict(list)
-        # ready tasks by (priority, arrival): lower priority first, FIFO among equals
-        ready: list[tuple[float, int, Hashable]] = []
-        order = itertools.count()
-
-        def make_ready(task_id: Hashable) -> None:
-            heapq.heappush(ready, (by_id[task_id].priority, next(order), task_id))
-
-        for task in by_id.values():
-            if task.id in results:
-                continue
-            missing = [d for d in task.deps if d not in results]
-            for dep in missing:
-                dependents[dep].append(task.id)
-            if missing:
-                waiting_on[task.id] = len(missing)
-            else:
-                make_ready(task.id)
+        ready = _ReadyQueue(by_id, results)
         remaining = len(by_id) - len(results)
         if remaining == 0:
             return
         running: set[asyncio.Task[TaskResult]] = set()
         all_done = asyncio.get_running_loop().create_future()
-
-        def release(task_id: Hashable) -> None:
-            for child in dependents.pop(task_id, ()):
-                waiting_on[child] -= 1
-                if waiting_on[child] == 0:
-                    del waiting_on[child]
-                    make_ready(child)
 
         def on_done(fut: asyncio.Task[TaskResult]) -> None:
             nonlocal remaining
@@ -312,7 +244,7 @@ class Engine:
             results[result.id] = result
             remaining -= 1
             self._finish_bookkeeping(result)
-            release(result.id)
+            ready.release(result.id)
             if self._fatal is not None:
                 return
             spawn()
@@ -329,7 +261,7 @@ class Engine:
             limit = self.concurrency_limit
             self.stats.concurrency_limit = limit
             while ready and len(running) < limit:
-                task = by_id[heapq.heappop(ready)[2]]
+                task = ready.pop()
                 worker = asyncio.ensure_future(self._run_one(task, results))
                 running.add(worker)
                 worker.add_done_callback(on_done)
@@ -520,24 +452,10 @@ class Engine:
         """Commit the answer before the task counts as done (kill -9 loses nothing answered)."""
         if self.cache is None or self._writer is None or result.strategy is None:
             return
-        cache = self.cache
-        kwargs = dict(
-            provider=self._provider_id,
-            model=request.model,
-            prompt_version=self.settings.prompt_version,
-            settings=cache_settings(request),
-            messages=request.messages,
-            response_text=result.response_text or "",
-            strategy_json=result.strategy.model_dump_json(),
-            entropy=result.entropy,
-            tokens_in=result.tokens_in,
-            tokens_out=result.tokens_out,
-            latency_s=result.latency_s,
-            ticker=task.meta.get("ticker"),
-            period=task.meta.get("period"),
-        )
+        cache, prompt_version = self.cache, self.settings.prompt_version
         await asyncio.get_running_loop().run_in_executor(
-            self._writer, lambda: cache.put(key, **kwargs)
+            self._writer,
+            lambda: store_answer(cache, key, self._provider_id, prompt_version, task, request, result),
         )
 
     # ----------------------------------------------------------------- helpers
@@ -569,68 +487,64 @@ class Engine:
 
     def _user_error(self, exc: BaseException) -> BaseException:
         """Translate a fatal provider error into the rewts error tree (naming what to fix)."""
-        name, model = self.provider.name, self.provider.model
-        if isinstance(exc, AuthFailed):
-            var = exc.env_var or "the API key variable"
-            return AuthenticationError(
-                f"{name} rejected the API key (HTTP {exc.status or 401}): set {var} to a valid "
-                f"key (or llm.api_key_env to the variable that holds it); no strategies were "
-                "written"
-            )
-        if isinstance(exc, NotFound):
-            return LLMError(
-                f"{name}: model {exc.model or model!r} not found (HTTP {exc.status or 404}): set "
-                "llm.model (--model) to a model this endpoint serves; no strategies were written"
-            )
         if isinstance(exc, _Unreachable):
             where = url_without_secrets(getattr(self.provider, "base_url", None) or self._provider_id)
             return LLMError(
-                f"{name}: cannot reach {where} ({exc}); every attempt failed to connect: "
-                "check llm.base_url "
-                "(--base-url), that the server is running, and the network; no strategies "
-                "were written"
+                f"{self.provider.name}: cannot reach {where} ({exc}); every attempt failed to "
+                "connect: check llm.base_url (--base-url), that the server is running, and the "
+                "network; no strategies were written"
             )
-        if isinstance(exc, BadRequest):
-            return LLMError(
-                f"{name} rejected the request (HTTP {exc.status or 400}): {exc} — check llm.model "
-                "and the generation settings (llm.temperature, llm.max_output_tokens, "
-                "llm.logprobs); no strategies were written"
-            )
-        return exc
+        return user_error(exc, self.provider, "no strategies were written")
+
+
+class _ReadyQueue:
+    """The scheduler's task bookkeeping: tasks whose dependencies are all done, by (priority,
+    arrival), lower priority first and FIFO among equals; the others wait on a count of
+    unfinished dependencies and join when it reaches zero."""
+
+    def __init__(self, by_id: Mapping[Hashable, Task], results: Mapping[Hashable, TaskResult]):
+        self._by_id = by_id
+        self._heap: list[tuple[float, int, Hashable]] = []
+        self._order = itertools.count()
+        self._waiting_on: dict[Hashable, int] = {}
+        self._dependents: dict[Hashable, list[Hashable]] = collections.defaultdict(list)
+        for task in by_id.values():
+            if task.id in results:
+                continue
+            missing = [d for d in task.deps if d not in results]
+            for dep in missing:
+                self._dependents[dep].append(task.id)
+            if missing:
+                self._waiting_on[task.id] = len(missing)
+            else:
+                self._push(task.id)
+
+    def _push(self, task_id: Hashable) -> None:
+        heapq.heappush(self._heap, (self._by_id[task_id].priority, next(self._order), task_id))
+
+    def __bool__(self) -> bool:
+        return bool(self._heap)
+
+    def pop(self) -> Task:
+        """The next task to start."""
+        return self._by_id[heapq.heappop(self._heap)[2]]
+
+    def release(self, task_id: Hashable) -> None:
+        """``task_id`` finished: its dependents that waited only on it become ready."""
+        for child in self._dependents.pop(task_id, ()):
+            self._waiting_on[child] -= 1
+            if self._waiting_on[child] == 0:
+                del self._waiting_on[child]
+                self._push(child)
 
 
 # ------------------------------------------------------------------- functions
-
-
-def cache_settings(request: Request) -> dict[str, Any]:
-    """The settings stored with an answer and hashed into its key (batch mode shares them)."""
-    settings = request.settings()
-    if request.json_schema is not None:
-        name, schema = request.json_schema
-        settings["schema"] = [name, json.dumps(schema, sort_keys=True)]
-    return settings
 
 
 def _estimate_tokens(request: Request) -> int:
     """A cheap upper-ish estimate (4 characters per token) plus the output allowance."""
     chars = sum(len(m.get("content", "")) for m in request.messages)
     return chars // 4 + request.max_tokens
-
-
-def result_from_cache(task: Task, key: str, entry: Any) -> TaskResult:
-    """A cache entry as the task's result (validated again by the task's schema)."""
-    schema = task.schema or Strategy
-    return TaskResult(
-        task.id,
-        "cached",
-        key=key,
-        strategy=schema.model_validate_json(entry.strategy_json),
-        entropy=entry.entropy,
-        response_text=entry.response_text,
-        tokens_in=entry.tokens_in,
-        tokens_out=entry.tokens_out,
-        latency_s=entry.latency_s,
-    )
 
 
 def _copy(result: TaskResult, task_id: Hashable, status: Status) -> TaskResult:
@@ -647,37 +561,6 @@ def _copy(result: TaskResult, task_id: Hashable, status: Status) -> TaskResult:
         tokens_out=result.tokens_out,
         latency_s=result.latency_s,
     )
-
-
-def check_graph(tasks: Sequence[Task]) -> dict[Hashable, Task]:
-    """Unique ids, known dependencies, no cycles (Kahn's algorithm)."""
-    by_id: dict[Hashable, Task] = {}
-    for task in tasks:
-        if task.id in by_id:
-            raise ValueError(f"duplicate task id {task.id!r}")
-        if task.request is None and task.build is None:
-            raise ValueError(f"task {task.id!r} has neither a request nor a build function")
-        by_id[task.id] = task
-    indegree = {t.id: 0 for t in tasks}
-    children: dict[Hashable, list[Hashable]] = collections.defaultdict(list)
-    for task in tasks:
-        for dep in task.deps:
-            if dep not in by_id:
-                raise ValueError(f"task {task.id!r} depends on unknown task {dep!r}")
-            indegree[task.id] += 1
-            children[dep].append(task.id)
-    queue = collections.deque(i for i, d in indegree.items() if d == 0)
-    seen = 0
-    while queue:
-        node = queue.popleft()
-        seen += 1
-        for child in children[node]:
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                queue.append(child)
-    if seen != len(tasks):
-        raise ValueError("task dependencies form a cycle")
-    return by_id
 
 
 __all__ = ["Engine", "EngineSettings", "Response", "Task", "TaskResult"]

@@ -3,7 +3,7 @@ CSV, Parquet or JSON file into the per-ticker tables the generator writes.
 
 Why a stage of its own and not a provider: an imported strategy has no prompt, no request and
 no cache entry; what it shares with a generated one is the table. So the rows come out with the
-generator's columns (:data:`rewts.llm.generate.COLUMNS`), ``provider`` ``import``, the file's
+generator's columns (:data:`rewts.llm.tables.COLUMNS`), ``provider`` ``import``, the file's
 SHA-256 as ``cache_key`` (its provenance) and ``status`` ``imported``; training, the backtest,
 ``rewts run`` and ``rewts status`` then treat them like any strategies.
 
@@ -21,7 +21,7 @@ import json
 import math
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import pandas as pd
 
 from rewts.config import Config
 from rewts.errors import ConfigError, DataError
-from rewts.fileio import read_regular, sha256_regular
+from rewts.fileio import atomic_write, read_regular, sha256_regular
 from rewts.llm.generate import (
     GenerationResult,
     GenerationSummary,
@@ -175,6 +175,53 @@ def _values(raw: pd.DataFrame, row: int, column: str) -> Any:
     return raw[column].iloc[row] if column in raw.columns else None
 
 
+def _row_signal(
+    raw: pd.DataFrame, i: int, bad: Callable[[str], DataError]
+) -> tuple[int | None, float | None, float | None, float, float]:
+    """Row ``i``'s (direction, confidence, entropy, tau, strength): tau as given, else from
+    direction and confidence as the generator computes it; ``bad`` makes the error that names
+    the row."""
+    direction_value = _values(raw, i, "direction")
+    direction = None
+    if not _missing(direction_value):
+        direction = _direction(direction_value)
+        if direction is None:
+            raise bad(f"direction {_shown(direction_value)} is not LONG, SHORT, 1 or 0")
+    confidence_value = _values(raw, i, "confidence")
+    confidence = None
+    if not _missing(confidence_value):
+        confidence = _number(confidence_value)
+        if confidence is None or not 1.0 <= confidence <= 3.0:
+            raise bad(
+                f"confidence {_shown(confidence_value)} is not a number from 1 to 3 "
+                "(1 low, 2 medium, 3 high)"
+            )
+    entropy_value = _values(raw, i, "entropy")
+    entropy = None
+    if not _missing(entropy_value):
+        entropy = _number(entropy_value)
+        if entropy is None or not 0.0 <= entropy <= 1.0:
+            raise bad(f"entropy {_shown(entropy_value)} is not a number from 0 to 1")
+    tau_value = _values(raw, i, "tau")
+    if not _missing(tau_value):
+        value = _number(tau_value)
+        if value is None or not -1.0 <= value <= 1.0:
+            raise bad(
+                f"tau {_shown(tau_value)} is outside [-1, 1] (tau = +/-(confidence / 3) x "
+                "certainty; see docs/strategy-import.md)"
+            )
+        if direction is not None and value != 0 and (value > 0) != (direction == 1):
+            word_dir = "LONG" if direction == 1 else "SHORT"
+            raise bad(f"tau {value:g} contradicts direction {word_dir}")
+        row_tau, row_strength = value, abs(value)
+    elif direction is not None and confidence is not None:
+        row_strength = strength(confidence, entropy)
+        row_tau = tau(direction, row_strength)
+    else:
+        raise bad("give tau, or direction and confidence")
+    return direction, confidence, entropy, row_tau, row_strength
+
+
 def read_import(
     cfg: Config, dataset: Any, path: Path | str
 ) -> tuple[dict[str, pd.DataFrame], str, int]:
@@ -248,44 +295,7 @@ def read_import(
             )
         seen[(ticker, index)] = first + i
 
-        direction_value = _values(raw, i, "direction")
-        direction = None
-        if not _missing(direction_value):
-            direction = _direction(direction_value)
-            if direction is None:
-                raise bad(f"direction {_shown(direction_value)} is not LONG, SHORT, 1 or 0")
-        confidence_value = _values(raw, i, "confidence")
-        confidence = None
-        if not _missing(confidence_value):
-            confidence = _number(confidence_value)
-            if confidence is None or not 1.0 <= confidence <= 3.0:
-                raise bad(
-                    f"confidence {_shown(confidence_value)} is not a number from 1 to 3 "
-                    "(1 low, 2 medium, 3 high)"
-                )
-        entropy_value = _values(raw, i, "entropy")
-        entropy = None
-        if not _missing(entropy_value):
-            entropy = _number(entropy_value)
-            if entropy is None or not 0.0 <= entropy <= 1.0:
-                raise bad(f"entropy {_shown(entropy_value)} is not a number from 0 to 1")
-        tau_value = _values(raw, i, "tau")
-        if not _missing(tau_value):
-            value = _number(tau_value)
-            if value is None or not -1.0 <= value <= 1.0:
-                raise bad(
-                    f"tau {_shown(tau_value)} is outside [-1, 1] (tau = +/-(confidence / 3) x "
-                    "certainty; see docs/strategy-import.md)"
-                )
-            if direction is not None and value != 0 and (value > 0) != (direction == 1):
-                word_dir = "LONG" if direction == 1 else "SHORT"
-                raise bad(f"tau {value:g} contradicts direction {word_dir}")
-            row_tau, row_strength = value, abs(value)
-        elif direction is not None and confidence is not None:
-            row_strength = strength(confidence, entropy)
-            row_tau = tau(direction, row_strength)
-        else:
-            raise bad("give tau, or direction and confidence")
+        direction, confidence, entropy, row_tau, row_strength = _row_signal(raw, i, bad)
 
         explanation = _values(raw, i, "explanation")
         model = _values(raw, i, "model")
@@ -424,8 +434,6 @@ def export_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 def export_strategies(cfg: Config, path: Path) -> int:
     """Write ``cfg.tickers``' stored tables to ``path`` (.csv, .parquet or .json), user-only;
     returns the number of rows. An error names the ticker whose table is missing."""
-    from rewts.llm.generate import write_private
-
     folder = Path(cfg.llm.output_dir)
     missing = [t for t in cfg.tickers if not (folder / f"{t}.parquet").is_file()]
     if missing:
@@ -447,5 +455,5 @@ def export_strategies(cfg: Config, path: Path) -> int:
             out.to_parquet(tmp, index=False)
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    write_private(path, write)
+    atomic_write(path, write)  # user-only
     return len(out)

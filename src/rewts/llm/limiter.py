@@ -100,9 +100,12 @@ def utc_today() -> str:
     return dt.datetime.now(dt.UTC).date().isoformat()
 
 
-def pacific_today() -> str:
-    """Gemini's quota day: its daily limits reset at midnight Pacific time."""
-    return dt.datetime.now(ZoneInfo("America/Los_Angeles")).date().isoformat()
+def today_in(tz: str) -> str:
+    """The calendar date now in the IANA zone ``tz``: the day a provider's daily quota counts
+    in (its ``quota_tz``). "UTC" needs no tz database."""
+    if tz == "UTC":
+        return utc_today()
+    return dt.datetime.now(ZoneInfo(tz)).date().isoformat()
 
 
 def default_burst(rate: float) -> int:
@@ -125,11 +128,11 @@ class RateLimiter:
         Requests that may go at once after an idle spell (1 = evenly spaced).
     tpm:
         Tokens per minute, or None.
-    rpd, daily_used, persist_daily, take_daily, today:
-        Requests per day; how many were already sent today (from the store); a callback
-        ``persist_daily(day, n)`` that records ``n`` more; or ``take_daily(day) -> bool``
-        that checks and counts one request in the store at once (False: none left), so
-        processes sharing the store share one budget; the function naming the current day.
+    rpd, daily_used, take_daily, today:
+        Requests per day; how many were already sent today (from the store);
+        ``take_daily(day) -> bool`` that checks and counts one request in the store at once
+        (False: none left), so processes sharing the store share one budget; the function
+        naming the current day.
     clock:
         Seconds, monotonic; default: the running event loop's clock (so a virtual-time loop
         drives the limiter in tests).
@@ -146,7 +149,6 @@ class RateLimiter:
         tpm: float | None = None,
         rpd: int | None = None,
         daily_used: int = 0,
-        persist_daily: Callable[[str, int], None] | None = None,
         take_daily: Callable[[str], bool] | None = None,
         today: Callable[[], str] = utc_today,
         clock: Callable[[], float] | None = None,
@@ -172,7 +174,6 @@ class RateLimiter:
         self._today = today
         self._day = today()
         self._daily_used = daily_used
-        self._persist_daily = persist_daily
         self._take_daily = take_daily
         self._tat = -math.inf  # GCRA theoretical arrival time
         self._pause_until = -math.inf
@@ -307,8 +308,6 @@ class RateLimiter:
                 self._daily_used = self.rpd
                 self._check_daily()  # raises DailyLimitReached, nothing granted
             self._daily_used += 1
-            if self._persist_daily is not None:
-                self._persist_daily(self._day, 1)
         self._tat = max(self._tat, now) + 1.0 / self.rate
         if self.tpm:
             self._tokens -= tokens

@@ -1,6 +1,6 @@
 """What the engine reports while it runs: events, counters and the requests-per-minute window.
 
-The engine never prints. It updates one :class:`RunStats` and emits small event objects to
+The engine (and the batch runner, :mod:`rewts.llm.batch`) never prints. It updates one :class:`RunStats` and emits small event objects to
 subscribers (``events=callable``); a display (``rewts.ui``) renders them, a test records them.
 Memory stays bounded: counters, and a deque of the last 60 s of send times.
 """
@@ -129,6 +129,47 @@ class RunFinished:
     stats: RunStats
     wall_s: float
     reason: str = "done"  # done | fatal | quota | interrupted
+
+
+# batch mode (rewts.llm.batch): one provider job per wave of tasks
+
+
+@dataclass(frozen=True, slots=True)
+class BatchSubmitted:
+    job: str
+    provider: str
+    requests: int
+    wave: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResumed:
+    """A job an earlier, interrupted run submitted, collected now instead of submitting again."""
+
+    job: str
+    provider: str
+    requests: int
+    wave: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPolled:
+    job: str
+    state: str
+    elapsed_s: float
+    total: int
+    #: finished / failed so far where the provider says (OpenAI does; Gemini only at the end)
+    done: int | None = None
+    failed: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCompleted:
+    job: str
+    state: str
+    succeeded: int
+    failed: int
+    wall_s: float
 
 
 @dataclass

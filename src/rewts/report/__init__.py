@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from rewts.backtest.result import BacktestResult
+from rewts.fileio import atomic_write, write_text_atomic
 from rewts.metrics import METRIC_NAMES
 from rewts.report.html import CONVENTIONS, render_html
 from rewts.report.tables import (
@@ -64,11 +65,20 @@ def _clean(value: Any) -> Any:
     return value
 
 
+#: report files are ordinary results: the umask decides their mode (the CLI's is 077)
+_MODE = 0o666
+
+
+def _write_csv(path: Path, table: pd.DataFrame) -> None:
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False), mode=_MODE)
+
+
 def _write_frames(frames: list[pd.DataFrame], path: Path) -> None:
+    """The frames one below the other, or an empty file when there are none."""
     if frames:
-        pd.concat(frames, ignore_index=True).to_csv(path, index=False)
+        _write_csv(path, pd.concat(frames, ignore_index=True))
     else:
-        path.write_text("")
+        write_text_atomic(path, "", mode=_MODE)
 
 
 def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) -> ReportFiles:
@@ -91,16 +101,13 @@ def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) ->
         rebalances_csv=out_dir / "rebalances.csv",
         html=out_dir / "report.html" if html else None,
     )
-    table.to_csv(files.metrics_csv, index=False)
-    summary.to_csv(files.summary_csv, index=False)
+    _write_csv(files.metrics_csv, table)
+    _write_csv(files.summary_csv, summary)
     daily = [
         r.frame().assign(ticker=r.ticker, agent=r.agent, run=r.run).reset_index()
         for r in result.runs
     ]
-    if daily:
-        pd.concat(daily, ignore_index=True).to_csv(files.daily_csv, index=False)
-    else:
-        files.daily_csv.write_text("")
+    _write_frames(daily, files.daily_csv)
     weights = [
         w.rename_axis("date").reset_index().assign(ticker=t, run=r)
         for (t, r), w in result.ensemble_weights.items()
@@ -128,11 +135,13 @@ def write_report(result: BacktestResult, out_dir: Path, *, html: bool = True) ->
         "wall_seconds": result.wall_seconds,
         "config": result.config,
     }
-    files.metrics_json.write_text(
-        json.dumps(_clean(payload), indent=2, allow_nan=False, default=str), encoding="utf-8"
+    write_text_atomic(
+        files.metrics_json,
+        json.dumps(_clean(payload), indent=2, allow_nan=False, default=str),
+        mode=_MODE,
     )
     if files.html is not None:
-        files.html.write_text(render_html(result), encoding="utf-8")
+        write_text_atomic(files.html, render_html(result), mode=_MODE)
     return files
 
 

@@ -57,9 +57,9 @@ def paper_table(result: BacktestResult, metric: str) -> pd.DataFrame:
     summary = summary_table(result, [metric])
     agents = result.agents()
     rows: dict[str, dict[str, str]] = {}
-    means = {a: [] for a in agents}
-    stds = {a: [] for a in agents}
-    runs = {a: [] for a in agents}
+    means: dict[str, list[float]] = {a: [] for a in agents}
+    stds: dict[str, list[float]] = {a: [] for a in agents}
+    runs: dict[str, list[int]] = {a: [] for a in agents}
     for ticker in result.tickers():
         row = {}
         for agent in agents:
@@ -83,9 +83,11 @@ def paper_table(result: BacktestResult, metric: str) -> pd.DataFrame:
         if not vals:
             mean_row[agent_label(agent)] = ""
             continue
-        s = [v for v in stds[agent] if math.isfinite(v)]
+        finite_stds = [v for v in stds[agent] if math.isfinite(v)]
         mean_row[agent_label(agent)] = _cell(
-            float(np.mean(vals)), float(np.mean(s)) if s else math.nan, min(runs[agent])
+            float(np.mean(vals)),
+            float(np.mean(finite_stds)) if finite_stds else math.nan,
+            min(runs[agent]),
         )
     rows["Mean"] = mean_row
     return pd.DataFrame.from_dict(rows, orient="index")

@@ -12,8 +12,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import tempfile
 import time
 import zlib
 from collections.abc import Iterator
@@ -32,7 +30,7 @@ from rewts.env.accounting import Rules
 from rewts.env.evaluation import PolicyScore, score_policy
 from rewts.env.features import EnvData
 from rewts.env.trading import TradingEnv, reward_scale
-from rewts.fileio import sha256_regular
+from rewts.fileio import atomic_write, sha256_regular, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +133,6 @@ class JobResult:
     final_sharpe: float
     final_return: float
     episodes: int
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
 
 
 def read_meta(folder: Path) -> dict[str, Any] | None:
@@ -460,9 +451,7 @@ def _write_job(job: TrainJob, trained: _Trained, input_hash: str, seconds: float
     (folder / META_FILE).unlink(missing_ok=True)
     agent.save(folder / MODEL_FILE, {k: meta[k] for k in ("ticker", "chunk", "start", "end")})
     meta["model_sha256"] = sha256_regular(folder / MODEL_FILE)  # is_done checks it
-    tmp_curves = folder / f".{CURVES_FILE}.tmp"
-    curves.to_csv(tmp_curves, index=False)
-    os.replace(tmp_curves, folder / CURVES_FILE)
+    atomic_write(folder / CURVES_FILE, lambda tmp: curves.to_csv(tmp, index=False), mode=0o666)
     write_json_atomic(folder / META_FILE, meta)
     return JobResult(
         job.ticker, job.chunk, job.seed, job.llm_guidance, str(folder), False, seconds,

@@ -203,7 +203,7 @@ class PlainDisplay:
 
 def batch_line(event: Any) -> str | None:
     """One line for a batch-mode event (``llm.batch``), None for any other event."""
-    from rewts.llm.batch import BatchCompleted, BatchPolled, BatchResumed, BatchSubmitted
+    from rewts.llm.monitor import BatchCompleted, BatchPolled, BatchResumed, BatchSubmitted
 
     if isinstance(event, BatchSubmitted):
         return f"Batch job {event.job}: {event.requests} requests submitted (wave {event.wave})"
@@ -289,10 +289,10 @@ class LiveDisplay:
             self._live.start()
         elif isinstance(event, RunFinished):
             self.close()  # the last frame keeps the true count: stopped tasks are not done
-            if (line := stop_line(event.stats, event.reason)) is not None:
-                self.console.print(line, style="yellow", highlight=False, markup=False)
-        elif (line := batch_line(event)) is not None:
-            self.console.print(line, highlight=False, markup=False)  # above the live panel
+            if (stop := stop_line(event.stats, event.reason)) is not None:
+                self.console.print(stop, style="yellow", highlight=False, markup=False)
+        elif (batch := batch_line(event)) is not None:
+            self.console.print(batch, highlight=False, markup=False)  # above the live panel
 
     def summary(self, s: Any) -> None:
         for line in summary_lines(s):

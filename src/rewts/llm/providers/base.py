@@ -4,11 +4,14 @@ The engine talks to every API through :class:`Provider`. Each adapter translates
 exceptions into the :class:`ProviderError` classes below at the boundary, so the engine's
 retry policy is written once: ``retryable`` errors go back through the limiter after a
 backoff, ``fatal`` ones abort the run, :class:`QuotaExhausted` stops it cleanly.
+
+An adapter whose API has a batch mode also offers ``batch() -> BatchBackend`` (the contract
+is at the end of this module); :mod:`rewts.llm.batch` runs tasks through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -56,8 +59,6 @@ class Response:
     tokens_out: int = 0
     logprobs: list[TokenLogprob] | None = None
     finish_reason: str | None = None
-    #: the provider's response as plain data (for debugging; never contains the key)
-    raw: Any = None
 
 
 @runtime_checkable
@@ -69,6 +70,8 @@ class Provider(Protocol):
     ``not local``; an in-process LLM is slow and deterministic, so it sets True) and
     ``max_concurrency`` (default None; an in-process model is bounded by the machine's cores,
     not by a rate limit). ``identity`` names the endpoint for cache keys (provider, base URL).
+    ``quota_tz`` (default "UTC") is the IANA zone whose midnight resets the provider's daily
+    quotas, so ``rpd`` counts the provider's own day.
     """
 
     name: str
@@ -86,6 +89,11 @@ class Provider(Protocol):
 def is_cacheable(provider: Provider) -> bool:
     """Whether answers go through the cache (everything but the heuristic by default)."""
     return bool(getattr(provider, "cacheable", not provider.local))
+
+
+def quota_tz(provider: Provider) -> str:
+    """The zone whose midnight resets the provider's daily quotas (UTC unless it says)."""
+    return str(getattr(provider, "quota_tz", "UTC"))
 
 
 def concurrency_cap(provider: Provider) -> int | None:
@@ -172,3 +180,57 @@ class BadRequest(ProviderError):
     """400/422: the request itself is wrong (a setting the model does not support)."""
 
     fatal = True
+
+
+# ------------------------------------------------------------------------ batch contract
+
+
+@dataclass(frozen=True, slots=True)
+class JobStatus:
+    """One poll of a batch job."""
+
+    state: str
+    terminal: bool
+    done: int | None = None
+    failed: int | None = None
+    #: why the whole job failed (state failed/expired), when the provider said
+    error: str | None = None
+
+
+#: one batch item's result: the answer, or the error it met
+ItemOutcome = Response | ProviderError
+
+
+class BatchBackend(Protocol):
+    """One provider's batch API: submit requests under ids, poll, collect, cancel.
+
+    Optional attributes ``max_items`` and ``max_bytes`` bound one job (the runner splits
+    larger waves). Errors are raised as :class:`ProviderError` (the adapter's own mapping)."""
+
+    async def submit(self, items: Sequence[tuple[str, Request]], display_name: str) -> str: ...
+
+    async def poll(self, job: str) -> JobStatus: ...
+
+    async def collect(self, job: str) -> dict[str, ItemOutcome]: ...
+
+    async def cancel(self, job: str) -> None: ...
+
+
+def item_error(code: Any, message: Any) -> ProviderError:
+    """One batch item's error (HTTP-like code and message) as a taxonomy error."""
+    text = str(message or "no message")[:300]
+    try:
+        status = int(code) if code is not None else None
+    except (TypeError, ValueError):
+        status = None
+    if status == 429:
+        return RateLimited(f"batch item: {text}")
+    if status is not None and status >= 500:
+        return ServerError(f"batch item: HTTP {status}: {text}", status=status)
+    if status in (401, 403):
+        return AuthFailed(f"batch item: {text}", status=status)
+    if status == 404:
+        return NotFound(f"batch item: {text}", status=404)
+    if status is not None and status >= 400:
+        return BadRequest(f"batch item: HTTP {status}: {text}", status=status)
+    return ServerError(f"batch item: {text}")

@@ -31,7 +31,6 @@ server are redacted before they are repeated.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import re
@@ -43,6 +42,7 @@ from rewts.errors import AuthenticationError
 from rewts.llm.providers.base import (
     AuthFailed,
     BadRequest,
+    BatchBackend,
     ConnectionFailed,
     InvalidOutput,
     NotFound,
@@ -224,6 +224,8 @@ class GeminiProvider:
 
     name = "gemini"
     local = False
+    #: the daily quotas reset at midnight Pacific: ``rpd`` counts this day
+    quota_tz = QUOTA_TZ
 
     def __init__(
         self,
@@ -382,6 +384,12 @@ class GeminiProvider:
     def _redact(self, text: str) -> str:
         return text.replace(self._key, "***") if self._key else text
 
+    def batch(self) -> BatchBackend:
+        """Gemini Batch Mode (``llm.batch``), through this adapter's requests and errors."""
+        from rewts.llm.providers.gemini_batch import GeminiBatch
+
+        return GeminiBatch(self)
+
     async def aclose(self) -> None:
         await self.client.aio.aclose()
 
@@ -484,13 +492,6 @@ def _logprobs(result: Any) -> list[TokenLogprob] | None:
     except (TypeError, ValueError):
         return None  # unusable log-probabilities: C = 1, as without them
     return out
-
-
-def response_to_json(response: Any) -> str:
-    """The SDK response as compact JSON (debugging; holds no key)."""
-    dump = getattr(response, "model_dump", None)
-    data = dump(mode="json", exclude_none=True) if dump else response
-    return json.dumps(data, sort_keys=True)
 
 
 # ------------------------------------------------------------------------------ factory

@@ -152,7 +152,9 @@ class LlamaCppProvider:
         self._loaded = 1
         # load one instance now: a bad file fails here, before any task starts
         self._idle.put(self._load())
-        self._pool = ThreadPoolExecutor(self.max_concurrency, thread_name_prefix="rewts-llama")
+        self._pool: ThreadPoolExecutor | None = ThreadPoolExecutor(
+            self.max_concurrency, thread_name_prefix="rewts-llama"
+        )
 
     def __repr__(self) -> str:
         return f"LlamaCppProvider({self.model!r}, path={str(self.model_path)!r})"
@@ -242,7 +244,6 @@ class LlamaCppProvider:
             tokens_out=int(usage.get("completion_tokens") or 0),
             logprobs=None,
             finish_reason=finish,
-            raw=raw,
         )
 
     async def aclose(self) -> None:

@@ -24,9 +24,11 @@ from rewts.errors import AuthenticationError, ConfigError
 from rewts.llm.providers.base import (
     AuthFailed,
     BadRequest,
+    BatchBackend,
     ConnectionFailed,
     InvalidOutput,
     NotFound,
+    ProviderError,
     QuotaExhausted,
     RateLimited,
     Request,
@@ -185,40 +187,53 @@ class OpenAICompatProvider:
                 **self.request_body(request)
             )
             body = raw.content
-        except openai.APITimeoutError:
-            raise Timeout("the request timed out (llm.timeout_s)") from None
-        except openai.APIConnectionError as exc:
-            raise ConnectionFailed(
-                f"connection failed: {type(exc.__cause__ or exc).__name__}"
-            ) from None
-        except openai.RateLimitError as exc:
+        except (openai.APIError, ValueError) as exc:  # ValueError: a body the SDK could not decode
+            raise self.translate(exc, request.model) from None
+        return parse_completion(body)
+
+    def translate(self, exc: BaseException, model: str | None = None) -> ProviderError:
+        """Any exception of the SDK or its transport as a taxonomy error (key redacted).
+
+        The one mapping for this adapter: ordinary calls and its batch back-end use it."""
+        if isinstance(exc, ProviderError):
+            return exc
+        if isinstance(exc, openai.APITimeoutError):
+            return Timeout("the request timed out (llm.timeout_s)")
+        if isinstance(exc, openai.APIConnectionError):
+            return ConnectionFailed(f"connection failed: {type(exc.__cause__ or exc).__name__}")
+        if isinstance(exc, openai.RateLimitError):
             if _is_quota(exc):
-                raise QuotaExhausted(
-                    f"{self.name}: quota exhausted (HTTP 429)", status=429
-                ) from None
-            raise RateLimited("HTTP 429", retry_after=_retry_after(exc)) from None
-        except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-            raise AuthFailed("key rejected", env_var=self.env_var, status=exc.status_code) from None
-        except openai.NotFoundError:
-            raise NotFound("model not found", model=request.model, status=404) from None
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
-            raise BadRequest(self._redact(str(exc.message))[:300], status=exc.status_code) from None
-        except openai.APIStatusError as exc:
+                return QuotaExhausted(f"{self.name}: quota exhausted (HTTP 429)", status=429)
+            return RateLimited("HTTP 429", retry_after=_retry_after(exc))
+        if isinstance(exc, openai.AuthenticationError | openai.PermissionDeniedError):
+            return AuthFailed("key rejected", env_var=self.env_var, status=exc.status_code)
+        if isinstance(exc, openai.NotFoundError):
+            return NotFound("model not found", model=model or self.model, status=404)
+        if isinstance(exc, openai.BadRequestError | openai.UnprocessableEntityError):
+            return BadRequest(self._redact(str(exc.message))[:300], status=exc.status_code)
+        if isinstance(exc, openai.APIStatusError):
             status = exc.status_code
             if status == 402:  # DeepSeek: insufficient balance
-                raise QuotaExhausted(
-                    f"{self.name}: insufficient balance (HTTP 402)", status=402
-                ) from None
+                return QuotaExhausted(f"{self.name}: insufficient balance (HTTP 402)", status=402)
             if status >= 500 or status in (408, 409):
-                raise ServerError(f"HTTP {status}", status=status) from None
-            raise BadRequest(self._redact(str(exc.message))[:300], status=status) from None
-        except openai.APIResponseValidationError:
-            raise InvalidOutput("the response did not match the API's format") from None
-        except openai.APIError as exc:
-            raise ServerError(f"{type(exc).__name__}") from None
-        except ValueError as exc:  # a malformed body the SDK could not decode
-            raise InvalidOutput(f"malformed response ({type(exc).__name__})") from None
-        return parse_completion(body)
+                return ServerError(f"HTTP {status}", status=status)
+            return BadRequest(self._redact(str(exc.message))[:300], status=status)
+        if isinstance(exc, openai.APIResponseValidationError):
+            return InvalidOutput("the response did not match the API's format")
+        if isinstance(exc, ValueError):
+            return InvalidOutput(f"malformed response ({type(exc).__name__})")
+        return ServerError(f"{type(exc).__name__}")
+
+    def batch(self) -> BatchBackend:
+        """OpenAI's Batch API (``llm.batch``), through this adapter's requests and errors."""
+        if self.name == "deepseek":
+            raise ConfigError(
+                "llm.batch: DeepSeek has no batch API; set llm.batch to false (DeepSeek's "
+                "off-peak discount applies to ordinary calls)"
+            )
+        from rewts.llm.providers.openai_batch import OpenAIBatch
+
+        return OpenAIBatch(self)
 
     async def aclose(self) -> None:
         await self.client.close()
