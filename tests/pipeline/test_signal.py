@@ -23,9 +23,13 @@ from rewts.cli.common import common
 from rewts.config import Config
 from rewts.errors import SignalError
 
-from .test_run import TINY
+from .test_run import TINY as RUN_TINY
 
 runner = CliRunner()
+#: TINY without weight decay: its one-episode agents then take both sides over the test days,
+#: so comparing the signal's positions with the backtest's is not vacuous (the regularized
+#: default holds the stock throughout on this synthetic ticker)
+TINY = [*RUN_TINY, "--set", "rewts.weight_decay=0"]
 #: days D of the test year: its second day, a period's last day (D+1 starts a new period),
 #: mid-year, and late in December
 DAYS = ["2018-01-02", "2018-02-22", "2018-06-15", "2018-10-04", "2018-12-27"]
