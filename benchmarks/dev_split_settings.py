@@ -24,8 +24,6 @@ import numpy as np
 import pandas as pd
 import torch
 
-from rewts.agents.ddqn import DQNSettings
-from rewts.agents.population import Population
 from rewts.agents.presets import apply_preset
 from rewts.backtest.calibration import planted_strategies
 from rewts.config import Config, load_config
@@ -34,7 +32,7 @@ from rewts.data.prepare import Dataset
 from rewts.env.accounting import Rules, simulate
 from rewts.env.evaluation import annualized_sharpe
 from rewts.pipeline import ensure_data
-from rewts.training.jobs import GLOBAL_CHUNK, job_reward_scale, job_seed, training_env_config
+from rewts.training.jobs import GLOBAL_CHUNK, build_population, training_env_config
 from rewts.training.runner import build_jobs
 
 DEV_SPLIT = (
@@ -70,16 +68,7 @@ def score_ticker(
     ]
     lead = jobs[0]
     env_cfg = training_env_config(lead)
-    population = Population(
-        [j.data for j in jobs],
-        [job_seed(j.seed, j.ticker, j.chunk) for j in jobs],
-        DQNSettings.from_dict(lead.settings),
-        env_cfg,
-        start=lead.start,
-        end=lead.end,
-        reward_scale=job_reward_scale(lead, env_cfg),
-        device="cpu",
-    )
+    population = build_population(jobs, device="cpu")
     val = np.arange(lead.val_start, lead.val_end + 1) if lead.has_validation else None
     population.learn(lead.episodes, validation_rows=val)
     dates = pd.DatetimeIndex(frame.index)

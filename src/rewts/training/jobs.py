@@ -325,6 +325,23 @@ def population_blocker(job: TrainJob) -> str:
     )
 
 
+def build_population(jobs: list[TrainJob], device: str | None = None) -> Population:
+    """One untrained :class:`Population` of jobs sharing a :func:`population_key`, set up as
+    training sets it up (the lead job's rules, reward scale and settings)."""
+    lead = jobs[0]
+    env_cfg = training_env_config(lead)
+    return Population(
+        [j.data for j in jobs],
+        [job_seed(j.seed, j.ticker, j.chunk) for j in jobs],
+        DQNSettings.from_dict(lead.settings),
+        env_cfg,
+        start=lead.start,
+        end=lead.end,
+        reward_scale=job_reward_scale(lead, env_cfg),
+        device=device or lead.device,
+    )
+
+
 def run_population(jobs: list[TrainJob], progress: Any = None) -> list[JobResult]:
     """Train (or skip) jobs of one :func:`population_key` together; one result per job.
 
@@ -352,18 +369,8 @@ def run_population(jobs: list[TrainJob], progress: Any = None) -> list[JobResult
     members = [jobs[i] for i in pending]
     lead = members[0]
     with _one_torch_thread():
-        env_cfg = training_env_config(lead)
-        scale = job_reward_scale(lead, env_cfg)
-        population = Population(
-            [j.data for j in members],
-            [job_seed(j.seed, j.ticker, j.chunk) for j in members],
-            DQNSettings.from_dict(lead.settings),
-            env_cfg,
-            start=lead.start,
-            end=lead.end,
-            reward_scale=scale,
-            device=lead.device,
-        )
+        population = build_population(members)
+        scale = population.reward_scale
 
         def tick(episode: int) -> None:
             if progress is not None:
