@@ -362,9 +362,6 @@ def compute_signal(
 ) -> SignalReport:
     """Every ticker's signal for ``cfg``; ``strategies`` are the strategies stage's tables
     (None when no requested agent reads them)."""
-    from rewts.agents.presets import apply_preset
-
-    cfg = apply_preset(cfg)
     tickers = []
     for ticker in cfg.tickers:
         table = None if strategies is None else strategies.get(ticker)

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 
 from rewts.agents.ddqn import DDQNAgent
-from rewts.agents.presets import apply_preset
 from rewts.errors import TrainingError
+from rewts.fileio import write_json_atomic
 from rewts.training.jobs import (
     GLOBAL_CHUNK,
     META_FILE,
@@ -23,7 +23,6 @@ from rewts.training.jobs import (
     model_problem,
     read_meta,
     variant_name,
-    write_json_atomic,
 )
 
 if TYPE_CHECKING:
@@ -155,7 +154,6 @@ def load_chunk_agents(
     An error names what to run when none exist. Inference runs on the CPU unless
     ``rewts.device`` says ``cuda``.
     """
-    cfg = apply_preset(cfg)
     seed = cfg.seed if seed is None else seed
     root = Path(cfg.rewts.checkpoint_dir) / ticker
     variant = variant_name(llm_guidance, seed, tag)
@@ -186,7 +184,6 @@ def load_global_agent(
     tag: str = "",
 ) -> LoadedAgent:
     """The ticker's agent trained over the whole training range."""
-    cfg = apply_preset(cfg)
     seed = cfg.seed if seed is None else seed
     folder = chunk_folder(Path(cfg.rewts.checkpoint_dir), ticker, GLOBAL_CHUNK)
     folder = folder / variant_name(llm_guidance, seed, tag)
