@@ -6,11 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from rewts.backtest.baselines import buy_and_hold, daily_tau, llm_only, placebo_strategies
+from rewts.backtest.baselines import buy_and_hold, llm_only, placebo_strategies
 from rewts.backtest.portfolio import evaluate
 from rewts.config.models import BacktestConfig, TradingEnvConfig
 from rewts.data.timeline import Timeline
 from rewts.env.accounting import Rules, trade_step
+from rewts.env.factory import daily_tau
 
 
 def _prices(n=120, seed=0):

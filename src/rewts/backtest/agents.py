@@ -17,12 +17,12 @@ Variants (what the agent was trained and is fed with):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
 
-Variant = Literal["llm", "no_tau", "placebo_const", "placebo_shuffled", "leak"]
+from rewts.training.variants import Variant
 
 #: which variant and which member(s) each learned backtest agent uses
 AGENT_VARIANT: dict[str, Variant] = {

@@ -4,22 +4,26 @@
 * LLM-only: each period's LLM direction, ``sign(tau)``. A period with ``tau == 0`` (a neutral
   fallback after a failed call, or zero strength) is **flat**: it carries no information, and
   keeping the previous direction would invent a signal the LLM never gave.
-* Placebo tau: ``constant`` replaces every period's tau with the mean tau of the periods
-  that end before the test starts (no test-period information); ``shuffled`` permutes tau
-  across all periods with a seeded generator (same values, wrong timing).
+* Placebo tau (:func:`rewts.training.variants.placebo_strategies`, which trains on it too):
+  ``constant`` replaces every period's tau with the mean tau of the periods that end before
+  the test starts; ``shuffled`` permutes tau across all periods with a seeded generator.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 import pandas as pd
 
-from rewts.data.timeline import Timeline
 from rewts.errors import DataError
+from rewts.training.variants import PlaceboKind, placebo_strategies
 
-PlaceboKind = Literal["constant", "shuffled"]
+__all__ = [
+    "PlaceboKind",
+    "buy_and_hold",
+    "check_strategies",
+    "llm_only",
+    "placebo_strategies",
+]
 
 
 def buy_and_hold(n_days: int) -> np.ndarray:
@@ -44,47 +48,6 @@ def check_strategies(strategies: pd.DataFrame, ticker: str) -> pd.DataFrame:
     return strategies
 
 
-def daily_tau(strategies: pd.DataFrame, timeline: Timeline) -> np.ndarray:
-    """Tau on every calendar day: the value of the period containing the day (0 elsewhere).
-
-    Periods without a strategy (skipped) count as 0 (no signal).
-    """
-    values = {
-        int(p): float(t)
-        for p, t in zip(strategies["period"], strategies["tau"], strict=True)
-        if 0 <= int(p) < len(timeline.periods)
-    }
-    return timeline.daily_from_periods(values, fill=0.0)
-
-
 def llm_only(tau: np.ndarray) -> np.ndarray:
     """Follow the LLM: long for tau > 0, short for tau < 0, flat for tau == 0."""
     return np.sign(np.asarray(tau, dtype=np.float64))
-
-
-def placebo_strategies(
-    strategies: pd.DataFrame,
-    kind: PlaceboKind,
-    *,
-    timeline: Timeline,
-    test_start: pd.Timestamp,
-    seed: int,
-) -> pd.DataFrame:
-    """A copy of ``strategies`` whose tau carries no information about its period."""
-    out = strategies.copy()
-    tau = out["tau"].to_numpy(dtype=float)
-    if kind == "constant":
-        ends = np.array(
-            [timeline.periods[int(p)].end for p in out["period"]], dtype="datetime64[ns]"
-        )
-        before = ends < np.datetime64(pd.Timestamp(test_start))
-        value = float(tau[before].mean()) if before.any() else 0.0
-        out["tau"] = value
-    elif kind == "shuffled":
-        out["tau"] = np.random.default_rng(seed).permutation(tau)
-    else:
-        raise DataError(f"unknown placebo {kind!r}: use 'constant' or 'shuffled'")
-    if "direction" in out.columns:
-        out["direction"] = (out["tau"] > 0).astype(int)
-    out.attrs["placebo"] = kind
-    return out

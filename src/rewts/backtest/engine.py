@@ -27,6 +27,7 @@ from rewts.config import Config
 from rewts.data.timeline import Timeline
 from rewts.ensemble import EnsembleSettings, ReWTSEnsemble
 from rewts.env.evaluation import direction_accuracy, greedy_targets, switch_cost
+from rewts.env.factory import daily_tau
 from rewts.errors import BacktestError, DataError
 from rewts.metrics import paired_ttest
 
@@ -91,7 +92,8 @@ class TickerBacktest:
         self.tau = None
         if strategies is not None:
             self.strategies = baselines.check_strategies(strategies, ticker)
-            self.tau = baselines.daily_tau(self.strategies, timeline)
+            # checked above: the values as given, unclipped (the LLM-only agent reads them)
+            self.tau = daily_tau(self.strategies, timeline, clip=False)
 
     # ------------------------------------------------------------------ agents
 
@@ -403,10 +405,8 @@ def run_backtest(
     those are skipped with a note). Learned agents run ``backtest.runs`` times with seeds
     ``cfg.seed + run``; rule-based agents are deterministic and run once.
     """
-    from rewts.agents.presets import apply_preset
     from rewts.data import timeline_for
 
-    cfg = apply_preset(cfg)  # the environment's rules, exactly as training used them
     say = say or (lambda _msg: None)
     started = time.perf_counter()
     result = BacktestResult(name=name, config=cfg.model_dump(mode="json"))

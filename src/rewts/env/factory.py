@@ -29,15 +29,23 @@ def _timeline(frame: pd.DataFrame, cfg: Config) -> Timeline:
     )
 
 
-def daily_tau(strategy: pd.DataFrame, timeline: Timeline) -> np.ndarray:
-    """One tau per trading day from one row per period (columns ``period`` and ``tau``)."""
+def daily_tau(strategy: pd.DataFrame, timeline: Timeline, *, clip: bool = True) -> np.ndarray:
+    """One tau per trading day from one row per period (columns ``period`` and ``tau``): the
+    tau of the period containing the day, 0 where no strategy is known (a skipped period).
+
+    Rows whose tau is not a finite number, or whose period is outside the timeline, give no
+    signal (0). ``clip`` bounds tau to [-1, 1], as the agents' observation needs; the backtest
+    passes False: it has checked every tau already (``check_strategies``: finite, within
+    [-1, 1]) and its LLM-only agent and tables use the values exactly as given.
+    """
     missing = {"period", "tau"} - set(strategy.columns)
     if missing:
         raise DataError(f"strategies lack column(s) {', '.join(sorted(missing))}")
     tau = pd.to_numeric(strategy["tau"], errors="coerce").to_numpy(np.float64)
     periods = strategy["period"].to_numpy(np.int64)
     ok = np.isfinite(tau) & (periods >= 0) & (periods < len(timeline.periods))
-    values = dict(zip(periods[ok].tolist(), np.clip(tau[ok], -1.0, 1.0).tolist(), strict=True))
+    kept = np.clip(tau[ok], -1.0, 1.0) if clip else tau[ok]
+    values = dict(zip(periods[ok].tolist(), kept.tolist(), strict=True))
     return timeline.daily_from_periods(values, fill=0.0)
 
 
