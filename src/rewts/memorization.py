@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from rewts.backtest.result import BacktestResult
     from rewts.config import Config
     from rewts.pipeline import RunSummary, StageOutcome
+    from rewts.training.events import Events
 
 #: agents the comparison backtests on each side (the ones the LLM's strategies drive), and
 #: Buy & Hold as the yardstick of an "edge"
@@ -267,7 +268,7 @@ def run_compare(
     out_dir: Path,
     *,
     html: bool = True,
-    progress: bool | str = False,
+    train_events: Events = None,
     events: Callable[[Any], None] | None = None,
     say: Callable[[str], None] | None = None,
     on_stage: Callable[[StageOutcome], None] | None = None,
@@ -292,7 +293,7 @@ def run_compare(
             arm_cfg,
             run_dir=out_dir / arm,
             html=html,
-            progress=progress,
+            train_events=train_events,
             events=events,
             say=say,
             on_stage=on_stage,

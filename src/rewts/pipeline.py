@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
     from rewts.config import Config
     from rewts.data import Dataset
+    from rewts.training.events import Events
 
 Say = Callable[[str], None]
 
@@ -286,13 +287,14 @@ class _Run:
         run_dir: Path,
         *,
         html: bool,
-        progress: bool | str,
+        train_events: Events,
         events: Callable[[Any], None] | None,
         say: Say,
         on_stage: Callable[[StageOutcome], None],
     ) -> None:
         self.cfg, self.run_dir, self.html = cfg, Path(run_dir), html
-        self.progress, self.events, self.say, self.on_stage = progress, events, say, on_stage
+        self.train_events, self.events = train_events, events
+        self.say, self.on_stage = say, on_stage
         self.outcomes: list[StageOutcome] = []
 
     def _finish(self, outcome: StageOutcome) -> StageOutcome:
@@ -401,7 +403,7 @@ class _Run:
         started = time.time()
         st.drop_records(folder, ["train"])
         seeds = [cfg.seed + r for r in range(cfg.backtest.runs)]
-        source = RLAgentSource(cfg, dataset, tables, progress=self.progress, say=self.say)
+        source = RLAgentSource(cfg, dataset, tables, events=self.train_events, say=self.say)
         source.ensure_trained(cfg.tickers, learned, seeds)
         members = trained_members(cfg)
         entries = st.checkpoint_entries(members)
@@ -457,7 +459,7 @@ class _Run:
             update={"backtest": cfg.backtest.model_copy(update={"train_missing": False})}
         )
         result = backtest_all(
-            bt_cfg, dataset, tables, name=run_dir.name, progress=bool(self.progress), say=self.say
+            bt_cfg, dataset, tables, name=run_dir.name, events=self.train_events, say=self.say
         )
         result.config = cfg.model_dump(mode="json")
         result.notes[:0] = notes
@@ -496,7 +498,7 @@ def run_pipeline(
     *,
     run_dir: Path,
     html: bool = True,
-    progress: bool | str = False,
+    train_events: Events = None,
     events: Callable[[Any], None] | None = None,
     say: Say | None = None,
     on_stage: Callable[[StageOutcome], None] | None = None,
@@ -507,7 +509,7 @@ def run_pipeline(
     ``refresh_data`` rebuilds the dataset from its source even when it is up to date; later
     stages still rerun only if the data came out different.
 
-    ``progress``: True/"plain"/False for the training display (as :func:`train_all`);
+    ``train_events`` receive training's events (:mod:`rewts.training.events`; a display);
     ``events`` receives the strategy engine's events (a display); ``say`` one line per
     thing worth telling the user (data source chosen, heuristic strategist, ...);
     ``on_stage`` each stage's start (status ``running``) and outcome.
@@ -517,7 +519,7 @@ def run_pipeline(
         cfg,
         run_dir,
         html=html,
-        progress=progress,
+        train_events=train_events,
         events=events,
         say=say or (lambda _line: None),
         on_stage=on_stage or (lambda _outcome: None),

@@ -268,8 +268,14 @@ def test_auto_picks_the_first_provider_with_a_key(tmp_path, workdir, monkeypatch
 
 
 def test_progress_true_prints_the_plain_lines_without_a_tty(tmp_path, capsys):
+    from rewts.ui.progress import shown
+
     cfg = _cfg(tmp_path)
-    generate_strategies(cfg, fake_dataset(), provider=FakeProvider(0.0), progress=True)
+    shown(
+        lambda events: generate_strategies(
+            cfg, fake_dataset(), provider=FakeProvider(0.0), events=events
+        )
+    )
     err = capsys.readouterr().err
     assert "Progress: 10/10 (100.0%)" in err and "Cache misses: 10 (100.0%)" in err
 

@@ -27,7 +27,7 @@ def test_public_names():
 def test_signatures():
     sig = inspect.signature(llm.generate_strategies)
     assert list(sig.parameters)[:2] == ["cfg", "dataset"]
-    for name in ("progress", "events", "provider", "limiter", "write", "write_json"):
+    for name in ("events", "provider", "limiter", "write", "write_json"):
         assert sig.parameters[name].kind is inspect.Parameter.KEYWORD_ONLY
     assert list(inspect.signature(llm.load_strategies).parameters) == ["cfg"]
     summary = llm.GenerationSummary().to_dict()

@@ -94,23 +94,26 @@ def test_ray_tasks_write_to_the_shared_path_and_the_driver_collects(
 class _CountingDisplay:
     """Stands in for the terminal display: counts the episode ticks the tasks send."""
 
-    rich = True
+    wants_episodes = True
 
     def __init__(self) -> None:
         self.episodes = 0
         self.jobs = 0
 
-    def episode(self, n: int = 1) -> None:
-        self.episodes += n
+    def __call__(self, event) -> None:
+        from rewts.training.events import EpisodesDone, JobFinished
 
-    def job(self, result, episodes: int) -> None:
-        self.jobs += 1
+        if isinstance(event, EpisodesDone):
+            self.episodes += event.n
+        elif isinstance(event, JobFinished):
+            self.jobs += 1
 
 
 def test_ray_tasks_report_every_episode_to_the_driver_display(
     local_ray, cfg, dataset, strategies, tmp_path
 ) -> None:
     from rewts.training import build_jobs
+    from rewts.training.events import Emitter
     from rewts.training.ray_executor import run_ray
     from rewts.training.runner import plan_units
 
@@ -119,6 +122,6 @@ def test_ray_tasks_report_every_episode_to_the_driver_display(
     display, results = _CountingDisplay(), {}
     units = plan_units(jobs, on_ray.rewts.population_size)
     assert max(len(u) for u in units) == 2  # the two seeds of a chunk: one population task
-    run_ray(units, jobs, on_ray.ray, display, results)
+    run_ray(units, jobs, on_ray.ray, Emitter(display), results)
     assert sorted(results) == list(range(len(jobs))) and display.jobs == len(jobs)
     assert display.episodes == sum(j.episodes for j in jobs) == 2 * 3 * 2

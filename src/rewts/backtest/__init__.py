@@ -2,7 +2,7 @@
 
 Public API::
 
-    backtest_all(cfg, dataset, strategies, *, name=None, progress=False, say=None)
+    backtest_all(cfg, dataset, strategies, *, name=None, events=None, say=None)
         -> BacktestResult                    # trains missing agents, then runs every agent
     run_backtest(cfg, dataset, strategies, source=None, *, name, say) -> BacktestResult
     AgentSource, Member                      # what a source of learned agents provides

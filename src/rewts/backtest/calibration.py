@@ -29,6 +29,7 @@ from rewts.config import Config
 from rewts.data.timeline import Timeline
 from rewts.errors import BacktestError
 from rewts.metrics import paired_ttest
+from rewts.training.events import Events
 
 #: the IC levels of the issue that asked for this experiment
 DEFAULT_IC_LEVELS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.4)
@@ -143,7 +144,7 @@ def run_calibration(
     ic_levels: Sequence[float] = DEFAULT_IC_LEVELS,
     runs: int = 5,
     agents: Sequence[str] = DEFAULT_AGENTS,
-    progress: bool = False,
+    events: Events = None,
     say: Callable[[str], None] | None = None,
 ) -> CalibrationResult:
     """Backtest ``agents`` with planted tau at every IC level, ``runs`` agent seeds each.
@@ -176,7 +177,7 @@ def run_calibration(
             }
         )
         result = backtest_all(
-            run_cfg, dataset, planted, name="calibration", progress=progress, say=say
+            run_cfg, dataset, planted, name="calibration", events=events, say=say
         )
         for r in result.runs:
             rows.append(

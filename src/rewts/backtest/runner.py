@@ -8,11 +8,11 @@ from typing import Any
 
 import pandas as pd
 
-from rewts.agents.presets import apply_preset
 from rewts.backtest.agents import AGENT_VARIANT
 from rewts.backtest.engine import run_backtest
 from rewts.backtest.result import BacktestResult
 from rewts.config import Config
+from rewts.training.events import Events
 
 
 def needs_strategies(cfg: Config) -> bool:
@@ -34,7 +34,7 @@ def backtest_all(
     strategies: dict[str, pd.DataFrame] | None,
     *,
     name: str | None = None,
-    progress: bool = False,
+    events: Events = None,
     say: Callable[[str], None] | None = None,
 ) -> BacktestResult:
     """Train what the requested agents need (``backtest.train_missing``), then backtest.
@@ -42,13 +42,12 @@ def backtest_all(
     Seeds of learned agents are ``cfg.seed + run`` for ``run < backtest.runs``; the training
     stage skips every agent whose checkpoint matches its inputs, so a rerun trains nothing.
     """
-    cfg = apply_preset(cfg)
     learned = [a for a in cfg.backtest.agents if a in AGENT_VARIANT]
     source = None
     if learned:
         from rewts.backtest.rl_source import RLAgentSource
 
-        source = RLAgentSource(cfg, dataset, strategies, progress=progress, say=say)
+        source = RLAgentSource(cfg, dataset, strategies, events=events, say=say)
         if cfg.backtest.train_missing:
             seeds = [cfg.seed + r for r in range(cfg.backtest.runs)]
             source.ensure_trained(cfg.tickers, learned, seeds)

@@ -87,9 +87,14 @@ NoHtmlOpt = Annotated[bool, typer.Option("--no-html", help="Write the CSV/JSON f
 def _strategies(
     cfg: Any, dataset: Any, progress: bool, notes: list[str], model: dict[str, Any]
 ) -> Any:
+    from rewts.llm.providers import resolve_provider_name
     from rewts.pipeline import ensure_strategies
+    from rewts.ui.progress import shown
 
-    generated = ensure_strategies(cfg, dataset, progress=progress)
+    if progress and resolve_provider_name(cfg) != "import":  # a display for generation
+        generated = shown(lambda events: ensure_strategies(cfg, dataset, events=events))
+    else:
+        generated = ensure_strategies(cfg, dataset)
     summary = getattr(generated, "summary", None)
     if summary is not None:  # for the report's model and training-cutoff lines
         model.update(provider=summary.provider, model=summary.model)
@@ -175,9 +180,10 @@ def backtest_command(
         if model is not None and model["warning"]:
             notes.insert(0, model["warning"])
         name = out.name if out is not None else default_run_name(cfg)
-        result = backtest_all(
-            cfg, dataset, strategies, name=name, progress=not args.no_progress, say=say
-        )
+        from rewts.ui.training import make_training_display
+
+        train_events = None if args.no_progress else make_training_display(live=args.show_progress)
+        result = backtest_all(cfg, dataset, strategies, name=name, events=train_events, say=say)
         result.notes[:0] = notes
         if model is not None:
             result.memorization = with_cutoff_split(model, result)

@@ -127,6 +127,8 @@ def calibrate_command(
             if not args.no_progress:
                 err_console.print(message, highlight=False, markup=False)
 
+        from rewts.ui.training import make_training_display
+
         dataset = ensure_data(cfg)
         result = run_calibration(
             cfg,
@@ -134,7 +136,7 @@ def calibrate_command(
             ic_levels=levels,
             runs=seeds,
             agents=chosen,
-            progress=not args.no_progress,
+            events=None if args.no_progress else make_training_display(live=args.show_progress),
             say=say,
         )
         folder.mkdir(parents=True, exist_ok=True)

@@ -107,14 +107,14 @@ def compare_command(
         def say(line: str) -> None:
             err_console.print(line, highlight=False, markup=False, soft_wrap=True)
 
-        train_progress: bool | str = False
-        if not args.no_progress:
-            train_progress = True if args.show_progress else "plain"
+        from rewts.ui.training import make_training_display
+
+        train_events = None if args.no_progress else make_training_display(live=args.show_progress)
         result = run_compare(
             cfg,
             out_dir,
             html=not no_html,
-            progress=train_progress,
+            train_events=train_events,
             say=say,
             on_stage=StageLines(err_console),
         )

@@ -149,6 +149,7 @@ def run_command(
         from rewts.pipeline import default_run_dir, run_pipeline
         from rewts.ui.progress import make_display
         from rewts.ui.run_summary import StageLines, print_run_summary
+        from rewts.ui.training import make_training_display
 
         run_dir = out if out is not None else default_run_dir(cfg, profile)
 
@@ -157,9 +158,7 @@ def run_command(
 
         display = make_display(live=args.show_progress) if not args.no_progress else None
         # training: a live bar on a terminal, a line per agent in a log, nothing with --no-progress
-        train_progress: bool | str = False
-        if not args.no_progress:
-            train_progress = True if args.show_progress else "plain"
+        train_events = None if args.no_progress else make_training_display(live=args.show_progress)
         err_console.print(
             f"rewts run: profile {profile or 'default (the paper)'}, {len(cfg.tickers)} "
             f"ticker(s), results in {run_dir}",
@@ -170,7 +169,7 @@ def run_command(
                 cfg,
                 run_dir=run_dir,
                 html=not no_html,
-                progress=train_progress,
+                train_events=train_events,
                 # --no-progress: no strategy display (the pipeline announces a heuristic)
                 events=display,
                 say=say,

@@ -105,6 +105,7 @@ def train_command(
         )
         from rewts.pipeline import ensure_data
         from rewts.training import train_all
+        from rewts.ui.training import make_training_display
 
         dataset = ensure_data(cfg)
         strategies = None
@@ -114,7 +115,7 @@ def train_command(
             cfg,
             dataset,
             strategies,
-            progress=True if args.show_progress else "plain",
+            events=make_training_display(live=args.show_progress),
             include_global=cfg.rewts.train_global,
         )
         _print_summary(result, cfg.rewts.checkpoint_dir, cfg.executor)
@@ -123,9 +124,13 @@ def train_command(
 def _strategies(cfg: Config, dataset: Any, progress: bool) -> Any:
     """The strategies stage's output (cache hits cost nothing); a clear error if unavailable."""
     try:
+        from rewts.llm.providers import resolve_provider_name
         from rewts.pipeline import ensure_strategies
+        from rewts.ui.progress import shown
 
-        return ensure_strategies(cfg, dataset, progress=progress).strategies
+        if progress and resolve_provider_name(cfg) != "import":  # a display for generation
+            return shown(lambda events: ensure_strategies(cfg, dataset, events=events)).strategies
+        return ensure_strategies(cfg, dataset).strategies
     except ImportError as exc:
         raise TrainingError(
             f"the strategy stage is not available ({exc}); train the RL-only baseline with --no-llm"

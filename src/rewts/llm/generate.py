@@ -191,7 +191,6 @@ def generate_strategies(
     cfg: Config,
     dataset: Any,
     *,
-    progress: bool = False,
     events: Callable[[Any], None] | None = None,
     provider: Provider | None = None,
     limiter: Limiter | None = None,
@@ -205,18 +204,17 @@ def generate_strategies(
     ``periods`` (ticker -> period indices) asks for those periods only, plus what they depend
     on (``rewts signal`` generating the current period); their tables hold just those rows.
 
-    ``progress=True`` shows a live display on stderr (plain lines without a TTY); ``events``
-    receives every engine event. ``provider``/``limiter`` replace the configured ones (a custom
+    ``events`` receives every engine event (a display: ``rewts.ui.progress.make_display``,
+    whose summary the caller prints from the result; this module never prints). ``provider``/``limiter`` replace the configured ones (a custom
     rate-limit policy, a test double). ``headlines`` (a :func:`rewts.data.load_headlines`
     table) replaces ``data.news_path``; ``skip_news_processing`` ignores both. Raises :class:`~rewts.errors.AuthenticationError`,
     :class:`~rewts.errors.LLMError` or :class:`~rewts.errors.QuotaExhaustedError`; in those
     cases no strategy table is written.
     """
     provider = provider if provider is not None else make_provider(cfg)
-    if provider.local and provider.name == "heuristic" and events is None and not progress:
+    if provider.local and provider.name == "heuristic" and events is None:
         log.warning(BANNER)  # a display announces it itself
     cache = StrategyCache(cfg.llm.cache_path) if is_cacheable(provider) else None
-    display = None
     try:
         limiter = limiter if limiter is not None else make_limiter(cfg, provider, cache)
         headlines = load_news(cfg, headlines)
@@ -244,11 +242,6 @@ def generate_strategies(
             )
         if events is not None:
             engine.subscribe(events)
-        if progress:
-            from rewts.ui.progress import make_display
-
-            display = make_display()
-            engine.subscribe(display)
 
         async def main() -> tuple[dict[Hashable, TaskResult], float]:
             t0 = time.perf_counter()
@@ -259,8 +252,6 @@ def generate_strategies(
 
         results, wall = _run_coroutine(main())
     finally:
-        if display is not None:
-            display.close()
         if cache is not None:
             cache.close()
 
@@ -293,8 +284,6 @@ def generate_strategies(
     summary.analyses = len(tasks) - len(plans)
     if write:
         write_strategies(strategies, Path(cfg.llm.output_dir), json_too=write_json)
-    if display is not None:
-        display.summary(summary)
     return GenerationResult(strategies=strategies, summary=summary)
 
 

@@ -8,7 +8,8 @@ from there, instead of each task pickling its own copy. The task runs the same
 weights. Tasks write their checkpoint to ``ray.shared_path`` when it is set (a folder every node
 mounts) and the driver copies each finished folder into ``rewts.checkpoint_dir``; without it they
 write to the checkpoint folder directly (one machine, or a checkpoint folder on shared storage).
-The driver keeps the single progress display.
+The driver sends the run's events (:mod:`rewts.training.events`) as tasks finish; episode
+ticks come back through a Ray queue when a subscriber wants them.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from rewts.training.jobs import (
 
 if TYPE_CHECKING:
     from rewts.config.models import RayConfig
+    from rewts.training.events import Emitter
 
 log = logging.getLogger(__name__)
 
@@ -114,11 +116,11 @@ def run_ray(
     units: list[list[int]],
     jobs: list[TrainJob],
     ray_cfg: RayConfig,
-    display: Any,
+    emit: Emitter,
     results: dict[int, JobResult],
 ) -> None:
-    """Run each unit (a population of job indices) as one Ray task; fill ``results`` and the
-    display as they finish."""
+    """Run each unit (a population of job indices) as one Ray task; fill ``results`` and send
+    each job's event as its task finishes."""
     ray = ensure_ray(ray_cfg)
     remote = ray.remote(_task).options(
         num_cpus=ray_cfg.num_cpus_per_task,
@@ -126,7 +128,7 @@ def run_ray(
         max_retries=0,  # a failed job is a bug or bad input: report it, do not rerun it
     )
     ticks = None
-    if getattr(display, "rich", False):
+    if emit.wants_episodes:
         from ray.util.queue import Queue
 
         ticks = Queue()
@@ -144,12 +146,17 @@ def run_ray(
         remaining = list(refs)
         while remaining:
             done, remaining = ray.wait(remaining, num_returns=len(remaining), timeout=0.2)
-            _drain(ticks, display)
+            _drain(ticks, emit)
             for ref in done:
-                for i, result in zip(refs[ref], ray.get(ref), strict=True):
+                try:
+                    finished = ray.get(ref)
+                except Exception as exc:
+                    emit.failed([jobs[i] for i in refs[ref]], exc)
+                    raise
+                for i, result in zip(refs[ref], finished, strict=True):
                     results[i] = _collect(result, jobs[i], ray_cfg)
-                    display.job(results[i], jobs[i].episodes)
-        _drain(ticks, display)
+                    emit.job(results[i], jobs[i])
+        _drain(ticks, emit)
     except BaseException:
         # Ctrl-C or a failed job: cancel what has not finished; finished jobs are checkpointed
         for ref in refs:
@@ -160,10 +167,10 @@ def run_ray(
             ticks.shutdown()
 
 
-def _drain(ticks: Any, display: Any) -> None:
+def _drain(ticks: Any, emit: Emitter) -> None:
     if ticks is None:
         return
     n = ticks.qsize()
     if n:
         ticks.get_nowait_batch(n)
-        display.episode(n)
+        emit.episode(n)

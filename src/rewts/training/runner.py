@@ -7,7 +7,7 @@ range. Jobs whose checkpoint carries the same input hash are skipped, so a rerun
 interrupted run resumes where it stopped. Workers are spawned (safe with torch and on every
 OS), use one torch thread each, and the pool has ``min(jobs, n_jobs or CPU count)`` workers.
 ``executor: local`` runs in-process; ``executor: ray`` runs the jobs as Ray tasks
-(:mod:`rewts.training.ray_executor`), with the same job function and the same display.
+(:mod:`rewts.training.ray_executor`), with the same job function and the same events.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import logging
 import multiprocessing as mp
 import os
 import queue
-import sys
 import time
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -28,10 +27,10 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from rewts.agents.ddqn import DQNSettings
-from rewts.agents.presets import apply_preset
 from rewts.env.factory import _timeline, env_data_for
 from rewts.errors import TrainingError
 from rewts.training.checkpoints import write_manifests
+from rewts.training.events import Emitter, Events, TrainingFinished, TrainingStarted
 from rewts.training.jobs import (
     GLOBAL_CHUNK,
     JobResult,
@@ -127,7 +126,6 @@ def build_jobs(
     tag: str = "",
 ) -> list[TrainJob]:
     """Every job of the experiment, chunks before the global agent, tickers in config order."""
-    cfg = apply_preset(cfg)
     llm = cfg.rewts.llm_guidance
     if llm and strategies is None:
         raise TrainingError(
@@ -208,69 +206,6 @@ def pool_size(cfg: Config, n_jobs: int) -> int:
     return max(1, min(n_jobs, limit))
 
 
-class _Display:
-    """One progress display for the whole run: rich on a terminal, plain lines otherwise."""
-
-    def __init__(self, enabled: bool | str, total_episodes: int, n_jobs: int) -> None:
-        self.enabled = bool(enabled)
-        self.rich = enabled is True and sys.stderr.isatty()
-        self.done_jobs, self.n_jobs = 0, n_jobs
-        self._progress: Any = None
-        if self.rich:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-
-            self._progress = Progress(
-                TextColumn("[bold]train[/]"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("episodes"),
-                TextColumn("{task.fields[jobs]}"),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self._task = self._progress.add_task("train", total=total_episodes, jobs="")
-            self._progress.start()
-
-    def note(self, text: str) -> None:
-        """A line above the live display (or on stderr)."""
-        if self._progress is not None:
-            self._progress.console.print(text)
-        elif self.enabled:
-            print(text, file=sys.stderr, flush=True)
-
-    def episode(self, n: int = 1) -> None:
-        if self._progress is not None:
-            self._progress.advance(self._task, n)
-
-    def job(self, result: JobResult, episodes: int) -> None:
-        self.done_jobs += 1
-        if self._progress is not None:
-            if result.skipped:
-                self._progress.advance(self._task, episodes)
-            self._progress.update(self._task, jobs=f"{self.done_jobs}/{self.n_jobs} agents")
-        elif self.enabled:
-            what = "skipped (unchanged)" if result.skipped else f"{result.seconds:.1f}s"
-            chunk = "global" if result.chunk == GLOBAL_CHUNK else f"chunk {result.chunk}"
-            print(
-                f"[{self.done_jobs}/{self.n_jobs}] {result.ticker} {chunk} seed {result.seed}: "
-                f"{what}, train Sharpe {result.final_sharpe:.2f}",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    def close(self) -> None:
-        if self._progress is not None:
-            self._progress.stop()
-
-
 def plan_units(jobs: Sequence[TrainJob], population_size: int) -> list[list[int]]:
     """Indices of ``jobs`` grouped into populations of at most ``population_size`` agents that
     share a :func:`population_key` (jobs a population cannot train stay alone)."""
@@ -287,17 +222,17 @@ def plan_units(jobs: Sequence[TrainJob], population_size: int) -> list[list[int]
 
 
 def execute_jobs(
-    cfg: Config, jobs: list[TrainJob], *, progress: bool | str = False
+    cfg: Config, jobs: list[TrainJob], *, events: Events = None
 ) -> tuple[list[JobResult], int]:
     """Run ``jobs`` on the executor ``cfg.executor`` names, as populations of up to
     ``rewts.population_size`` agents; (results, parallel workers)."""
     pending = [j for j in jobs if is_done(j) is None]
     if not pending:  # nothing to train: do not start a pool or connect to Ray
-        return run_jobs(jobs, 1, progress=progress), 1
+        return run_jobs(jobs, 1, events=events), 1
     size = cfg.rewts.population_size
     workers = pool_size(cfg, len(plan_units(pending, size)))
     ray_cfg = cfg.ray if cfg.executor == "ray" else None
-    results = run_jobs(jobs, workers, progress=progress, ray_cfg=ray_cfg, population_size=size)
+    results = run_jobs(jobs, workers, events=events, ray_cfg=ray_cfg, population_size=size)
     return results, workers
 
 
@@ -305,49 +240,90 @@ def run_jobs(
     jobs: list[TrainJob],
     workers: int,
     *,
-    progress: bool | str = False,
+    events: Events = None,
     ray_cfg: RayConfig | None = None,
     population_size: int = 1,
 ) -> list[JobResult]:
     """Run jobs in-process (``workers == 1``), in a spawned process pool, or as Ray tasks
     (``ray_cfg`` given; see :mod:`rewts.training.ray_executor`), grouped into populations of
-    up to ``population_size`` agents (:func:`plan_units`)."""
-    display = _Display(progress, sum(j.episodes for j in jobs), len(jobs))
+    up to ``population_size`` agents (:func:`plan_units`). ``events`` receive the run's
+    :mod:`~rewts.training.events` as jobs finish."""
+    emit = Emitter(events)
+    t0 = time.perf_counter()
     results: dict[int, JobResult] = {}
     finished = [is_done(job, report=True) is not None for job in jobs]
-    for line in data_size_lines([j for j, done in zip(jobs, finished, strict=True) if not done]):
-        display.note(line)
+    executor = "ray" if ray_cfg is not None else ("process" if workers > 1 else "local")
+    emit(
+        TrainingStarted(
+            jobs=len(jobs),
+            pending=finished.count(False),
+            episodes=sum(j.episodes for j in jobs),
+            workers=workers,
+            executor=executor,
+        )
+    )
+    ok = False
     try:
+        for line in data_size_lines(
+            [j for j, done in zip(jobs, finished, strict=True) if not done]
+        ):
+            emit.note(line)
         for i, job in enumerate(jobs):
             if finished[i]:
                 results[i] = run_job(job)  # reads the stored metrics, trains nothing
-                display.job(results[i], job.episodes)
-        pending = [i for i in range(len(jobs)) if i not in results]
-        units = [
-            [pending[i] for i in unit]
-            for unit in plan_units([jobs[i] for i in pending], population_size)
-        ]
-        if units and max(len(u) for u in units) > 1:
-            display.note(
-                f"{len(pending)} agents in {len(units)} populations (up to {population_size} "
-                "agents trained as one batched computation)"
-            )
-        if ray_cfg is not None and units:
-            from rewts.training.ray_executor import run_ray
-
-            run_ray(units, jobs, ray_cfg, display, results)
-        elif workers <= 1 or len(units) <= 1:
-            for unit in units:
-                for i, result in zip(
-                    unit, run_population([jobs[i] for i in unit], _Ticks(display)), strict=True
-                ):
-                    results[i] = result
-                    display.job(result, jobs[i].episodes)
-        else:
-            _run_pool(units, jobs, workers, display, results)
+                emit.job(results[i], job)
+        _run_pending(jobs, workers, emit, results, ray_cfg, population_size)
+        ok = True
     finally:
-        display.close()
+        trained = sum(not r.skipped for r in results.values())
+        emit(
+            TrainingFinished(
+                jobs=len(results),
+                trained=trained,
+                skipped=len(results) - trained,
+                wall_s=time.perf_counter() - t0,
+                ok=ok,
+            )
+        )
     return [results[i] for i in range(len(jobs))]
+
+
+def _run_pending(
+    jobs: list[TrainJob],
+    workers: int,
+    emit: Emitter,
+    results: dict[int, JobResult],
+    ray_cfg: RayConfig | None,
+    population_size: int,
+) -> None:
+    """Train the jobs not in ``results`` yet, as populations, on the chosen executor."""
+    pending = [i for i in range(len(jobs)) if i not in results]
+    units = [
+        [pending[i] for i in unit]
+        for unit in plan_units([jobs[i] for i in pending], population_size)
+    ]
+    if units and max(len(u) for u in units) > 1:
+        emit.note(
+            f"{len(pending)} agents in {len(units)} populations (up to {population_size} "
+            "agents trained as one batched computation)"
+        )
+    if ray_cfg is not None and units:
+        from rewts.training.ray_executor import run_ray
+
+        run_ray(units, jobs, ray_cfg, emit, results)
+    elif workers <= 1 or len(units) <= 1:
+        for unit in units:
+            members = [jobs[i] for i in unit]
+            try:
+                trained = run_population(members, _Ticks(emit))
+            except Exception as exc:
+                emit.failed(members, exc)
+                raise
+            for i, result in zip(unit, trained, strict=True):
+                results[i] = result
+                emit.job(result, jobs[i])
+    else:
+        _run_pool(units, jobs, workers, emit, results)
 
 
 def data_size_lines(jobs: Sequence[TrainJob]) -> list[str]:
@@ -373,24 +349,24 @@ def data_size_lines(jobs: Sequence[TrainJob]) -> list[str]:
 
 
 class _Ticks:
-    """An in-process stand-in for the progress queue."""
+    """An in-process stand-in for the episode queue."""
 
-    def __init__(self, display: _Display) -> None:
-        self.display = display
+    def __init__(self, emit: Emitter) -> None:
+        self.emit = emit
 
     def put(self, _item: Any) -> None:
-        self.display.episode()
+        self.emit.episode()
 
 
 def _run_pool(
     units: list[list[int]],
     jobs: list[TrainJob],
     workers: int,
-    display: _Display,
+    emit: Emitter,
     results: dict[int, JobResult],
 ) -> None:
     ctx = mp.get_context("spawn")
-    manager = ctx.Manager() if display.rich else None
+    manager = ctx.Manager() if emit.wants_episodes else None
     ticks = manager.Queue() if manager is not None else None
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=init_worker)
     try:
@@ -400,7 +376,7 @@ def _run_pool(
         remaining = set(futures)
         while remaining:
             done, remaining = wait(remaining, timeout=0.2, return_when=FIRST_COMPLETED)
-            _drain(ticks, display)
+            _drain(ticks, emit)
             for fut in done:
                 try:
                     finished = fut.result()
@@ -409,10 +385,13 @@ def _run_pool(
                         "a training worker process died (killed, or out of memory); the agents "
                         "that finished are checkpointed: rerun to train the rest"
                     ) from None
+                except Exception as exc:
+                    emit.failed([jobs[i] for i in futures[fut]], exc)
+                    raise
                 for i, result in zip(futures[fut], finished, strict=True):
                     results[i] = result
-                    display.job(result, jobs[i].episodes)
-        _drain(ticks, display)
+                    emit.job(result, jobs[i])
+        _drain(ticks, emit)
         pool.shutdown(wait=True)
     except BaseException as exc:
         # Ctrl-C or a failed job: drop queued jobs instead of running them all first; what
@@ -439,7 +418,7 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         process.join(timeout=10)
 
 
-def _drain(ticks: Any, display: _Display) -> None:
+def _drain(ticks: Any, emit: Emitter) -> None:
     if ticks is None:
         return
     while True:
@@ -447,7 +426,7 @@ def _drain(ticks: Any, display: _Display) -> None:
             ticks.get_nowait()
         except (queue.Empty, EOFError, OSError):
             return
-        display.episode()
+        emit.episode()
 
 
 def train_all(
@@ -455,7 +434,7 @@ def train_all(
     dataset: Dataset,
     strategies: dict[str, pd.DataFrame] | None,
     *,
-    progress: bool | str = False,
+    events: Events = None,
     include_global: bool = True,
     seeds: Sequence[int] | None = None,
     tag: str = "",
@@ -465,11 +444,11 @@ def train_all(
     ``cfg.rewts.llm_guidance`` selects LLM+RL (tau in the observation; ``strategies`` needed)
     or RL-only. ``seeds`` defaults to ``[cfg.seed]``. ``tag`` names a variant (for example a
     placebo with shuffled tau) so that its checkpoints do not replace the real ones.
-    ``progress``: True = a live display on a terminal (plain lines otherwise), ``"plain"`` =
-    one line per finished agent on stderr, False = quiet.
+    ``events`` receive the run's :mod:`~rewts.training.events` (``rewts.ui.training``
+    renders them); None trains silently.
     """
     t0 = time.perf_counter()
     jobs = build_jobs(cfg, dataset, strategies, include_global=include_global, seeds=seeds, tag=tag)
-    results, workers = execute_jobs(cfg, jobs, progress=progress)
+    results, workers = execute_jobs(cfg, jobs, events=events)
     write_manifests(Path(cfg.rewts.checkpoint_dir), [Path(r.path) for r in results])
     return TrainingResult(jobs=results, seconds=time.perf_counter() - t0, workers=workers)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO, TypeVar
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -311,3 +311,27 @@ def make_display(*, live: bool | None = None, stream: TextIO | None = None) -> A
     if live is None:
         live = stream.isatty()
     return LiveDisplay(Console(file=stream)) if live else PlainDisplay(stream)
+
+
+class _Summarized(Protocol):
+    @property
+    def summary(self) -> Any: ...
+
+
+R = TypeVar("R", bound=_Summarized)
+
+
+def shown(run: Callable[[Any], R], *, live: bool | None = None) -> R:
+    """``run(display)`` with a strategy display (:func:`make_display`) as its ``events``: the
+    display is closed however the run ends, and a finished run's summary is printed after.
+
+    ``run`` is ``lambda events: generate_strategies(cfg, dataset, events=events)`` (or the
+    pipeline's ``ensure_strategies``); the generation itself never prints.
+    """
+    display = make_display(live=live)
+    try:
+        result = run(display)
+    finally:
+        display.close()
+    display.summary(result.summary)
+    return result
