@@ -27,27 +27,20 @@ A per-day quota or spend cap met while submitting stops cleanly with
 key, an unknown model or a refused request abort with the same messages as the engine. If the
 job does not finish within ``max_wait_s`` it is cancelled and its items are reported failed.
 
-A job may take hours, so a run may be interrupted (Ctrl-C, a crash): submitted jobs are noted
-in a small :class:`JobStore` next to the cache, left running, and collected by the next run
-instead of being submitted (and paid for) again. Without a cache nothing could collect them
-later, so an interrupted job is cancelled.
+An interrupted run leaves its jobs running for the next one (:mod:`rewts.llm.batch_jobs`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import logging
-import os
-import time
 import uuid
-from collections.abc import Callable, Hashable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-from rewts.errors import ConfigError, LLMError, QuotaExhaustedError
-from rewts.fileio import write_text_atomic
+from rewts.errors import LLMError, QuotaExhaustedError
+from rewts.llm.batch_jobs import JobStore, batch_backend, store_for
 from rewts.llm.cache import StrategyCache
 from rewts.llm.monitor import (
     BatchCompleted,
@@ -94,22 +87,6 @@ SUBMIT_ATTEMPTS = 4
 POLL_FAILURES = 10
 
 
-# --------------------------------------------------------------------------- backends
-
-
-def batch_backend(provider: Provider) -> BatchBackend:
-    """The batch API of ``provider`` (its ``batch()`` capability), or a ConfigError saying it
-    has none."""
-    make = getattr(provider, "batch", None)
-    if make is None:
-        raise ConfigError(
-            f"llm.batch: provider {provider.name} has no batch API (gemini, openai and "
-            "OpenAI-compatible servers with /v1/batches do); set llm.batch to false"
-        )
-    backend: BatchBackend = make()
-    return backend
-
-
 # ----------------------------------------------------------------------- error helpers
 
 
@@ -120,67 +97,6 @@ class _NotFinished(ProviderError):
 def _is_logprobs_refusal(exc: ProviderError) -> bool:
     text = str(exc).lower()
     return isinstance(exc, BadRequest) and "logprob" in text and "not" in text
-
-
-# --------------------------------------------------------------------------- job store
-
-
-class JobStore:
-    """Jobs submitted and not yet collected: a small JSON file next to the cache (0600).
-
-    A batch job may take hours; whoever interrupts the run (Ctrl-C, a closed laptop, a crash)
-    must not pay for it twice. The next run with the same cache finds the job here and
-    collects it instead of submitting the same requests again. Entries name the job, the
-    endpoint, the model and the cache keys it answers: never a key or a prompt.
-    """
-
-    #: entries older than this are dropped (both providers expire jobs within 48 h)
-    MAX_AGE_S = 72 * 3600.0
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-
-    def load(self) -> list[dict[str, Any]]:
-        try:
-            data = json.loads(self.path.read_text("utf-8"))
-        except (OSError, ValueError):
-            return []
-        if not isinstance(data, list):
-            return []
-        now = time.time()
-        fields = {"job", "provider", "keys", "submitted"}
-        return [
-            e
-            for e in data
-            if isinstance(e, dict)
-            and fields <= e.keys()
-            and isinstance(e["submitted"], int | float)
-            and now - float(e["submitted"]) < self.MAX_AGE_S
-        ]
-
-    def _write(self, entries: list[dict[str, Any]]) -> None:
-        write_text_atomic(self.path, json.dumps(entries))  # user-only, like the cache
-
-    def add(self, job: str, provider: str, model: str, keys: Sequence[str]) -> None:
-        entry = {
-            "job": job,
-            "provider": provider,
-            "model": model,
-            "keys": list(keys),
-            "submitted": time.time(),
-        }
-        self._write([e for e in self.load() if e["job"] != job] + [entry])
-
-    def remove(self, job: str) -> None:
-        entries = self.load()
-        kept = [e for e in entries if e["job"] != job]
-        if len(kept) != len(entries):
-            self._write(kept)
-
-
-def store_for(cache: StrategyCache | None) -> JobStore | None:
-    """The job store next to ``cache`` (None without a cache: nothing could be resumed)."""
-    return None if cache is None else JobStore(f"{cache.path}.batches.json")
 
 
 # ------------------------------------------------------------------------------ runner
@@ -336,7 +252,9 @@ class BatchRunner:
         while pending and attempts <= self.retries:
             attempts += 1
             # jobs an interrupted earlier run left running are collected, not paid twice
-            resumed = await self._resumable(pending) if attempts == 1 else []
+            resumed: list[tuple[str, list[str]]] = []
+            if attempts == 1 and self.store is not None:
+                resumed = await self._in_thread(self.store.resumable, self._provider_id, pending)
             taken = {k for _, keys in resumed for k in keys}
             by_model: dict[str, list[tuple[str, Request]]] = {}
             for key, (request, _) in pending.items():
@@ -558,19 +476,6 @@ class BatchRunner:
     async def _forget(self, job: str) -> None:
         if self.store is not None:
             await self._in_thread(self.store.remove, job)
-
-    async def _resumable(self, pending: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
-        """Jobs of earlier runs (same endpoint) still holding some of ``pending``'s keys."""
-        if self.store is None:
-            return []
-        found = []
-        for entry in await self._in_thread(self.store.load):
-            if entry["provider"] != self._provider_id:
-                continue
-            keys = [k for k in entry["keys"] if k in pending]
-            if keys:
-                found.append((entry["job"], keys))
-        return found
 
     async def _cancel(self, job: str) -> None:
         try:

@@ -22,11 +22,8 @@ its request built from their results. Identical requests (same cache key) are se
 from __future__ import annotations
 
 import asyncio
-import collections
 import concurrent.futures
 import contextlib
-import heapq
-import itertools
 import math
 import random
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
@@ -58,9 +55,9 @@ from rewts.llm.providers.base import (
     is_cacheable,
 )
 from rewts.llm.retries import Backoff
+from rewts.llm.scheduling import ReadyQueue, estimate_tokens, shared_copy
 from rewts.llm.schemas import Strategy, answer_entropy, parse_answer, parse_strategy
 from rewts.llm.tasks import (
-    Status,
     Task,
     TaskResult,
     check_graph,
@@ -222,7 +219,7 @@ class Engine:
     async def _schedule(
         self, by_id: dict[Hashable, Task], results: dict[Hashable, TaskResult]
     ) -> None:
-        ready = _ReadyQueue(by_id, results)
+        ready = ReadyQueue(by_id, results)
         remaining = len(by_id) - len(results)
         if remaining == 0:
             return
@@ -317,11 +314,11 @@ class Engine:
         done = self._answered.get(key)
         if done is not None:
             self.stats.deduplicated += 1
-            return _copy(done, task.id, "cached")
+            return shared_copy(done, task.id, "cached")
         shared = self._inflight_keys.get(key)
         if shared is not None:
             self.stats.deduplicated += 1
-            return _copy(await asyncio.shield(shared), task.id, "cached")
+            return shared_copy(await asyncio.shield(shared), task.id, "cached")
         if task.request is None and self.cache is not None and self._writer is not None:
             entry = await asyncio.get_running_loop().run_in_executor(
                 self._writer, self.cache.get, key
@@ -351,7 +348,7 @@ class Engine:
         stats = self.stats
         backoff = self.settings.backoff
         self.stats.cache_misses += 1
-        estimate = _estimate_tokens(request)
+        estimate = estimate_tokens(request)
         last_error = "no attempt"
         attempt = 0
         while True:
@@ -495,72 +492,6 @@ class Engine:
                 "network; no strategies were written"
             )
         return user_error(exc, self.provider, "no strategies were written")
-
-
-class _ReadyQueue:
-    """The scheduler's task bookkeeping: tasks whose dependencies are all done, by (priority,
-    arrival), lower priority first and FIFO among equals; the others wait on a count of
-    unfinished dependencies and join when it reaches zero."""
-
-    def __init__(self, by_id: Mapping[Hashable, Task], results: Mapping[Hashable, TaskResult]):
-        self._by_id = by_id
-        self._heap: list[tuple[float, int, Hashable]] = []
-        self._order = itertools.count()
-        self._waiting_on: dict[Hashable, int] = {}
-        self._dependents: dict[Hashable, list[Hashable]] = collections.defaultdict(list)
-        for task in by_id.values():
-            if task.id in results:
-                continue
-            missing = [d for d in task.deps if d not in results]
-            for dep in missing:
-                self._dependents[dep].append(task.id)
-            if missing:
-                self._waiting_on[task.id] = len(missing)
-            else:
-                self._push(task.id)
-
-    def _push(self, task_id: Hashable) -> None:
-        heapq.heappush(self._heap, (self._by_id[task_id].priority, next(self._order), task_id))
-
-    def __bool__(self) -> bool:
-        return bool(self._heap)
-
-    def pop(self) -> Task:
-        """The next task to start."""
-        return self._by_id[heapq.heappop(self._heap)[2]]
-
-    def release(self, task_id: Hashable) -> None:
-        """``task_id`` finished: its dependents that waited only on it become ready."""
-        for child in self._dependents.pop(task_id, ()):
-            self._waiting_on[child] -= 1
-            if self._waiting_on[child] == 0:
-                del self._waiting_on[child]
-                self._push(child)
-
-
-# ------------------------------------------------------------------- functions
-
-
-def _estimate_tokens(request: Request) -> int:
-    """A cheap upper-ish estimate (4 characters per token) plus the output allowance."""
-    chars = sum(len(m.get("content", "")) for m in request.messages)
-    return chars // 4 + request.max_tokens
-
-
-def _copy(result: TaskResult, task_id: Hashable, status: Status) -> TaskResult:
-    if result.status != "ok" and result.status != "cached":
-        return TaskResult(task_id, result.status, key=result.key, error=result.error)
-    return TaskResult(
-        task_id,
-        status,
-        key=result.key,
-        strategy=result.strategy,
-        entropy=result.entropy,
-        response_text=result.response_text,
-        tokens_in=result.tokens_in,
-        tokens_out=result.tokens_out,
-        latency_s=result.latency_s,
-    )
 
 
 __all__ = ["Engine", "EngineSettings", "Response", "Task", "TaskResult"]

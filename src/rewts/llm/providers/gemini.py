@@ -30,11 +30,10 @@ server are redacted before they are repeated.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from rewts.config import Config
@@ -48,12 +47,17 @@ from rewts.llm.providers.base import (
     NotFound,
     ProviderError,
     QuotaExhausted,
-    RateLimited,
     Request,
     Response,
     ServerError,
     Timeout,
     TokenLogprob,
+)
+from rewts.llm.providers.gemini_errors import (
+    QUOTA_TZ,
+    classify_429,
+    error_details,
+    is_key_invalid,
 )
 from rewts.redaction import url_without_secrets
 
@@ -68,14 +72,8 @@ KEY_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY")
 _KEY_ORDER = ("GOOGLE_API_KEY", "GEMINI_API_KEY")
 #: alternatives returned per position when log-probabilities are on (the API allows 1-20)
 TOP_LOGPROBS = 5
-#: daily quotas reset at midnight in this zone (Gemini's documentation)
-QUOTA_TZ = "America/Los_Angeles"
 
 _LOGPROBS_UNSUPPORTED = re.compile(r"logprobs? (is|are) not (enabled|supported)", re.IGNORECASE)
-#: a spend-based limit or prepaid credit; not "billing": every quota 429's message says "check
-#: your plan and billing details"
-_SPEND = re.compile(r"spend|prepa(y|id)", re.IGNORECASE)
-_PER_DAY = re.compile(r"per ?_?day|daily", re.IGNORECASE)
 
 
 # ----------------------------------------------------------------------- key and thinking
@@ -118,105 +116,6 @@ def thinking_settings(model: str, budget: int | None) -> dict[str, Any] | None:
     if name.startswith("gemini-3"):
         return {"thinking_level": "low" if 0 <= budget <= 1024 else "high"}
     return None
-
-
-# ------------------------------------------------------------------------ error mapping
-
-
-def _details(exc: Any) -> list[Mapping[str, Any]]:
-    """The ``google.rpc`` details of an SDK error (a list of typed dicts), [] if none."""
-    body = getattr(exc, "details", None)
-    if isinstance(body, Mapping):
-        err = body.get("error", body)
-        details = err.get("details") if isinstance(err, Mapping) else None
-        if isinstance(details, list):
-            return [d for d in details if isinstance(d, Mapping)]
-    return []
-
-
-def _detail(details: Sequence[Mapping[str, Any]], kind: str) -> Mapping[str, Any] | None:
-    for d in details:
-        if str(d.get("@type", "")).endswith(f".{kind}"):
-            return d
-    return None
-
-
-def parse_duration(value: Any) -> float | None:
-    """A protobuf Duration as JSON ("53s", "0.250s") in seconds; None if unreadable."""
-    if isinstance(value, int | float):
-        return max(0.0, float(value))
-    if isinstance(value, str) and value.endswith("s"):
-        try:
-            return max(0.0, float(value[:-1]))
-        except ValueError:
-            return None
-    return None
-
-
-def quota_ids(details: Sequence[Mapping[str, Any]]) -> list[str]:
-    """Every ``quotaId`` (else ``quotaMetric``) of the QuotaFailure detail."""
-    failure = _detail(details, "QuotaFailure") or {}
-    out = []
-    for v in failure.get("violations") or ():
-        if isinstance(v, Mapping):
-            out.append(str(v.get("quotaId") or v.get("quotaMetric") or ""))
-    return [q for q in out if q]
-
-
-def until_pacific_midnight(now: dt.datetime | None = None) -> dt.timedelta | None:
-    """Time left until the daily quotas reset (midnight Pacific), None without a tz database."""
-    try:
-        from zoneinfo import ZoneInfo
-
-        tz = ZoneInfo(QUOTA_TZ)
-    except Exception:  # no tz database on this machine: say "midnight Pacific" without a count
-        return None
-    local = (now or dt.datetime.now(dt.UTC)).astimezone(tz)
-    midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tzinfo=tz)
-    return midnight - local
-
-
-def _in_words(delta: dt.timedelta | None) -> str:
-    if delta is None:
-        return ""
-    minutes = int(delta.total_seconds() // 60)
-    return f", in about {minutes // 60} h {minutes % 60:02d} min"
-
-
-def classify_429(message: str, details: Sequence[Mapping[str, Any]], model: str) -> ProviderError:
-    """A RESOURCE_EXHAUSTED answer as a taxonomy error: per-minute wait, or a stop."""
-    ids = quota_ids(details)
-    retry = _detail(details, "RetryInfo")
-    delay = parse_duration(retry.get("retryDelay")) if retry else None
-    text = " ".join(ids) if ids else message
-    if _PER_DAY.search(text):
-        which = ids[0] if ids else "a per-day quota"
-        return QuotaExhausted(
-            f"gemini: the daily quota of {model} is used up ({which}); it resets at midnight "
-            f"Pacific time{_in_words(until_pacific_midnight())}: rerun then",
-            status=429,
-        )
-    if _SPEND.search(text):
-        return QuotaExhausted(
-            f"gemini: a spend limit was reached for {model} (HTTP 429: "
-            f"{ids[0] if ids else 'spend-based limit'}); paid tiers cap spend over a rolling "
-            "10-minute window, and a project spend cap or prepaid credit stops all calls: rerun "
-            "in about 10 minutes, or raise the cap / add credit in AI Studio",
-            status=429,
-        )
-    kind = "tokens per minute" if any("token" in q.lower() for q in ids) else "requests per minute"
-    return RateLimited(
-        f"gemini: {kind} limit ({ids[0]})" if ids else "gemini: HTTP 429",
-        retry_after=delay,
-    )
-
-
-def _is_key_invalid(details: Sequence[Mapping[str, Any]], message: str) -> bool:
-    info = _detail(details, "ErrorInfo") or {}
-    return info.get("reason") == "API_KEY_INVALID" or "API key not valid" in message
-
-
-# ------------------------------------------------------------------------------ provider
 
 
 class GeminiProvider:
@@ -357,10 +256,10 @@ class GeminiProvider:
         if isinstance(exc, errors.APIError):
             code = int(exc.code or 0)
             message = self._redact(str(exc.message or exc.status or ""))
-            details = _details(exc)
+            details = error_details(exc)
             if code == 429:
                 return classify_429(message, details, model)
-            if code in (401, 403) or (code == 400 and _is_key_invalid(details, message)):
+            if code in (401, 403) or (code == 400 and is_key_invalid(details, message)):
                 return AuthFailed("key rejected", env_var=self.env_var, status=code)
             if code == 402:
                 return QuotaExhausted(
