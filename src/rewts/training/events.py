@@ -113,33 +113,27 @@ class Emitter:
             self(EpisodesDone(n))
 
     def job(self, result: JobResult, job: TrainJob) -> None:
-        self(
-            JobFinished(
-                ticker=result.ticker,
-                variant=variant_label(job.llm_guidance, job.tag),
-                chunk=result.chunk,
-                seed=result.seed,
-                episodes=job.episodes,
-                seconds=result.seconds,
-                skipped=result.skipped,
-                final_sharpe=result.final_sharpe,
-            )
-        )
+        self(_finished(job, result.seconds, result.skipped, result.final_sharpe))
 
     def failed(self, jobs: Iterable[TrainJob], error: BaseException) -> None:
         """The jobs of a population that raised (the error is raised on after this)."""
+        why = f"{type(error).__name__}: {error}"
         for job in jobs:
-            self(
-                JobFinished(
-                    ticker=job.ticker,
-                    variant=variant_label(job.llm_guidance, job.tag),
-                    chunk=job.chunk,
-                    seed=job.seed,
-                    episodes=job.episodes,
-                    seconds=0.0,
-                    skipped=False,
-                    final_sharpe=float("nan"),
-                    ok=False,
-                    error=f"{type(error).__name__}: {error}",
-                )
-            )
+            self(_finished(job, 0.0, False, float("nan"), error=why))
+
+
+def _finished(
+    job: TrainJob, seconds: float, skipped: bool, sharpe: float, error: str | None = None
+) -> JobFinished:
+    return JobFinished(
+        ticker=job.ticker,
+        variant=variant_label(job.llm_guidance, job.tag),
+        chunk=job.chunk,
+        seed=job.seed,
+        episodes=job.episodes,
+        seconds=seconds,
+        skipped=skipped,
+        final_sharpe=sharpe,
+        ok=error is None,
+        error=error,
+    )
