@@ -44,7 +44,7 @@ from rewts.cli.common import (
 )
 from rewts.config import Config
 from rewts.errors import ConfigError
-from rewts.stages import RECORD_FILE
+from rewts.pipeline.records import RECORD_FILE
 
 strategies_app = typer.Typer(
     name="strategies",
@@ -129,10 +129,10 @@ def strategies_command(
                 yes=yes,
             )
 
-        from rewts import stages
         from rewts.llm import generate_strategies
         from rewts.llm.providers import make_provider, resolve_provider_name
         from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
+        from rewts.pipeline import records as stages
         from rewts.ui.progress import make_display
 
         if resolve_provider_name(cfg) == "import":
@@ -172,9 +172,9 @@ def strategies_command(
 
 def _import(cfg: Config, path: Path) -> None:
     """The strategies stage from a file: check every row, then write tables and record."""
-    from rewts import stages
     from rewts.llm.importer import import_strategies
     from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
+    from rewts.pipeline import records as stages
 
     dataset = ensure_data(cfg)
     folder = Path(cfg.llm.output_dir)
