@@ -18,7 +18,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -33,107 +33,8 @@ from rewts.redaction import install_log_redaction, redact_urls
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="YAML config (default: configs/hybrid/rewts_llm_rl.yaml if present, else the packaged defaults).",
-        show_default=False,
-    ),
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override any config key: --set rewts.gamma=0.99 (repeatable).",
-        show_default=False,
-    ),
-]
-ProfileOpt = Annotated[
-    str | None,
-    typer.Option("--profile", help="Apply a named profile from the config (e.g. quick)."),
-]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")]
-NoProgressOpt = Annotated[
-    bool, typer.Option("--no-progress", help="Plain log lines instead of a live progress display.")
-]
-EnvFileOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--env-file",
-        help="A .env file with API keys (KEY=value lines); variables already set win. "
-        "Default: $REWTS_ENV_FILE when set.",
-        show_default=False,
-    ),
-]
-
 #: the environment variable naming a .env file (what ``--env-file`` sets per command)
 ENV_FILE_VAR = "REWTS_ENV_FILE"
-
-# Flags of the data stage, accepted by every stage after it.
-TickersOpt = Annotated[
-    str | None,
-    typer.Option("--tickers", help="Comma-separated tickers, e.g. AAPL,MSFT.", show_default=False),
-]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Folder of SYMBOL.csv files (sets data.csv_dir).", show_default=False
-    ),
-]
-SourceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--source", help="Data source: auto, csv, yahoo or synthetic.", show_default=False
-    ),
-]
-StartOpt = Annotated[
-    str | None, typer.Option("--start", help="First date (data.start_date).", show_default=False)
-]
-EndOpt = Annotated[
-    str | None, typer.Option("--end", help="Last date (data.end_date).", show_default=False)
-]
-
-# Flags of the strategy stage, accepted by every stage after it.
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--provider",
-        help="LLM provider: auto, heuristic, openai, deepseek, gemini, local, or import "
-        "(strategies from llm.import_path).",
-        show_default=False,
-    ),
-]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Model name (llm.model).", show_default=False)
-]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url", help="API base URL (a simulator or a local server).", show_default=False
-    ),
-]
-WorkersOpt = Annotated[
-    str | None,
-    typer.Option("--workers", help="Concurrent requests: a number or auto.", show_default=False),
-]
-RpsOpt = Annotated[
-    float | None, typer.Option("--rps", help="Max requests per second.", show_default=False)
-]
-RpmOpt = Annotated[
-    float | None, typer.Option("--rpm", help="Max requests per minute.", show_default=False)
-]
-CacheOpt = Annotated[
-    Path | None, typer.Option("--cache", help="Strategy cache (SQLite) path.", show_default=False)
-]
-OnFailureOpt = Annotated[
-    str | None,
-    typer.Option("--on-failure", help="neutral, heuristic, skip or error.", show_default=False),
-]
-NoNewsOpt = Annotated[
-    bool, typer.Option("--no-news", help="Skip the news analyst (skip_news_processing).")
-]
 
 
 def split_list(value: str | None) -> list[str] | None:
@@ -179,6 +80,24 @@ class CommonArgs:
     @property
     def show_progress(self) -> bool:
         return not self.no_progress and sys.stderr.isatty()
+
+    @property
+    def train_progress(self) -> bool | str:
+        """The training display: a live bar on a terminal, a line per agent in a log,
+        nothing with ``--no-progress``."""
+        if self.no_progress:
+            return False
+        return True if self.show_progress else "plain"
+
+    def say(self, line: str) -> None:
+        """A progress line on stderr (none with ``--no-progress``)."""
+        if not self.no_progress:
+            say(line)
+
+
+def say(line: str) -> None:
+    """One line for the user on stderr, printed literally (no markup, no wrapping)."""
+    err_console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def common(
@@ -283,14 +202,6 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def format(self, record: logging.LogRecord) -> str:
         return redact(super().format(record))
-
-
-YesOpt = Annotated[
-    bool,
-    typer.Option(
-        "--yes", "-y", help="Confirm a destructive action (delete or overwrite) without asking."
-    ),
-]
 
 
 def confirm_destructive(what: str, *, yes: bool) -> None:
