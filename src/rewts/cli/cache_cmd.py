@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rewts.cli.app import app
-from rewts.cli.common import confirm_destructive, llm_flags, out_console
+from rewts.cli.common import check_out_file, confirm_destructive, llm_flags, out_console
 from rewts.cli.options import CONFIG, YES, CacheOpt, CommandArgs, options
 from rewts.errors import ConfigError, StorageError
 from rewts.fileio import atomic_write, write_text_atomic
@@ -108,12 +108,7 @@ def _check_export_target(output: Path | None, *, yes: bool) -> None:
         raise ConfigError("cache export needs --output FILE.json or FILE.parquet")
     if output.suffix not in (".json", ".parquet"):
         raise ConfigError(f"--output {output}: use a .json or .parquet file name")
-    if output.is_dir():
-        raise ConfigError(f"--output {output}: is a folder; give a file name inside it")
-    if output.exists() or output.is_symlink():
-        if not output.is_file():
-            raise ConfigError(f"--output {output}: not a regular file")
-        confirm_destructive(f"overwrite {output}", yes=yes)
+    check_out_file(output, f"--output {output}", yes=yes)
 
 
 def _export(store: StrategyCache, output: Path) -> None:

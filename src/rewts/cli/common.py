@@ -1,8 +1,9 @@
-"""What every command shares: the common options, building the config, and error handling.
+"""What every command shares: building the config, the ``.env`` file, and error handling.
 
 Every command accepts ``--config``, ``--set``, ``--profile``, ``--debug`` and ``--no-progress``
-after its name, plus the flags of the stages before it; those flags are turned into config
-overrides here, so a flag and ``--set`` go through the same validation.
+after its name, plus the flags of the stages before it (defined in :mod:`rewts.cli.options`);
+those flags are turned into config overrides here, so a flag and ``--set`` go through the
+same validation.
 """
 
 from __future__ import annotations
@@ -221,6 +222,17 @@ def confirm_destructive(what: str, *, yes: bool) -> None:
     raise ConfigError(f"this would {what}: rerun with --yes to confirm")
 
 
+def check_out_file(path: Path, label: str, *, yes: bool) -> None:
+    """Before any work: ``path`` is a file we may write (not a folder nor a special file),
+    never overwritten without the user's agreement; ``label`` names it in the message."""
+    if path.is_dir():
+        raise ConfigError(f"{label}: is a folder; give a file name inside it")
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise ConfigError(f"{label}: not a regular file")
+        confirm_destructive(f"overwrite {path}", yes=yes)
+
+
 def check_out_folder(
     folder: Path, cfg: Config, *, stage_key: str, ours: tuple[str, ...], yes: bool
 ) -> None:
@@ -323,6 +335,23 @@ def _restore_sigterm(previous: Any) -> None:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _error_exit(message: str, code: int, debug: bool) -> typer.Exit:
+    """Print a user error as one line (the traceback first with ``--debug``), secrets
+    redacted; returns the exit to raise."""
+    if debug:
+        # rendered first, then redacted: the traceback repeats the message
+        with err_console.capture() as captured:
+            err_console.print_exception()
+        sys.stderr.write(redact(captured.get()))
+    err_console.print(
+        f"[bold red]error:[/] {escape(redact(message))}",
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return typer.Exit(code=code)
+
+
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turn a :class:`RewtsError` into one clear line and its exit code.
@@ -347,35 +376,16 @@ def user_errors(debug: bool) -> Iterator[None]:
     try:
         yield
     except RewtsError as exc:
-        if debug:
-            # rendered first, then redacted: the traceback repeats the message
-            with err_console.capture() as captured:
-                err_console.print_exception()
-            sys.stderr.write(redact(captured.get()))
-        err_console.print(
-            f"[bold red]error:[/] {escape(redact(str(exc)))}",
-            markup=True,
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=exc.exit_code) from None
+        raise _error_exit(str(exc), exc.exit_code, debug) from None
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRNOS:
             raise  # anything else is a bug: keep its traceback
-        if debug:
-            err_console.print_exception()
         where = f"{exc.filename}: " if exc.filename else ""
         message = (
             f"{where}{exc.strerror or exc}; everything finished before it is kept "
             "(outputs are written to a temporary file, then renamed): fix that and rerun"
         )
-        err_console.print(
-            f"[bold red]error:[/] {escape(redact(message))}",
-            markup=True,
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=StorageError.exit_code) from None
+        raise _error_exit(message, StorageError.exit_code, debug) from None
     except Terminated:
         err_console.print(
             "[yellow]terminated[/] (SIGTERM): everything finished so far is kept; rerun to resume."

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from rewts.cli.app import app
-from rewts.cli.common import check_out_folder, confirm_destructive, out_console
+from rewts.cli.common import check_out_file, check_out_folder, out_console
 from rewts.cli.options import (
     COMMON,
     CONFIG,
@@ -212,12 +212,7 @@ def export_command(args: CommandArgs, file: ExportOpt, out: OutOpt = None) -> No
 
     if file.suffix.lower() not in (".csv", ".parquet", ".json"):
         raise ConfigError(f"{file}: use a .csv, .parquet or .json file name")
-    if file.is_dir():
-        raise ConfigError(f"{file}: is a folder; give a file name inside it")
-    if file.exists() or file.is_symlink():
-        if not file.is_file():
-            raise ConfigError(f"{file}: not a regular file")
-        confirm_destructive(f"overwrite {file}", yes=args.yes)
+    check_out_file(file, str(file), yes=args.yes)
     count = export_strategies(cfg, file)
     out_console.print(
         f"exported {count} strategies ({', '.join(cfg.tickers)}) to {file}", highlight=False
