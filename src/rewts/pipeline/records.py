@@ -358,24 +358,6 @@ def check_record(
     return Check(True, "inputs unchanged", inputs, record)
 
 
-def check_backtest(run_dir: Path, inputs: dict[str, Any]) -> Check:
-    """The backtest's record in ``run_dir`` against ``inputs`` and ``metrics.json`` on disk."""
-    record = read_record(run_dir, "backtest")
-    return check_record(record, inputs, file_hash(run_dir / "metrics.json"), "metrics.json")
-
-
-def check_report(run_dir: Path, backtest: Check) -> Check:
-    """The report is fresh only over a fresh backtest whose output it was made from."""
-    record = backtest.record
-    upstream = record.output if backtest.fresh and record is not None else ""
-    return check_record(
-        read_record(run_dir, "report"),
-        report_inputs(upstream),
-        file_hash(run_dir / "report.html"),
-        "report.html",
-    )
-
-
 def checkpoint_entries(paths: Iterable[Path]) -> list[list[str]]:
     """``[path, input_hash]`` of each finished checkpoint folder, sorted (the train output)."""
     from rewts.training.jobs import MODEL_FILE, read_meta

@@ -160,7 +160,6 @@ class StrategiesStage(Stage):
         return StageOutcome(self.name, "skipped", check.why, 0.0, details)
 
     def run(self, ctx: Context, check: Check) -> StageOutcome:
-        from rewts.llm import load_strategies
         from rewts.llm.providers import BANNER, resolve_provider_name
 
         cfg = ctx.cfg
@@ -173,7 +172,8 @@ class StrategiesStage(Stage):
             events = lambda _event: None  # noqa: E731
         drop_records(self.folder(ctx), [self.name])
         generated = ensure_strategies(cfg, ctx.dataset, events=events)
-        tables = load_strategies(cfg) or generated.strategies
+        # handed on as made (they are what was just written: not read back from disk)
+        tables = generated.strategies
         seconds = ctx.elapsed()
         output, details = record_strategies(cfg, check.inputs, tables, generated, provider, seconds)
         ctx.tables = tables
