@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from rewts import stages as st
 from rewts.config import load_config
+from rewts.pipeline import records as st
 
 
 def test_changed_keys_names_the_dotted_keys():

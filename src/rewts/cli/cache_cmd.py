@@ -11,19 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rewts.cli.app import app
-from rewts.cli.common import (
-    CacheOpt,
-    ConfigOpt,
-    DebugOpt,
-    ProfileOpt,
-    SetOpt,
-    YesOpt,
-    common,
-    confirm_destructive,
-    llm_flags,
-    out_console,
-    user_errors,
-)
+from rewts.cli.common import check_out_file, confirm_destructive, llm_flags, out_console
+from rewts.cli.options import CONFIG, YES, CacheOpt, CommandArgs, options
 from rewts.errors import ConfigError, StorageError
 from rewts.fileio import atomic_write, write_text_atomic
 
@@ -49,54 +38,49 @@ PromptVersionOpt = Annotated[
 
 
 @app.command("cache")
+@options(CONFIG, YES)
 def cache_command(
+    args: CommandArgs,
     action: str = typer.Argument("stats", help="stats, clear, export or prune."),
     cache: CacheOpt = None,
     output: OutputOpt = None,
     older_than: OlderThanOpt = None,
     prompt_version: PromptVersionOpt = None,
-    config: ConfigOpt = None,
-    sets: SetOpt = None,
-    profile: ProfileOpt = None,
-    debug: DebugOpt = False,
-    yes: YesOpt = False,
 ) -> None:
     """Show statistics of the strategy cache, or clear, export or prune it.
 
     clear and prune delete paid-for answers and export may overwrite a file: each asks first
     on a terminal and needs --yes anywhere else.
     """
-    args = common(config, sets, profile, debug, True)
-    with user_errors(args.debug):
-        cfg = args.load(llm_flags(cache=cache))
-        from rewts.llm.cache import StrategyCache
+    cfg = args.load(llm_flags(cache=cache))
+    from rewts.llm.cache import StrategyCache
 
-        path = Path(cfg.llm.cache_path)
-        if action not in ("stats", "clear", "export", "prune"):
-            raise ConfigError(f"cache action {action!r}: use stats, clear, export or prune")
-        days = _older_than(older_than)
-        if action == "export":
-            _check_export_target(output, yes=yes)
-        if action != "export" and not path.exists():
-            out_console.print(f"no cache at {path} (0 entries)")
-            return
-        with StrategyCache(path) as store:
-            if action == "stats":
-                out_console.print_json(json.dumps(store.stats()))
-            elif action == "clear":
-                n = len(store)
-                if n:
-                    confirm_destructive(f"delete all {n} entries from {path}", yes=yes)
-                out_console.print(f"removed {store.clear()} entries from {path}")
-            elif action == "prune":
-                n = store.count_prunable(older_than=days, prompt_version=prompt_version)
-                if n:
-                    confirm_destructive(f"delete {n} of {len(store)} entries from {path}", yes=yes)
-                n = store.prune(older_than=days, prompt_version=prompt_version)
-                out_console.print(f"removed {n} entries from {path}")
-            else:
-                assert output is not None
-                _export(store, output)
+    path = Path(cfg.llm.cache_path)
+    if action not in ("stats", "clear", "export", "prune"):
+        raise ConfigError(f"cache action {action!r}: use stats, clear, export or prune")
+    days = _older_than(older_than)
+    if action == "export":
+        _check_export_target(output, yes=args.yes)
+    if action != "export" and not path.exists():
+        out_console.print(f"no cache at {path} (0 entries)")
+        return
+    with StrategyCache(path) as store:
+        if action == "stats":
+            out_console.print_json(json.dumps(store.stats()))
+        elif action == "clear":
+            n = len(store)
+            if n:
+                confirm_destructive(f"delete all {n} entries from {path}", yes=args.yes)
+            out_console.print(f"removed {store.clear()} entries from {path}")
+        elif action == "prune":
+            n = store.count_prunable(older_than=days, prompt_version=prompt_version)
+            if n:
+                confirm_destructive(f"delete {n} of {len(store)} entries from {path}", yes=args.yes)
+            n = store.prune(older_than=days, prompt_version=prompt_version)
+            out_console.print(f"removed {n} entries from {path}")
+        else:
+            assert output is not None
+            _export(store, output)
 
 
 #: the largest --older-than accepted (about 270 years; beyond it nothing could match)
@@ -124,12 +108,7 @@ def _check_export_target(output: Path | None, *, yes: bool) -> None:
         raise ConfigError("cache export needs --output FILE.json or FILE.parquet")
     if output.suffix not in (".json", ".parquet"):
         raise ConfigError(f"--output {output}: use a .json or .parquet file name")
-    if output.is_dir():
-        raise ConfigError(f"--output {output}: is a folder; give a file name inside it")
-    if output.exists() or output.is_symlink():
-        if not output.is_file():
-            raise ConfigError(f"--output {output}: not a regular file")
-        confirm_destructive(f"overwrite {output}", yes=yes)
+    check_out_file(output, f"--output {output}", yes=yes)
 
 
 def _export(store: StrategyCache, output: Path) -> None:

@@ -12,25 +12,8 @@ import typer
 from rich.table import Table
 
 from rewts.cli.app import app
-from rewts.cli.common import (
-    ConfigOpt,
-    DataDirOpt,
-    DebugOpt,
-    EndOpt,
-    EnvFileOpt,
-    NoProgressOpt,
-    ProfileOpt,
-    SetOpt,
-    SourceOpt,
-    StartOpt,
-    TickersOpt,
-    common,
-    data_flags,
-    err_console,
-    out_console,
-    split_list,
-    user_errors,
-)
+from rewts.cli.common import out_console, split_list
+from rewts.cli.options import COMMON, DATA, CommandArgs, options
 from rewts.errors import ConfigError
 from rewts.fileio import atomic_write, write_text_atomic
 
@@ -76,23 +59,14 @@ def _levels(text: str) -> list[float]:
 
 
 @app.command("calibrate")
+@options(DATA, COMMON)
 def calibrate_command(
+    args: CommandArgs,
     ic: ICOpt = "0,0.05,0.1,0.2,0.4",
     seeds: SeedsOpt = 5,
     agents: AgentsOpt = None,
     episodes: EpisodesOpt = None,
     out: OutOpt = None,
-    tickers: TickersOpt = None,
-    data_dir: DataDirOpt = None,
-    source: SourceOpt = None,
-    start: StartOpt = None,
-    end: EndOpt = None,
-    config: ConfigOpt = None,
-    sets: SetOpt = None,
-    profile: ProfileOpt = None,
-    debug: DebugOpt = False,
-    no_progress: NoProgressOpt = False,
-    env_file: EnvFileOpt = None,
 ) -> None:
     """Replace tau by a planted signal of known IC (built from each period's future return) on
     real prices, and compare LLM-only, LLM+RL, RL-only, ReWTS and the placebos per IC level.
@@ -103,77 +77,66 @@ def calibrate_command(
     from rewts.backtest.calibration import DEFAULT_AGENTS, LABEL, run_calibration
     from rewts.pipeline import ensure_data
 
-    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
-    with user_errors(args.debug):
-        levels = _levels(ic)
-        cfg = args.load(
-            data_flags(tickers, data_dir, source, start, end)
-            | {"rewts.episodes_per_chunk": episodes}
+    levels = _levels(ic)
+    cfg = args.load({"rewts.episodes_per_chunk": episodes})
+    chosen = split_list(agents) or list(DEFAULT_AGENTS)
+    unknown = sorted(set(chosen) - set(DEFAULT_AGENTS))
+    if unknown:
+        raise ConfigError(
+            f"--agents: {', '.join(unknown)} cannot be calibrated (choose from "
+            f"{', '.join(DEFAULT_AGENTS)})"
         )
-        chosen = split_list(agents) or list(DEFAULT_AGENTS)
-        unknown = sorted(set(chosen) - set(DEFAULT_AGENTS))
-        if unknown:
-            raise ConfigError(
-                f"--agents: {', '.join(unknown)} cannot be calibrated (choose from "
-                f"{', '.join(DEFAULT_AGENTS)})"
-            )
-        folder = out or Path(cfg.backtest.output_dir) / (
-            f"calibration-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
-        )
-        if folder.exists() and any(folder.iterdir()):
-            raise ConfigError(f"--out {folder} is not empty; choose a new folder")
+    folder = out or Path(cfg.backtest.output_dir) / (
+        f"calibration-{dt.datetime.now(dt.UTC):%Y%m%d-%H%M%S}"
+    )
+    if folder.exists() and any(folder.iterdir()):
+        raise ConfigError(f"--out {folder} is not empty; choose a new folder")
 
-        def say(message: str) -> None:
-            if not args.no_progress:
-                err_console.print(message, highlight=False, markup=False)
-
-        from rewts.ui.training import make_training_display
-
-        dataset = ensure_data(cfg)
-        result = run_calibration(
-            cfg,
-            dataset,
-            ic_levels=levels,
-            runs=seeds,
-            agents=chosen,
-            events=None if args.no_progress else make_training_display(live=args.show_progress),
-            say=say,
-        )
-        folder.mkdir(parents=True, exist_ok=True)
-        summary = result.summary()
-        for name, frame in (
-            ("calibration_runs.csv", result.runs),
-            ("calibration_summary.csv", summary),
-            ("calibration_tests.csv", result.tests),
-            ("realized_ic.csv", result.realized),
-        ):
-            atomic_write(folder / name, partial(frame.to_csv, index=False), mode=0o666)
-        write_text_atomic(
-            folder / "README.txt",
-            f"{LABEL}\n\ncommand: rewts calibrate --ic {ic} --seeds {seeds}\ntickers: "
-            f"{', '.join(cfg.tickers)}\n",
-            mode=0o666,
-        )
-        table = Table(title=f"{LABEL}\nmean test Sharpe ± std over seeds (mean over tickers)")
-        table.add_column("IC", justify="right")
-        realized = result.realized.groupby("ic")["realized_ic_test"].mean()  # over tickers
-        table.add_column("realized IC (test)", justify="right")
-        shown = [a for a in DEFAULT_AGENTS if a in set(summary.agent)]
+    dataset = ensure_data(cfg)
+    result = run_calibration(
+        cfg,
+        dataset,
+        ic_levels=levels,
+        runs=seeds,
+        agents=chosen,
+        events=args.training_display(),
+        say=args.say,
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = result.summary()
+    for name, frame in (
+        ("calibration_runs.csv", result.runs),
+        ("calibration_summary.csv", summary),
+        ("calibration_tests.csv", result.tests),
+        ("realized_ic.csv", result.realized),
+    ):
+        atomic_write(folder / name, partial(frame.to_csv, index=False), mode=0o666)
+    write_text_atomic(
+        folder / "README.txt",
+        f"{LABEL}\n\ncommand: rewts calibrate --ic {ic} --seeds {seeds}\ntickers: "
+        f"{', '.join(cfg.tickers)}\n",
+        mode=0o666,
+    )
+    table = Table(title=f"{LABEL}\nmean test Sharpe ± std over seeds (mean over tickers)")
+    table.add_column("IC", justify="right")
+    realized = result.realized.groupby("ic")["realized_ic_test"].mean()  # over tickers
+    table.add_column("realized IC (test)", justify="right")
+    shown = [a for a in DEFAULT_AGENTS if a in set(summary.agent)]
+    for agent in shown:
+        table.add_column(agent, justify="right")
+    for level in levels:
+        cells = []
         for agent in shown:
-            table.add_column(agent, justify="right")
-        for level in levels:
-            cells = []
-            for agent in shown:
-                hit = summary[(summary.ic == level) & (summary.agent == agent)]
-                cells.append(
-                    "" if hit.empty else f"{hit['mean'].iloc[0]:.2f} ± {hit['std'].iloc[0]:.2f}"
-                )
-            table.add_row(f"{level:g}", f"{realized.get(level, float('nan')):.3f}", *cells)
-        out_console.print(table)
-        for _, row in result.tests.iterrows():
-            out_console.print(
-                f"IC {row['ic']:g}: {row['a']} - {row['b']} mean Sharpe difference "
-                f"{row['mean_diff']:+.3f} over {int(row['n_pairs'])} pairs, p = {row['p_value']:.3f}",
-                highlight=False,
+            hit = summary[(summary.ic == level) & (summary.agent == agent)]
+            cells.append(
+                "" if hit.empty else f"{hit['mean'].iloc[0]:.2f} ± {hit['std'].iloc[0]:.2f}"
             )
-        out_console.print(f"calibration files in {folder}", highlight=False)
+        table.add_row(f"{level:g}", f"{realized.get(level, float('nan')):.3f}", *cells)
+    out_console.print(table)
+    for _, row in result.tests.iterrows():
+        out_console.print(
+            f"IC {row['ic']:g}: {row['a']} - {row['b']} mean Sharpe difference "
+            f"{row['mean_diff']:+.3f} over {int(row['n_pairs'])} pairs, p = {row['p_value']:.3f}",
+            highlight=False,
+        )
+    out_console.print(f"calibration files in {folder}", highlight=False)

@@ -1,8 +1,9 @@
-"""What every command shares: the common options, building the config, and error handling.
+"""What every command shares: building the config, the ``.env`` file, and error handling.
 
 Every command accepts ``--config``, ``--set``, ``--profile``, ``--debug`` and ``--no-progress``
-after its name, plus the flags of the stages before it; those flags are turned into config
-overrides here, so a flag and ``--set`` go through the same validation.
+after its name, plus the flags of the stages before it (defined in :mod:`rewts.cli.options`);
+those flags are turned into config overrides here, so a flag and ``--set`` go through the
+same validation.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -33,107 +34,8 @@ from rewts.redaction import install_log_redaction, redact_urls
 err_console = Console(stderr=True, highlight=False)
 out_console = Console(highlight=False)
 
-ConfigOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--config",
-        "-c",
-        help="YAML config (default: configs/hybrid/rewts_llm_rl.yaml if present, else the packaged defaults).",
-        show_default=False,
-    ),
-]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override any config key: --set rewts.gamma=0.99 (repeatable).",
-        show_default=False,
-    ),
-]
-ProfileOpt = Annotated[
-    str | None,
-    typer.Option("--profile", help="Apply a named profile from the config (e.g. quick)."),
-]
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")]
-NoProgressOpt = Annotated[
-    bool, typer.Option("--no-progress", help="Plain log lines instead of a live progress display.")
-]
-EnvFileOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--env-file",
-        help="A .env file with API keys (KEY=value lines); variables already set win. "
-        "Default: $REWTS_ENV_FILE when set.",
-        show_default=False,
-    ),
-]
-
 #: the environment variable naming a .env file (what ``--env-file`` sets per command)
 ENV_FILE_VAR = "REWTS_ENV_FILE"
-
-# Flags of the data stage, accepted by every stage after it.
-TickersOpt = Annotated[
-    str | None,
-    typer.Option("--tickers", help="Comma-separated tickers, e.g. AAPL,MSFT.", show_default=False),
-]
-DataDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Folder of SYMBOL.csv files (sets data.csv_dir).", show_default=False
-    ),
-]
-SourceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--source", help="Data source: auto, csv, yahoo or synthetic.", show_default=False
-    ),
-]
-StartOpt = Annotated[
-    str | None, typer.Option("--start", help="First date (data.start_date).", show_default=False)
-]
-EndOpt = Annotated[
-    str | None, typer.Option("--end", help="Last date (data.end_date).", show_default=False)
-]
-
-# Flags of the strategy stage, accepted by every stage after it.
-ProviderOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--provider",
-        help="LLM provider: auto, heuristic, openai, deepseek, gemini, local, or import "
-        "(strategies from llm.import_path).",
-        show_default=False,
-    ),
-]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Model name (llm.model).", show_default=False)
-]
-BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url", help="API base URL (a simulator or a local server).", show_default=False
-    ),
-]
-WorkersOpt = Annotated[
-    str | None,
-    typer.Option("--workers", help="Concurrent requests: a number or auto.", show_default=False),
-]
-RpsOpt = Annotated[
-    float | None, typer.Option("--rps", help="Max requests per second.", show_default=False)
-]
-RpmOpt = Annotated[
-    float | None, typer.Option("--rpm", help="Max requests per minute.", show_default=False)
-]
-CacheOpt = Annotated[
-    Path | None, typer.Option("--cache", help="Strategy cache (SQLite) path.", show_default=False)
-]
-OnFailureOpt = Annotated[
-    str | None,
-    typer.Option("--on-failure", help="neutral, heuristic, skip or error.", show_default=False),
-]
-NoNewsOpt = Annotated[
-    bool, typer.Option("--no-news", help="Skip the news analyst (skip_news_processing).")
-]
 
 
 def split_list(value: str | None) -> list[str] | None:
@@ -179,6 +81,25 @@ class CommonArgs:
     @property
     def show_progress(self) -> bool:
         return not self.no_progress and sys.stderr.isatty()
+
+    def training_display(self) -> Any:
+        """What renders training's events: a live bar on a terminal, a line per agent in a
+        log, nothing (None) with ``--no-progress``."""
+        if self.no_progress:
+            return None
+        from rewts.ui.training import make_training_display
+
+        return make_training_display(live=self.show_progress)
+
+    def say(self, line: str) -> None:
+        """A progress line on stderr (none with ``--no-progress``)."""
+        if not self.no_progress:
+            say(line)
+
+
+def say(line: str) -> None:
+    """One line for the user on stderr, printed literally (no markup, no wrapping)."""
+    err_console.print(line, highlight=False, markup=False, soft_wrap=True)
 
 
 def common(
@@ -285,14 +206,6 @@ class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
         return redact(super().format(record))
 
 
-YesOpt = Annotated[
-    bool,
-    typer.Option(
-        "--yes", "-y", help="Confirm a destructive action (delete or overwrite) without asking."
-    ),
-]
-
-
 def confirm_destructive(what: str, *, yes: bool) -> None:
     """Go on only when the user agreed to ``what`` (a sentence: "delete 12 entries from X").
 
@@ -308,6 +221,17 @@ def confirm_destructive(what: str, *, yes: bool) -> None:
         err_console.print("aborted: nothing was changed")
         raise typer.Exit(code=1)
     raise ConfigError(f"this would {what}: rerun with --yes to confirm")
+
+
+def check_out_file(path: Path, label: str, *, yes: bool) -> None:
+    """Before any work: ``path`` is a file we may write (not a folder nor a special file),
+    never overwritten without the user's agreement; ``label`` names it in the message."""
+    if path.is_dir():
+        raise ConfigError(f"{label}: is a folder; give a file name inside it")
+    if path.exists() or path.is_symlink():
+        if not path.is_file():
+            raise ConfigError(f"{label}: not a regular file")
+        confirm_destructive(f"overwrite {path}", yes=yes)
 
 
 def check_out_folder(
@@ -412,6 +336,23 @@ def _restore_sigterm(previous: Any) -> None:
             signal.signal(signal.SIGTERM, previous)
 
 
+def _error_exit(message: str, code: int, debug: bool) -> typer.Exit:
+    """Print a user error as one line (the traceback first with ``--debug``), secrets
+    redacted; returns the exit to raise."""
+    if debug:
+        # rendered first, then redacted: the traceback repeats the message
+        with err_console.capture() as captured:
+            err_console.print_exception()
+        sys.stderr.write(redact(captured.get()))
+    err_console.print(
+        f"[bold red]error:[/] {escape(redact(message))}",
+        markup=True,
+        highlight=False,
+        soft_wrap=True,
+    )
+    return typer.Exit(code=code)
+
+
 @contextlib.contextmanager
 def user_errors(debug: bool) -> Iterator[None]:
     """Turn a :class:`RewtsError` into one clear line and its exit code.
@@ -436,35 +377,16 @@ def user_errors(debug: bool) -> Iterator[None]:
     try:
         yield
     except RewtsError as exc:
-        if debug:
-            # rendered first, then redacted: the traceback repeats the message
-            with err_console.capture() as captured:
-                err_console.print_exception()
-            sys.stderr.write(redact(captured.get()))
-        err_console.print(
-            f"[bold red]error:[/] {escape(redact(str(exc)))}",
-            markup=True,
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=exc.exit_code) from None
+        raise _error_exit(str(exc), exc.exit_code, debug) from None
     except OSError as exc:
         if exc.errno not in _STORAGE_ERRNOS:
             raise  # anything else is a bug: keep its traceback
-        if debug:
-            err_console.print_exception()
         where = f"{exc.filename}: " if exc.filename else ""
         message = (
             f"{where}{exc.strerror or exc}; everything finished before it is kept "
             "(outputs are written to a temporary file, then renamed): fix that and rerun"
         )
-        err_console.print(
-            f"[bold red]error:[/] {escape(redact(message))}",
-            markup=True,
-            highlight=False,
-            soft_wrap=True,
-        )
-        raise typer.Exit(code=StorageError.exit_code) from None
+        raise _error_exit(message, StorageError.exit_code, debug) from None
     except Terminated:
         err_console.print(
             "[yellow]terminated[/] (SIGTERM): everything finished so far is kept; rerun to resume."

@@ -12,34 +12,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from rewts.cli.app import app
-from rewts.cli.common import (
-    BaseUrlOpt,
-    CacheOpt,
-    ConfigOpt,
-    DataDirOpt,
-    DebugOpt,
-    EndOpt,
-    EnvFileOpt,
-    ModelOpt,
-    NoNewsOpt,
-    NoProgressOpt,
-    OnFailureOpt,
-    ProfileOpt,
-    ProviderOpt,
-    RpmOpt,
-    RpsOpt,
-    SetOpt,
-    SourceOpt,
-    StartOpt,
-    TickersOpt,
-    WorkersOpt,
-    common,
-    data_flags,
-    llm_flags,
-    out_console,
-    user_errors,
-)
-from rewts.cli.run_cmd import AgentsOpt, EpisodesOpt, RunsOpt, stage_flags
+from rewts.cli.common import out_console
+from rewts.cli.options import COMMON, DATA, LLM, TRAINING, CommandArgs, options
 from rewts.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -72,33 +46,8 @@ def _position(value: float) -> str:
 
 
 @app.command("signal")
-def signal_command(
-    asof: AsofOpt = None,
-    json_out: JsonOpt = False,
-    tickers: TickersOpt = None,
-    data_dir: DataDirOpt = None,
-    source: SourceOpt = None,
-    start: StartOpt = None,
-    end: EndOpt = None,
-    provider: ProviderOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    workers: WorkersOpt = None,
-    rps: RpsOpt = None,
-    rpm: RpmOpt = None,
-    cache: CacheOpt = None,
-    on_failure: OnFailureOpt = None,
-    no_news: NoNewsOpt = False,
-    runs: RunsOpt = None,
-    agents: AgentsOpt = None,
-    episodes: EpisodesOpt = None,
-    config: ConfigOpt = None,
-    sets: SetOpt = None,
-    profile: ProfileOpt = None,
-    debug: DebugOpt = False,
-    no_progress: NoProgressOpt = False,
-    env_file: EnvFileOpt = None,
-) -> None:
+@options(DATA, LLM, TRAINING.only("runs", "agents", "episodes"), COMMON)
+def signal_command(args: CommandArgs, asof: AsofOpt = None, json_out: JsonOpt = False) -> None:
     """Each ticker's strategy of the current period and every trained agent's position for
     the next trading day (and the ReWTS ensemble's weights), from data up to --asof only.
 
@@ -106,31 +55,25 @@ def signal_command(
     (else it refuses, naming the agent). Writes nothing but the strategy cache, and only when
     the current period's strategy had to be generated.
     """
-    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
-    with user_errors(args.debug):
-        day = _asof(asof)
-        cfg = args.load(
-            data_flags(tickers, data_dir, source, start, end)
-            | llm_flags(provider, model, base_url, workers, rps, rpm, cache, on_failure, no_news)
-            | stage_flags(runs, agents, episodes, None)
-        )
-        from rewts.backtest import needs_strategies
-        from rewts.pipeline import ensure_data, ensure_strategies
-        from rewts.signal import compute_signal
+    day = _asof(asof)
+    cfg = args.load()
+    from rewts.backtest import needs_strategies
+    from rewts.pipeline import ensure_data, ensure_strategies
+    from rewts.signal import compute_signal
 
-        dataset = ensure_data(cfg)
-        strategies = None
-        if needs_strategies(cfg):
-            # the display says which strategist it was (no log warning in the way)
-            strategies = ensure_strategies(
-                cfg, dataset, write=False, events=lambda _event: None
-            ).strategies
-        report = compute_signal(cfg, dataset, strategies, asof=day, events=lambda _event: None)
-        if json_out:
-            typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
-            return
-        for ticker in report.tickers:
-            _print_ticker(ticker)
+    dataset = ensure_data(cfg)
+    strategies = None
+    if needs_strategies(cfg):
+        # the display says which strategist it was (no log warning in the way)
+        strategies = ensure_strategies(
+            cfg, dataset, write=False, events=lambda _event: None
+        ).strategies
+    report = compute_signal(cfg, dataset, strategies, asof=day, events=lambda _event: None)
+    if json_out:
+        typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
+        return
+    for ticker in report.tickers:
+        _print_ticker(ticker)
 
 
 def _print_ticker(t: TickerSignal) -> None:

@@ -16,16 +16,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from rewts.cli.app import app
-from rewts.cli.common import (
-    ConfigOpt,
-    DebugOpt,
-    ProfileOpt,
-    SetOpt,
-    common,
-    err_console,
-    split_list,
-    user_errors,
-)
+from rewts.cli.common import err_console, split_list
+from rewts.cli.options import CONFIG, CommandArgs, options
 from rewts.errors import ConfigError
 
 if TYPE_CHECKING:  # the simulator (aiohttp) is imported only when the command runs
@@ -46,7 +38,9 @@ def is_loopback(host: str) -> bool:
 
 
 @app.command("sim")
+@options(CONFIG)
 def sim_command(
+    args: CommandArgs,
     host: Annotated[
         str,
         typer.Option("--host", help="Address to listen on (loopback only unless --allow-remote)."),
@@ -119,65 +113,59 @@ def sim_command(
         bool, typer.Option("--allow-remote", help="Allow a non-loopback --host.")
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No periodic request counts.")] = False,
-    config: ConfigOpt = None,
-    sets: SetOpt = None,
-    profile: ProfileOpt = None,
-    debug: DebugOpt = False,
 ) -> None:
     """Serve a simulated LLM API (OpenAI chat completions and Gemini) until Ctrl-C."""
-    args = common(config, sets, profile, debug, True)
-    with user_errors(args.debug):
-        from rewts.sim import SimConfig, SimServer
+    from rewts.sim import SimConfig, SimServer
 
-        if not allow_remote and not is_loopback(host):
-            raise ConfigError(
-                f"--host {host} is not a loopback address; the simulator answers anyone, so it "
-                "listens on 127.0.0.1 unless you pass --allow-remote"
-            )
-        if not 0 <= port <= 65535:
-            raise ConfigError(f"--port {port}: must be between 0 and 65535 (0 = any free port)")
-        key = None
-        if api_key_env:
-            key = os.environ.get(api_key_env)
-            if not key:
-                raise ConfigError(
-                    f"--api-key-env {api_key_env}: that environment variable is not set"
-                )
-        sim_cfg = SimConfig(
-            latency_s=latency,
-            latency_dist=latency_dist,  # type: ignore[arg-type]  # validated by SimConfig
-            latency_sigma=latency_sigma,
-            rpm_limit=rpm,
-            tpm_limit=tpm,
-            rpd_limit=rpd,
-            window_s=window,
-            retry_after=not no_retry_after,
-            error_rate=error_rate,
-            malformed_rate=malformed_rate,
-            truncated_rate=truncated_rate,
-            garbage_rate=garbage_rate,
-            hang_rate=hang_rate,
-            drop_rate=drop_rate,
-            api_key=key,
-            models=tuple(split_list(models) or ()) or None,
-            seed=seed,
-            batch_delay_s=batch_delay,
+    if not allow_remote and not is_loopback(host):
+        raise ConfigError(
+            f"--host {host} is not a loopback address; the simulator answers anyone, so it "
+            "listens on 127.0.0.1 unless you pass --allow-remote"
         )
-        sim = SimServer(sim_cfg, host=host, port=port)
-        try:
-            sim.start()
-        except (OSError, OverflowError) as exc:
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--port {port}: must be between 0 and 65535 (0 = any free port)")
+    key = None
+    if api_key_env:
+        key = os.environ.get(api_key_env)
+        if not key:
             raise ConfigError(
-                f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}; "
-                "pick another --port"
-            ) from None
-        try:
-            _announce(sim)
-            _serve(sim, quiet)
-        except KeyboardInterrupt:
-            err_console.print("stopped")
-        finally:
-            sim.close()
+                f"--api-key-env {api_key_env}: that environment variable is not set"
+            )
+    sim_cfg = SimConfig(
+        latency_s=latency,
+        latency_dist=latency_dist,  # type: ignore[arg-type]  # validated by SimConfig
+        latency_sigma=latency_sigma,
+        rpm_limit=rpm,
+        tpm_limit=tpm,
+        rpd_limit=rpd,
+        window_s=window,
+        retry_after=not no_retry_after,
+        error_rate=error_rate,
+        malformed_rate=malformed_rate,
+        truncated_rate=truncated_rate,
+        garbage_rate=garbage_rate,
+        hang_rate=hang_rate,
+        drop_rate=drop_rate,
+        api_key=key,
+        models=tuple(split_list(models) or ()) or None,
+        seed=seed,
+        batch_delay_s=batch_delay,
+    )
+    sim = SimServer(sim_cfg, host=host, port=port)
+    try:
+        sim.start()
+    except (OSError, OverflowError) as exc:
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}; "
+            "pick another --port"
+        ) from None
+    try:
+        _announce(sim)
+        _serve(sim, quiet)
+    except KeyboardInterrupt:
+        err_console.print("stopped")
+    finally:
+        sim.close()
 
 
 def _announce(sim: SimServer) -> None:

@@ -12,39 +12,21 @@ from typing import Annotated
 import typer
 
 from rewts.cli.app import app
-from rewts.cli.common import (
-    BaseUrlOpt,
-    CacheOpt,
-    ConfigOpt,
-    DataDirOpt,
-    DebugOpt,
-    EndOpt,
-    EnvFileOpt,
-    ModelOpt,
-    NoNewsOpt,
-    NoProgressOpt,
-    OnFailureOpt,
-    ProfileOpt,
-    ProviderOpt,
-    RpmOpt,
-    RpsOpt,
-    SetOpt,
-    SourceOpt,
-    StartOpt,
-    TickersOpt,
-    WorkersOpt,
-    YesOpt,
-    check_out_folder,
-    common,
-    confirm_destructive,
-    data_flags,
-    llm_flags,
-    out_console,
-    user_errors,
+from rewts.cli.common import check_out_file, check_out_folder, out_console
+from rewts.cli.options import (
+    COMMON,
+    CONFIG,
+    DATA,
+    ENV_FILE,
+    LLM,
+    OWN,
+    YES,
+    CommandArgs,
+    options,
 )
 from rewts.config import Config
 from rewts.errors import ConfigError
-from rewts.stages import RECORD_FILE
+from rewts.pipeline.records import RECORD_FILE
 
 strategies_app = typer.Typer(
     name="strategies",
@@ -72,32 +54,13 @@ JsonSummaryOpt = Annotated[
 
 
 @strategies_app.callback()
+@options(DATA, LLM, OWN, COMMON, YES)
 def strategies_command(
+    args: CommandArgs,
     ctx: typer.Context,
-    tickers: TickersOpt = None,
-    data_dir: DataDirOpt = None,
-    source: SourceOpt = None,
-    start: StartOpt = None,
-    end: EndOpt = None,
-    provider: ProviderOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    workers: WorkersOpt = None,
-    rps: RpsOpt = None,
-    rpm: RpmOpt = None,
-    cache: CacheOpt = None,
     out: OutOpt = None,
-    on_failure: OnFailureOpt = None,
-    no_news: NoNewsOpt = False,
     json_files: JsonOpt = False,
     json_summary: JsonSummaryOpt = None,
-    config: ConfigOpt = None,
-    sets: SetOpt = None,
-    profile: ProfileOpt = None,
-    debug: DebugOpt = False,
-    no_progress: NoProgressOpt = False,
-    env_file: EnvFileOpt = None,
-    yes: YesOpt = False,
 ) -> None:
     """Generate an LLM strategy for every ticker and period, in parallel, cached.
 
@@ -107,74 +70,67 @@ def strategies_command(
     if ctx.invoked_subcommand is not None:
         given = [k for k, v in ctx.params.items() if v not in (None, False) and v != ()]
         if given:
-            with user_errors(debug):
-                raise ConfigError(
-                    f"put the options after `strategies {ctx.invoked_subcommand}` "
-                    f"(given before it: {', '.join('--' + g.replace('_', '-') for g in given)})"
-                )
+            raise ConfigError(
+                f"put the options after `strategies {ctx.invoked_subcommand}` "
+                f"(given before it: {', '.join('--' + g.replace('_', '-') for g in given)})"
+            )
         return
-    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
-    with user_errors(args.debug):
-        flags = data_flags(tickers, data_dir, source, start, end) | llm_flags(
-            provider, model, base_url, workers, rps, rpm, cache, on_failure, no_news
-        )
-        flags["llm.output_dir"] = str(out) if out is not None else None
-        cfg = args.load(flags)
-        if out is not None:
-            check_out_folder(
-                out,
-                cfg,
-                stage_key="llm.output_dir",
-                ours=("*.parquet", "*.json", RECORD_FILE),
-                yes=yes,
-            )
-
-        from rewts import stages
-        from rewts.llm import generate_strategies
-        from rewts.llm.providers import make_provider, resolve_provider_name
-        from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
-        from rewts.ui.progress import make_display
-
-        if resolve_provider_name(cfg) == "import":
-            _import(cfg, Path(cfg.llm.import_path or ""))
-            return
-        # a missing key or unknown provider stops here, before any data work
-        llm = make_provider(cfg)
-        dataset = ensure_data(cfg)
-        display = make_display(live=args.show_progress)
-        folder = Path(cfg.llm.output_dir)
-        stages.drop_records(folder, ["strategies"])
-        t0 = time.perf_counter()
-        try:
-            result = generate_strategies(
-                cfg, dataset, events=display, provider=llm, write_json=json_files
-            )
-        finally:
-            display.close()
-        # the same stage record `rewts run` writes: `rewts status` sees these tables as fresh
-        record_strategies(
+    cfg = args.load({"llm.output_dir": str(out) if out is not None else None})
+    if out is not None:
+        check_out_folder(
+            out,
             cfg,
-            strategies_inputs_now(cfg, dataset),
-            result.strategies,
-            result,
-            resolve_provider_name(cfg),
-            time.perf_counter() - t0,
+            stage_key="llm.output_dir",
+            ours=("*.parquet", "*.json", RECORD_FILE),
+            yes=args.yes,
         )
-        display.summary(result.summary)
-        if json_summary is not None:
-            from rewts.fileio import write_text_atomic
 
-            text = json.dumps(result.summary.to_dict(), indent=2) + "\n"
-            json_summary.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(json_summary, text)  # user-only
-        out_console.print(f"strategies written to {cfg.llm.output_dir}", highlight=False)
+    from rewts.llm import generate_strategies
+    from rewts.llm.providers import make_provider, resolve_provider_name
+    from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
+    from rewts.pipeline import records as stages
+    from rewts.ui.progress import make_display
+
+    if resolve_provider_name(cfg) == "import":
+        _import(cfg, Path(cfg.llm.import_path or ""))
+        return
+    # a missing key or unknown provider stops here, before any data work
+    llm = make_provider(cfg)
+    dataset = ensure_data(cfg)
+    display = make_display(live=args.show_progress)
+    folder = Path(cfg.llm.output_dir)
+    stages.drop_records(folder, ["strategies"])
+    t0 = time.perf_counter()
+    try:
+        result = generate_strategies(
+            cfg, dataset, events=display, provider=llm, write_json=json_files
+        )
+    finally:
+        display.close()
+    # the same stage record `rewts run` writes: `rewts status` sees these tables as fresh
+    record_strategies(
+        cfg,
+        strategies_inputs_now(cfg, dataset),
+        result.strategies,
+        result,
+        resolve_provider_name(cfg),
+        time.perf_counter() - t0,
+    )
+    display.summary(result.summary)
+    if json_summary is not None:
+        from rewts.fileio import write_text_atomic
+
+        text = json.dumps(result.summary.to_dict(), indent=2) + "\n"
+        json_summary.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(json_summary, text)  # user-only
+    out_console.print(f"strategies written to {cfg.llm.output_dir}", highlight=False)
 
 
 def _import(cfg: Config, path: Path) -> None:
     """The strategies stage from a file: check every row, then write tables and record."""
-    from rewts import stages
     from rewts.llm.importer import import_strategies
     from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
+    from rewts.pipeline import records as stages
 
     dataset = ensure_data(cfg)
     folder = Path(cfg.llm.output_dir)
@@ -210,22 +166,13 @@ def _import(cfg: Config, path: Path) -> None:
 
 
 @strategies_app.command("import")
+@options(OWN, DATA, CONFIG, ENV_FILE, YES)
 def import_command(
+    args: CommandArgs,
     file: Annotated[
         Path, typer.Argument(help="CSV, Parquet or JSON file (docs/strategy-import.md).")
     ],
-    tickers: TickersOpt = None,
-    data_dir: DataDirOpt = None,
-    source: SourceOpt = None,
-    start: StartOpt = None,
-    end: EndOpt = None,
     out: OutOpt = None,
-    config: ConfigOpt = None,
-    sets: SetOpt = None,
-    profile: ProfileOpt = None,
-    debug: DebugOpt = False,
-    env_file: EnvFileOpt = None,
-    yes: YesOpt = False,
 ) -> None:
     """Import strategies made elsewhere (CSV, Parquet or JSON): ticker, date, and tau or
     direction + confidence per row.
@@ -235,19 +182,18 @@ def import_command(
     import and the file's SHA-256 as provenance; train, backtest, run and status use them
     when the config says llm.provider: import and llm.import_path: FILE.
     """
-    args = common(config, sets, profile, debug, True, env_file=env_file)
-    with user_errors(args.debug):
-        flags = data_flags(tickers, data_dir, source, start, end) | {
+    cfg = args.load(
+        {
             "llm.provider": "import",
             "llm.import_path": str(file),
             "llm.output_dir": str(out) if out is not None else None,
         }
-        cfg = args.load(flags)
-        if out is not None:
-            check_out_folder(
-                out, cfg, stage_key="llm.output_dir", ours=("*.parquet", RECORD_FILE), yes=yes
-            )
-        _import(cfg, file)
+    )
+    if out is not None:
+        check_out_folder(
+            out, cfg, stage_key="llm.output_dir", ours=("*.parquet", RECORD_FILE), yes=args.yes
+        )
+    _import(cfg, file)
 
 
 ExportOpt = Annotated[
@@ -256,41 +202,18 @@ ExportOpt = Annotated[
 
 
 @strategies_app.command("export")
-def export_command(
-    file: ExportOpt,
-    tickers: TickersOpt = None,
-    data_dir: DataDirOpt = None,
-    source: SourceOpt = None,
-    start: StartOpt = None,
-    end: EndOpt = None,
-    out: OutOpt = None,
-    config: ConfigOpt = None,
-    sets: SetOpt = None,
-    profile: ProfileOpt = None,
-    debug: DebugOpt = False,
-    env_file: EnvFileOpt = None,
-    yes: YesOpt = False,
-) -> None:
+@options(OWN, DATA, CONFIG, ENV_FILE, YES)
+def export_command(args: CommandArgs, file: ExportOpt, out: OutOpt = None) -> None:
     """Write the stored strategy tables (llm.output_dir) as one file that `rewts strategies
     import` reads back: one row per ticker and period."""
-    args = common(config, sets, profile, debug, True, env_file=env_file)
-    with user_errors(args.debug):
-        # the data flags are accepted (and validated) so a command line can be reused as is
-        cfg = args.load(
-            data_flags(tickers, data_dir, source, start, end)
-            | {"llm.output_dir": str(out) if out is not None else None}
-        )
-        from rewts.llm.importer import export_strategies
+    # the data flags are accepted (and validated) so a command line can be reused as is
+    cfg = args.load({"llm.output_dir": str(out) if out is not None else None})
+    from rewts.llm.importer import export_strategies
 
-        if file.suffix.lower() not in (".csv", ".parquet", ".json"):
-            raise ConfigError(f"{file}: use a .csv, .parquet or .json file name")
-        if file.is_dir():
-            raise ConfigError(f"{file}: is a folder; give a file name inside it")
-        if file.exists() or file.is_symlink():
-            if not file.is_file():
-                raise ConfigError(f"{file}: not a regular file")
-            confirm_destructive(f"overwrite {file}", yes=yes)
-        count = export_strategies(cfg, file)
-        out_console.print(
-            f"exported {count} strategies ({', '.join(cfg.tickers)}) to {file}", highlight=False
-        )
+    if file.suffix.lower() not in (".csv", ".parquet", ".json"):
+        raise ConfigError(f"{file}: use a .csv, .parquet or .json file name")
+    check_out_file(file, str(file), yes=args.yes)
+    count = export_strategies(cfg, file)
+    out_console.print(
+        f"exported {count} strategies ({', '.join(cfg.tickers)}) to {file}", highlight=False
+    )

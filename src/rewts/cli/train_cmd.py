@@ -8,33 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from rewts.cli.app import app
-from rewts.cli.common import (
-    BaseUrlOpt,
-    CacheOpt,
-    ConfigOpt,
-    DataDirOpt,
-    DebugOpt,
-    EndOpt,
-    EnvFileOpt,
-    ModelOpt,
-    NoNewsOpt,
-    NoProgressOpt,
-    OnFailureOpt,
-    ProfileOpt,
-    ProviderOpt,
-    RpmOpt,
-    RpsOpt,
-    SetOpt,
-    SourceOpt,
-    StartOpt,
-    TickersOpt,
-    WorkersOpt,
-    common,
-    data_flags,
-    llm_flags,
-    out_console,
-    user_errors,
-)
+from rewts.cli.common import out_console
+from rewts.cli.options import COMMON, DATA, LLM, OWN, CommandArgs, EpisodesOpt, options
 from rewts.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -44,15 +19,6 @@ if TYPE_CHECKING:
 NoLLMOpt = Annotated[
     bool,
     typer.Option("--no-llm", help="Train the RL-only baseline (no strategies, no tau)."),
-]
-EpisodesOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--episodes",
-        min=1,
-        help="Episodes per chunk (rewts.episodes_per_chunk).",
-        show_default=False,
-    ),
 ]
 JobsOpt = Annotated[
     int | None,
@@ -66,59 +32,37 @@ JobsOpt = Annotated[
 
 
 @app.command("train")
+@options(DATA, LLM, OWN, COMMON)
 def train_command(
-    tickers: TickersOpt = None,
-    data_dir: DataDirOpt = None,
-    source: SourceOpt = None,
-    start: StartOpt = None,
-    end: EndOpt = None,
-    provider: ProviderOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    workers: WorkersOpt = None,
-    rps: RpsOpt = None,
-    rpm: RpmOpt = None,
-    cache: CacheOpt = None,
-    on_failure: OnFailureOpt = None,
-    no_news: NoNewsOpt = False,
+    args: CommandArgs,
     no_llm: NoLLMOpt = False,
     episodes: EpisodesOpt = None,
     jobs: JobsOpt = None,
-    config: ConfigOpt = None,
-    sets: SetOpt = None,
-    profile: ProfileOpt = None,
-    debug: DebugOpt = False,
-    no_progress: NoProgressOpt = False,
-    env_file: EnvFileOpt = None,
 ) -> None:
     """Train one Double DQN agent per ticker and chunk, in parallel, checkpointed."""
-    args = common(config, sets, profile, debug, no_progress, env_file=env_file)
-    with user_errors(args.debug):
-        cfg = args.load(
-            data_flags(tickers, data_dir, source, start, end)
-            | llm_flags(provider, model, base_url, workers, rps, rpm, cache, on_failure, no_news)
-            | {
-                "rewts.llm_guidance": False if no_llm else None,
-                "rewts.episodes_per_chunk": episodes,
-                "rewts.n_jobs": jobs,
-            }
-        )
-        from rewts.pipeline import ensure_data
-        from rewts.training import train_all
-        from rewts.ui.training import make_training_display
+    cfg = args.load(
+        {
+            "rewts.llm_guidance": False if no_llm else None,
+            "rewts.episodes_per_chunk": episodes,
+            "rewts.n_jobs": jobs,
+        }
+    )
+    from rewts.pipeline import ensure_data
+    from rewts.training import train_all
+    from rewts.ui.training import make_training_display
 
-        dataset = ensure_data(cfg)
-        strategies = None
-        if cfg.rewts.llm_guidance:
-            strategies = _strategies(cfg, dataset, args.show_progress)
-        result = train_all(
-            cfg,
-            dataset,
-            strategies,
-            events=make_training_display(live=args.show_progress),
-            include_global=cfg.rewts.train_global,
-        )
-        _print_summary(result, cfg.rewts.checkpoint_dir, cfg.executor)
+    dataset = ensure_data(cfg)
+    strategies = None
+    if cfg.rewts.llm_guidance:
+        strategies = _strategies(cfg, dataset, args.show_progress)
+    result = train_all(
+        cfg,
+        dataset,
+        strategies,
+        events=make_training_display(live=args.show_progress),
+        include_global=cfg.rewts.train_global,
+    )
+    _print_summary(result, cfg.rewts.checkpoint_dir, cfg.executor)
 
 
 def _strategies(cfg: Config, dataset: Any, progress: bool) -> Any:

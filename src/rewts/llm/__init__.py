@@ -2,7 +2,7 @@
 
 ::
 
-    generate_strategies(cfg, dataset, *, progress=False, events=None,
+    generate_strategies(cfg, dataset, *, events=None,
                         provider=None, limiter=None, write=True, write_json=False,
                         headlines=None)   # headlines: else read from data.news_path
         -> GenerationResult(strategies: dict[str, DataFrame], summary: GenerationSummary)

@@ -15,9 +15,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from rewts.pipeline import RunSummary, StageOutcome, StageState
+from rewts.pipeline import STAGES, RunSummary, StageOutcome, StageState
 from rewts.report.tables import SHORT_LABELS, generalization_rich, print_wide
-from rewts.stages import STAGES
 
 _STYLE = {
     "done": "green",

@@ -1,4 +1,4 @@
-"""Stage records: what each pipeline stage was built from, so a rerun skips what is unchanged.
+"""The stage records: what each pipeline stage was built from, so a rerun skips what is unchanged.
 
 A record sits next to the output it describes, in ``rewts-stage.json``: the strategies' in
 ``llm.output_dir``, training's in ``rewts.checkpoint_dir``, the backtest's and the report's in
@@ -75,20 +75,6 @@ _NOT_STRATEGIES = {
 }
 #: rewts keys that decide where or how fast training runs, not what it learns
 _REWTS_OPERATIONAL = {"n_jobs", "device"}
-#: strategy-table columns that shape what later stages see (not latency, tokens, provenance,
-#: nor ``status``: a strategy answered now and the same one from the cache are one decision)
-STRATEGY_COLUMNS = (
-    "ticker",
-    "period",
-    "start",
-    "end",
-    "inputs_end",
-    "direction",
-    "confidence",
-    "entropy",
-    "strength",
-    "tau",
-)
 
 
 # --------------------------------------------------------------------------- hashing
@@ -108,6 +94,15 @@ def file_hash(path: Path) -> str | None:
     return sha256_regular(path)
 
 
+def _decision_columns() -> list[str]:
+    """The strategy-table columns that shape what later stages see: the head of
+    :data:`rewts.llm.tables.COLUMNS` up to ``tau`` (not latency, tokens, provenance, nor
+    ``status``: a strategy answered now and the same one from the cache are one decision)."""
+    from rewts.llm.tables import COLUMNS  # imported here: the records load without the LLM layer
+
+    return COLUMNS[: COLUMNS.index("tau") + 1]
+
+
 def strategies_hash(tables: Mapping[str, pd.DataFrame]) -> str:
     """Hash of the strategy tables' decision columns, per ticker in sorted order.
 
@@ -115,9 +110,10 @@ def strategies_hash(tables: Mapping[str, pd.DataFrame]) -> str:
     or by a rule-based strategist, has the same decisions and must not retrain every agent.
     """
     h = hashlib.sha256()
+    decisions = _decision_columns()
     for ticker in sorted(tables):
         frame = tables[ticker]
-        cols = [c for c in STRATEGY_COLUMNS if c in frame.columns]
+        cols = [c for c in decisions if c in frame.columns]
         h.update(f"\x1e{ticker}\x1f{','.join(cols)}\x1f".encode())
         values = pd.util.hash_pandas_object(frame[cols].reset_index(drop=True), index=True)
         h.update(values.to_numpy().tobytes())
@@ -332,6 +328,8 @@ class Check:
     why: str
     inputs: dict[str, Any]
     record: StageRecord | None = None
+    #: the stored output as read to hash it (the strategy tables), handed on when fresh
+    stored: Any = None
 
 
 def check_record(
@@ -358,24 +356,6 @@ def check_record(
     if output_now != record.output:
         return Check(False, f"{what} changed on disk", inputs, record)
     return Check(True, "inputs unchanged", inputs, record)
-
-
-def check_backtest(run_dir: Path, inputs: dict[str, Any]) -> Check:
-    """The backtest's record in ``run_dir`` against ``inputs`` and ``metrics.json`` on disk."""
-    record = read_record(run_dir, "backtest")
-    return check_record(record, inputs, file_hash(run_dir / "metrics.json"), "metrics.json")
-
-
-def check_report(run_dir: Path, backtest: Check) -> Check:
-    """The report is fresh only over a fresh backtest whose output it was made from."""
-    record = backtest.record
-    upstream = record.output if backtest.fresh and record is not None else ""
-    return check_record(
-        read_record(run_dir, "report"),
-        report_inputs(upstream),
-        file_hash(run_dir / "report.html"),
-        "report.html",
-    )
 
 
 def checkpoint_entries(paths: Iterable[Path]) -> list[list[str]]:
