@@ -48,7 +48,7 @@ SAME = [
 ]
 
 
-def _args(sim: SimServer, tickers: str = TICKERS) -> list[str]:
+def _args(sim: SimServer, tickers: str = TICKERS, rps: int = 60) -> list[str]:
     return [
         "strategies",
         "--source",
@@ -62,7 +62,7 @@ def _args(sim: SimServer, tickers: str = TICKERS) -> list[str]:
         "--model",
         "gpt-4o-mini",
         "--rps",
-        "60",
+        str(rps),
         "--no-progress",
         "--set",
         "data.start_date=2019-01-01",
@@ -145,7 +145,11 @@ def test_interrupted_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp
         ]
         for how, amount, sig in plan:
             before = _count(db)
-            proc = _spawn(_args(sim), work)
+            # 4 requests a second: a whole run would last about 14 s, and the kill comes after at
+            # most 12 answers, so a poll starved on a loaded machine still lands its signal
+            # mid-run (at 60 a second a run took 1.1 s, at 12 4.4 s, and under load a Ctrl-C
+            # arrived while the finished run was exiting)
+            proc = _spawn(_args(sim, rps=4), work)
             deadline = time.monotonic() + 60
             if how == "time":
                 time.sleep(amount)
