@@ -66,6 +66,8 @@ _ANALYST_SCHEMA: dict[str, Any] = {
         "key_topics": {"type": "array", "maxItems": 5, "items": {"type": "string"}},
     },
 }
+#: per token: (token, logprob, top alternatives incl. itself)
+TokenLogprobs = list[tuple[str, float, list[tuple[str, float]]]]
 _TOKEN_RE = re.compile(r" ?[A-Za-z]+| ?[0-9]{1,3}| ?[^\sA-Za-z0-9]+|\s+")
 _ALTERNATIVES = (" the", " a", ",", ".", " and", '"', " of", " to", "1", "0", " is", ":")
 
@@ -262,9 +264,19 @@ def truncated(answer: Answer, rng: random.Random) -> Answer:
     return Answer("".join(tokens), tokens, "length")
 
 
-def token_logprobs(
-    tokens: tuple[str, ...], top_k: int, rng: random.Random
-) -> list[tuple[str, float, list[tuple[str, float]]]]:
+def delivered(
+    answer: Answer, rng: random.Random, fault: str | None, logprobs: bool, top_k: int
+) -> tuple[Answer, TokenLogprobs | None]:
+    """The answer as ``fault`` leaves it (invalid JSON, or cut off) and its token logprobs when
+    the request asked for them: one rule for live requests and both batch APIs."""
+    if fault == "malformed":
+        answer = malformed(answer, rng)
+    elif fault == "truncated":
+        answer = truncated(answer, rng)
+    return answer, token_logprobs(answer.tokens, top_k, rng) if logprobs else None
+
+
+def token_logprobs(tokens: tuple[str, ...], top_k: int, rng: random.Random) -> TokenLogprobs:
     """Per token: (token, logprob, top alternatives incl. itself), a proper sub-distribution.
 
     The chosen token is the most likely one; the alternatives share part of the remaining

@@ -23,14 +23,13 @@ from rewts.errors import ConfigError
 from rewts.sim import gemini_wire, openai_wire
 from rewts.sim.answers import (
     Answer,
+    TokenLogprobs,
     answer_text,
     build_answer,
     count_tokens,
-    malformed,
+    delivered,
     request_rng,
     strategy_pool,
-    token_logprobs,
-    truncated,
 )
 from rewts.sim.config import SimConfig
 from rewts.sim.gemini_batch import GeminiBatches
@@ -98,6 +97,16 @@ class SimState:
             req.schema, req.json_mode, req.prompt, rng, strategy_pool(cfg.answers_file)
         )
         return build_answer(text, req.max_tokens), rng
+
+    def batch_answer(self, req: ParsedRequest) -> tuple[Answer, TokenLogprobs | None, int]:
+        """A batch item's answer, its logprobs and prompt tokens: the answer and fault draw of a
+        live request, without latency, limits or connection faults."""
+        cfg = self.config
+        answer, rng = self.answer(cfg, req)
+        answer, logprobs = delivered(
+            answer, rng, self.draw_fault(cfg), req.logprobs, req.top_logprobs
+        )
+        return answer, logprobs, count_tokens(req.prompt)
 
     async def generate(
         self, request: web.Request, wire: ModuleType, version: str, model: str | None
@@ -173,13 +182,7 @@ class SimState:
             if fault == "error":
                 status = self.rng.choice(_SERVER_ERRORS)
                 return wire.server_error(status)
-            if fault == "malformed":
-                answer = malformed(answer, rng)
-            elif fault == "truncated":
-                answer = truncated(answer, rng)
-            logprobs = (
-                token_logprobs(answer.tokens, req.top_logprobs, rng) if req.logprobs else None
-            )
+            answer, logprobs = delivered(answer, rng, fault, req.logprobs, req.top_logprobs)
             tokens = (prompt_tokens, len(answer.tokens))
             status = 200
             if wire is openai_wire:

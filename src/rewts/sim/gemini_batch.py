@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from rewts.sim import gemini_wire
-from rewts.sim.answers import count_tokens, malformed, token_logprobs, truncated
 from rewts.sim.wire import ParsedRequest, WireError, json_response
 
 if TYPE_CHECKING:
@@ -61,23 +60,13 @@ class GeminiBatches:
         self.jobs: dict[str, BatchJob] = {}
 
     def _results(self, state: SimState, job: BatchJob) -> list[dict[str, Any]]:
-        cfg = state.config
         results = []
         t_in = t_out = 0
         for req, metadata in job.items:
             if isinstance(req, dict):  # an item that did not parse: its error, like the real API
                 item: dict[str, Any] = {"error": req}
             else:
-                answer, rng = state.answer(cfg, req)
-                fault = state.draw_fault(cfg)
-                if fault == "malformed":
-                    answer = malformed(answer, rng)
-                elif fault == "truncated":
-                    answer = truncated(answer, rng)
-                logprobs = (
-                    token_logprobs(answer.tokens, req.top_logprobs, rng) if req.logprobs else None
-                )
-                prompt_tokens = count_tokens(req.prompt)
+                answer, logprobs, prompt_tokens = state.batch_answer(req)
                 t_in, t_out = t_in + prompt_tokens, t_out + len(answer.tokens)
                 item = {"response": gemini_wire.response_body(req, answer, logprobs, prompt_tokens)}
             if metadata is not None:

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from rewts.sim import openai_wire
-from rewts.sim.answers import count_tokens, malformed, token_logprobs, truncated
 from rewts.sim.wire import WireError, json_response
 
 if TYPE_CHECKING:
@@ -163,7 +162,6 @@ class OpenAIBatches:
 
     def _run(self, state: SimState, batch: OpenAIBatch) -> None:
         """Answer every line (once, when the batch is first seen completed)."""
-        cfg = state.config
         out, err = [], []
         t_in = t_out = 0
         for n, line in enumerate(
@@ -188,16 +186,7 @@ class OpenAIBatches:
                     f'{head}{{"status_code":400,"request_id":"{rid}","body":{body}}},"error":null}}'
                 )
                 continue
-            answer, rng = state.answer(cfg, req)
-            fault = state.draw_fault(cfg)
-            if fault == "malformed":
-                answer = malformed(answer, rng)
-            elif fault == "truncated":
-                answer = truncated(answer, rng)
-            logprobs = (
-                token_logprobs(answer.tokens, req.top_logprobs, rng) if req.logprobs else None
-            )
-            prompt_tokens = count_tokens(req.prompt)
+            answer, logprobs, prompt_tokens = state.batch_answer(req)
             t_in, t_out = t_in + prompt_tokens, t_out + len(answer.tokens)
             text = openai_wire.completion_json(req, answer, logprobs, prompt_tokens, rid[-24:])
             out.append(
