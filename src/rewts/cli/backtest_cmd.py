@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import typer
-
 from rewts.cli.app import app
 from rewts.cli.common import check_out_folder, out_console, split_list
 from rewts.cli.options import (
@@ -18,6 +16,7 @@ from rewts.cli.options import (
     YES,
     CommandArgs,
     NoHtmlOpt,
+    optional,
     options,
 )
 
@@ -26,30 +25,27 @@ RESULT_FILES = ("*.csv", "*.json", "*.html", "*.png", "*.svg")
 
 OutOpt = Annotated[
     Path | None,
-    typer.Option(
+    optional(
         "--out",
         help="Folder of this run's results (default: backtest.output_dir/<date-time-tickers>).",
-        show_default=False,
     ),
 ]
 AgentsOpt = Annotated[
     str | None,
-    typer.Option(
+    optional(
         "--agents",
         help=(
             "Comma-separated agents (backtest.agents): buy_and_hold, llm_only, rl_only, llm_rl, "
             "rewts, global_llm_rl, placebo_const, placebo_shuffled, leak_sanity."
         ),
-        show_default=False,
     ),
 ]
 EpisodesOpt = Annotated[
     int | None,
-    typer.Option(
+    optional(
         "--episodes",
         min=1,
         help="Episodes per chunk when agents must be trained (rewts.episodes_per_chunk).",
-        show_default=False,
     ),
 ]
 

@@ -12,7 +12,7 @@ import typer
 
 from rewts.cli.app import app
 from rewts.cli.common import check_out_file, confirm_destructive, llm_flags, out_console
-from rewts.cli.options import CONFIG, YES, CacheOpt, CommandArgs, options
+from rewts.cli.options import CONFIG, YES, CacheOpt, CommandArgs, optional, options
 from rewts.errors import ConfigError, StorageError
 from rewts.fileio import atomic_write, write_text_atomic
 
@@ -21,19 +21,15 @@ if TYPE_CHECKING:
 
 OutputOpt = Annotated[
     Path | None,
-    typer.Option("--output", "-o", help="export: a .json or .parquet file.", show_default=False),
+    optional("--output", "-o", help="export: a .json or .parquet file."),
 ]
 OlderThanOpt = Annotated[
     float | None,
-    typer.Option(
-        "--older-than", help="prune: entries older than this many days.", show_default=False
-    ),
+    optional("--older-than", help="prune: entries older than this many days."),
 ]
 PromptVersionOpt = Annotated[
     str | None,
-    typer.Option(
-        "--prompt-version", help="prune: entries of this prompt version.", show_default=False
-    ),
+    optional("--prompt-version", help="prune: entries of this prompt version."),
 ]
 
 

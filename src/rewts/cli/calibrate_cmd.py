@@ -13,7 +13,7 @@ from rich.table import Table
 
 from rewts.cli.app import app
 from rewts.cli.common import out_console, split_list
-from rewts.cli.options import COMMON, DATA, CommandArgs, options
+from rewts.cli.options import COMMON, DATA, CommandArgs, optional, options
 from rewts.errors import ConfigError
 from rewts.fileio import atomic_write, write_text_atomic
 
@@ -27,23 +27,21 @@ SeedsOpt = Annotated[
 ]
 AgentsOpt = Annotated[
     str | None,
-    typer.Option(
+    optional(
         "--agents",
         help="Comma-separated agents (default: buy_and_hold, llm_only, rl_only, llm_rl, rewts, "
         "placebo_const, placebo_shuffled).",
-        show_default=False,
     ),
 ]
 EpisodesOpt = Annotated[
     int | None,
-    typer.Option("--episodes", min=1, help="rewts.episodes_per_chunk.", show_default=False),
+    optional("--episodes", min=1, help="rewts.episodes_per_chunk."),
 ]
 OutOpt = Annotated[
     Path | None,
-    typer.Option(
+    optional(
         "--out",
         help="Folder of the calibration's files (default: backtest.output_dir/calibration-<time>).",
-        show_default=False,
     ),
 ]
 

@@ -15,32 +15,33 @@ from rewts.cli.options import (
     DATA,
     LLM,
     OWN,
+    RESULTS,
     TRAINING,
     CommandArgs,
-    NoHtmlOpt,
-    RunJsonOpt,
+    optional,
     options,
 )
 
 CompareOutOpt = Annotated[
     Path | None,
-    typer.Option(
+    optional(
         "--out",
         help="Folder of the comparison (default: backtest.output_dir/<profile or 'default'>"
         "-compare); each side's results go to named/ and blind/ inside it.",
-        show_default=False,
     ),
 ]
 
 
 @app.command("compare")
-@options(DATA, LLM, TRAINING.only("runs", "episodes", "jobs"), OWN, COMMON)
-def compare_command(
-    args: CommandArgs,
-    out: CompareOutOpt = None,
-    no_html: NoHtmlOpt = False,
-    json_out: RunJsonOpt = False,
-) -> None:
+@options(
+    DATA,
+    LLM,
+    TRAINING.only("runs", "episodes", "jobs"),
+    OWN,
+    RESULTS.only("no_html", "json_out"),
+    COMMON,
+)
+def compare_command(args: CommandArgs, out: CompareOutOpt = None) -> None:
     """Named vs blind prompts: a memorization check.
 
     Generates the strategies of the same periods twice, with named prompts and with blind ones
@@ -62,12 +63,12 @@ def compare_command(
     result = run_compare(
         cfg,
         out_dir,
-        html=not no_html,
+        html=not args.no_html,
         train_events=args.training_display(),
         say=say,
         on_stage=StageLines(err_console),
     )
-    if json_out:
+    if args.json_out:
         records = json.loads(result.table.to_json(orient="records"))
         typer.echo(json.dumps({"out_dir": str(out_dir), "comparison": records}, indent=2))
         return

@@ -21,22 +21,24 @@ import typer
 from rewts.cli.common import CommonArgs, data_flags, llm_flags, split_list, user_errors
 from rewts.config import Config
 
+
+def optional(*decls: str, help: str, **kwargs: Any) -> Any:
+    """A flag whose default is None, "not given: the config (or the command) decides", so its
+    help shows no default."""
+    return typer.Option(*decls, help=help, show_default=False, **kwargs)
+
+
 ConfigOpt = Annotated[
     Path | None,
-    typer.Option(
+    optional(
         "--config",
         "-c",
         help="YAML config (default: configs/hybrid/rewts_llm_rl.yaml if present, else the packaged defaults).",
-        show_default=False,
     ),
 ]
 SetOpt = Annotated[
     list[str] | None,
-    typer.Option(
-        "--set",
-        help="Override any config key: --set rewts.gamma=0.99 (repeatable).",
-        show_default=False,
-    ),
+    optional("--set", help="Override any config key: --set rewts.gamma=0.99 (repeatable)."),
 ]
 ProfileOpt = Annotated[
     str | None,
@@ -48,80 +50,52 @@ NoProgressOpt = Annotated[
 ]
 EnvFileOpt = Annotated[
     Path | None,
-    typer.Option(
+    optional(
         "--env-file",
         help="A .env file with API keys (KEY=value lines); variables already set win. "
         "Default: $REWTS_ENV_FILE when set.",
-        show_default=False,
     ),
 ]
 
 
 # Flags of the data stage, accepted by every stage after it.
 TickersOpt = Annotated[
-    str | None,
-    typer.Option("--tickers", help="Comma-separated tickers, e.g. AAPL,MSFT.", show_default=False),
+    str | None, optional("--tickers", help="Comma-separated tickers, e.g. AAPL,MSFT.")
 ]
 DataDirOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--data-dir", help="Folder of SYMBOL.csv files (sets data.csv_dir).", show_default=False
-    ),
+    Path | None, optional("--data-dir", help="Folder of SYMBOL.csv files (sets data.csv_dir).")
 ]
 SourceOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--source", help="Data source: auto, csv, yahoo or synthetic.", show_default=False
-    ),
+    str | None, optional("--source", help="Data source: auto, csv, yahoo or synthetic.")
 ]
-StartOpt = Annotated[
-    str | None, typer.Option("--start", help="First date (data.start_date).", show_default=False)
-]
-EndOpt = Annotated[
-    str | None, typer.Option("--end", help="Last date (data.end_date).", show_default=False)
-]
+StartOpt = Annotated[str | None, optional("--start", help="First date (data.start_date).")]
+EndOpt = Annotated[str | None, optional("--end", help="Last date (data.end_date).")]
 
 # Flags of the strategy stage, accepted by every stage after it.
 ProviderOpt = Annotated[
     str | None,
-    typer.Option(
+    optional(
         "--provider",
         help="LLM provider: auto, heuristic, openai, deepseek, gemini, local, or import "
         "(strategies from llm.import_path).",
-        show_default=False,
     ),
 ]
-ModelOpt = Annotated[
-    str | None, typer.Option("--model", help="Model name (llm.model).", show_default=False)
-]
+ModelOpt = Annotated[str | None, optional("--model", help="Model name (llm.model).")]
 BaseUrlOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--base-url", help="API base URL (a simulator or a local server).", show_default=False
-    ),
+    str | None, optional("--base-url", help="API base URL (a simulator or a local server).")
 ]
 WorkersOpt = Annotated[
-    str | None,
-    typer.Option("--workers", help="Concurrent requests: a number or auto.", show_default=False),
+    str | None, optional("--workers", help="Concurrent requests: a number or auto.")
 ]
-RpsOpt = Annotated[
-    float | None, typer.Option("--rps", help="Max requests per second.", show_default=False)
-]
-RpmOpt = Annotated[
-    float | None, typer.Option("--rpm", help="Max requests per minute.", show_default=False)
-]
-CacheOpt = Annotated[
-    Path | None, typer.Option("--cache", help="Strategy cache (SQLite) path.", show_default=False)
-]
+RpsOpt = Annotated[float | None, optional("--rps", help="Max requests per second.")]
+RpmOpt = Annotated[float | None, optional("--rpm", help="Max requests per minute.")]
+CacheOpt = Annotated[Path | None, optional("--cache", help="Strategy cache (SQLite) path.")]
 OnFailureOpt = Annotated[
-    str | None,
-    typer.Option("--on-failure", help="neutral, heuristic, skip or error.", show_default=False),
+    str | None, optional("--on-failure", help="neutral, heuristic, skip or error.")
 ]
 NoNewsOpt = Annotated[
     bool, typer.Option("--no-news", help="Skip the news analyst (skip_news_processing).")
 ]
-
-
 
 YesOpt = Annotated[
     bool,
@@ -130,35 +104,20 @@ YesOpt = Annotated[
     ),
 ]
 
-
-
 # Flags of the training and backtest stages (`rewts run`, `status`, `signal`, `compare`).
 RunsOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--runs", min=1, help="Seeds per learned agent (backtest.runs).", show_default=False
-    ),
+    int | None, optional("--runs", min=1, help="Seeds per learned agent (backtest.runs).")
 ]
 AgentsOpt = Annotated[
     str | None,
-    typer.Option(
-        "--agents",
-        help="Comma-separated agents to backtest (backtest.agents).",
-        show_default=False,
-    ),
+    optional("--agents", help="Comma-separated agents to backtest (backtest.agents)."),
 ]
 EpisodesOpt = Annotated[
     int | None,
-    typer.Option(
-        "--episodes",
-        min=1,
-        help="Episodes per chunk (rewts.episodes_per_chunk).",
-        show_default=False,
-    ),
+    optional("--episodes", min=1, help="Episodes per chunk (rewts.episodes_per_chunk)."),
 ]
 JobsOpt = Annotated[
-    int | None,
-    typer.Option("--jobs", min=1, help="Training processes (rewts.n_jobs).", show_default=False),
+    int | None, optional("--jobs", min=1, help="Training processes (rewts.n_jobs).")
 ]
 NoHtmlOpt = Annotated[bool, typer.Option("--no-html", help="Write the CSV/JSON files only.")]
 RunJsonOpt = Annotated[
@@ -167,10 +126,9 @@ RunJsonOpt = Annotated[
 ]
 RunOutOpt = Annotated[
     Path | None,
-    typer.Option(
+    optional(
         "--out",
         help="Results folder of this run (default: backtest.output_dir/<profile or 'default'>).",
-        show_default=False,
     ),
 ]
 
@@ -264,6 +222,14 @@ LLM = Group(
     ),
     llm_flags,
 )
+#: where `rewts run`, `status` and `compare` put their results and how they print them
+RESULTS = Group(
+    (
+        _opt("out", RunOutOpt),
+        _opt("no_html", NoHtmlOpt, False),
+        _opt("json_out", RunJsonOpt, False),
+    )
+)
 #: the training and backtest flags of `rewts run`
 TRAINING = Group(
     (
@@ -283,6 +249,10 @@ class CommandArgs(CommonArgs):
     #: not a flag of this command: no progress display (an import, a cache command)
     no_progress: bool = True
     yes: bool = False
+    #: the :data:`RESULTS` options
+    out: Path | None = None
+    no_html: bool = False
+    json_out: bool = False
     flags: dict[str, Any] = field(default_factory=dict)
 
     def load(self, flags: dict[str, Any] | None = None) -> Config:

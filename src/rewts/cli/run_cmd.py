@@ -9,18 +9,7 @@ import typer
 
 from rewts.cli.app import app
 from rewts.cli.common import err_console, out_console, say
-from rewts.cli.options import (
-    COMMON,
-    DATA,
-    LLM,
-    OWN,
-    TRAINING,
-    CommandArgs,
-    NoHtmlOpt,
-    RunJsonOpt,
-    RunOutOpt,
-    options,
-)
+from rewts.cli.options import COMMON, DATA, LLM, OWN, RESULTS, TRAINING, CommandArgs, options
 
 RefreshOpt = Annotated[
     bool,
@@ -33,14 +22,8 @@ RefreshOpt = Annotated[
 
 
 @app.command("run")
-@options(DATA, LLM, TRAINING, OWN, COMMON)
-def run_command(
-    args: CommandArgs,
-    out: RunOutOpt = None,
-    no_html: NoHtmlOpt = False,
-    refresh: RefreshOpt = False,
-    json_out: RunJsonOpt = False,
-) -> None:
+@options(DATA, LLM, TRAINING, RESULTS.only("out", "no_html"), OWN, RESULTS.only("json_out"), COMMON)
+def run_command(args: CommandArgs, refresh: RefreshOpt = False) -> None:
     """Run the whole pipeline: data, strategies, train, backtest, report.
 
     Each stage is skipped when its inputs are unchanged since the last run (the config keys
@@ -53,7 +36,7 @@ def run_command(
     from rewts.ui.progress import make_display
     from rewts.ui.run_summary import StageLines, print_run_summary
 
-    run_dir = out if out is not None else default_run_dir(cfg, args.profile)
+    run_dir = args.out if args.out is not None else default_run_dir(cfg, args.profile)
     display = make_display(live=args.show_progress) if not args.no_progress else None
     err_console.print(
         f"rewts run: profile {args.profile or 'default (the paper)'}, {len(cfg.tickers)} "
@@ -64,7 +47,7 @@ def run_command(
         summary = run_pipeline(
             cfg,
             run_dir=run_dir,
-            html=not no_html,
+            html=not args.no_html,
             train_events=args.training_display(),
             # --no-progress: no strategy display (the pipeline announces a heuristic)
             events=display,
@@ -75,7 +58,7 @@ def run_command(
     finally:
         if display is not None:
             display.close()
-    if json_out:
+    if args.json_out:
         typer.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
         print_run_summary(summary, out_console)

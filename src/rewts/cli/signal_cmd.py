@@ -13,7 +13,7 @@ from rich.table import Table
 
 from rewts.cli.app import app
 from rewts.cli.common import out_console
-from rewts.cli.options import COMMON, DATA, LLM, TRAINING, CommandArgs, options
+from rewts.cli.options import COMMON, DATA, LLM, TRAINING, CommandArgs, optional, options
 from rewts.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -21,12 +21,11 @@ if TYPE_CHECKING:
 
 AsofOpt = Annotated[
     str | None,
-    typer.Option(
+    optional(
         "--asof",
         help="The day the signal is given on (YYYY-MM-DD; a holiday or weekend means the "
         "trading day before; default: the data's last day); nothing after it is read. Must "
         "lie after the training range.",
-        show_default=False,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the signal as JSON.")]

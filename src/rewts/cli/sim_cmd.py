@@ -17,7 +17,7 @@ import typer
 
 from rewts.cli.app import app
 from rewts.cli.common import err_console, split_list
-from rewts.cli.options import CONFIG, CommandArgs, options
+from rewts.cli.options import CONFIG, CommandArgs, optional, options
 from rewts.errors import ConfigError
 
 if TYPE_CHECKING:  # the simulator (aiohttp) is imported only when the command runs
@@ -57,14 +57,12 @@ def sim_command(
     ] = 0.5,
     rpm: Annotated[
         int | None,
-        typer.Option("--rpm", help="Requests per minute before 429.", show_default=False),
+        optional("--rpm", help="Requests per minute before 429."),
     ] = None,
-    tpm: Annotated[
-        int | None, typer.Option("--tpm", help="Tokens per minute before 429.", show_default=False)
-    ] = None,
+    tpm: Annotated[int | None, optional("--tpm", help="Tokens per minute before 429.")] = None,
     rpd: Annotated[
         int | None,
-        typer.Option("--rpd", help="Requests per day before the quota 429.", show_default=False),
+        optional("--rpd", help="Requests per day before the quota 429."),
     ] = None,
     window: Annotated[
         float, typer.Option("--window", help="Length of the rpm/tpm window in seconds.")
@@ -93,17 +91,11 @@ def sim_command(
     ] = 0.0,
     api_key_env: Annotated[
         str | None,
-        typer.Option(
-            "--api-key-env",
-            help="Accept only the key in this environment variable.",
-            show_default=False,
-        ),
+        optional("--api-key-env", help="Accept only the key in this environment variable."),
     ] = None,
     models: Annotated[
         str | None,
-        typer.Option(
-            "--models", help="Comma-separated models to accept (others 404).", show_default=False
-        ),
+        optional("--models", help="Comma-separated models to accept (others 404)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed for answers, faults and latency.")] = 0,
     batch_delay: Annotated[
@@ -128,9 +120,7 @@ def sim_command(
     if api_key_env:
         key = os.environ.get(api_key_env)
         if not key:
-            raise ConfigError(
-                f"--api-key-env {api_key_env}: that environment variable is not set"
-            )
+            raise ConfigError(f"--api-key-env {api_key_env}: that environment variable is not set")
     sim_cfg = SimConfig(
         latency_s=latency,
         latency_dist=latency_dist,  # type: ignore[arg-type]  # validated by SimConfig

@@ -22,6 +22,7 @@ from rewts.cli.options import (
     OWN,
     YES,
     CommandArgs,
+    optional,
     options,
 )
 from rewts.config import Config
@@ -38,18 +39,12 @@ app.add_typer(strategies_app)
 
 OutOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--out",
-        help="Folder for the per-ticker strategy files (llm.output_dir).",
-        show_default=False,
-    ),
+    optional("--out", help="Folder for the per-ticker strategy files (llm.output_dir)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Write JSON next to the Parquet files.")]
 JsonSummaryOpt = Annotated[
     Path | None,
-    typer.Option(
-        "--json-summary", help="Write the run summary as JSON to this path.", show_default=False
-    ),
+    optional("--json-summary", help="Write the run summary as JSON to this path."),
 ]
 
 

@@ -9,7 +9,7 @@ import typer
 
 from rewts.cli.app import app
 from rewts.cli.common import out_console
-from rewts.cli.options import COMMON, DATA, LLM, OWN, CommandArgs, EpisodesOpt, options
+from rewts.cli.options import COMMON, DATA, LLM, OWN, CommandArgs, EpisodesOpt, optional, options
 from rewts.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -22,12 +22,7 @@ NoLLMOpt = Annotated[
 ]
 JobsOpt = Annotated[
     int | None,
-    typer.Option(
-        "--jobs",
-        min=1,
-        help="Training processes (rewts.n_jobs; default: CPU count).",
-        show_default=False,
-    ),
+    optional("--jobs", min=1, help="Training processes (rewts.n_jobs; default: CPU count)."),
 ]
 
 
