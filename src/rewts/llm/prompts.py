@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 
+from rewts.data.features import STOCK_FEATURES
 from rewts.data.timeline import StrategyPeriod
 from rewts.errors import ConfigError
 from rewts.llm.schemas import STRATEGY_JSON_SCHEMA
@@ -35,22 +36,7 @@ PROMPT_VERSIONS = ("v1",)
 #: snapshot fields read from the last input row, when the column exists
 _LAST_ROW_FIELDS = (
     "close",
-    "return_1d",
-    "return_5d",
-    "sma_20",
-    "sma_50",
-    "sma_100",
-    "sma_200",
-    "sma_20_slope",
-    "sma_50_slope",
-    "sma_100_slope",
-    "sma_200_slope",
-    "rsi_14",
-    "macd",
-    "macd_signal",
-    "macd_hist",
-    "atr_14",
-    "hv_20",
+    *STOCK_FEATURES,
     "beta_60",
     "sp500_close",
     "sp500_slope",
@@ -61,17 +47,8 @@ _LAST_ROW_FIELDS = (
 
 _SIG_DIGITS = 6
 
-SYSTEM_V1 = """You are the Strategist of a systematic trading desk. Once per strategy period \
-(about one trading month) you read a structured snapshot of one stock and its market context, \
-computed only from data available before the period starts, and decide the position for the \
-whole period: LONG (direction 1) or SHORT (direction 0).
-
-How to decide:
-- Trend: price against its 20/50/100/200-day moving averages and the slopes of those averages.
-- Momentum: RSI(14), MACD against its signal line, and recent returns (1, 5 and 20 days).
-- Risk: ATR(14), 20-day historical volatility and beta to the S&P 500.
-- Market context: S&P 500 level and slope, VIX level and slope, the 10-year Treasury yield.
-Weigh the evidence; when signals conflict, say so and lower your confidence.
+#: how every v1 strategist prompt ends: named and blind prompts ask for the same answer
+_ANSWER_V1 = """Weigh the evidence; when signals conflict, say so and lower your confidence.
 
 Answer with one JSON object and nothing else, matching this JSON schema:
 {schema}
@@ -83,10 +60,22 @@ Fields:
 - key_features: up to 5 snapshot fields that mattered most, each with its impact on the \
 decision (positive, negative or neutral) and a weight between 0 and 1."""
 
+SYSTEM_V1 = f"""You are the Strategist of a systematic trading desk. Once per strategy period \
+(about one trading month) you read a structured snapshot of one stock and its market context, \
+computed only from data available before the period starts, and decide the position for the \
+whole period: LONG (direction 1) or SHORT (direction 0).
+
+How to decide:
+- Trend: price against its 20/50/100/200-day moving averages and the slopes of those averages.
+- Momentum: RSI(14), MACD against its signal line, and recent returns (1, 5 and 20 days).
+- Risk: ATR(14), 20-day historical volatility and beta to the S&P 500.
+- Market context: S&P 500 level and slope, VIX level and slope, the 10-year Treasury yield.
+{_ANSWER_V1}"""
+
 
 #: blind mode (llm.blind): the same task and answer, on relative inputs with names and dates
 #: withheld (rewts.llm.blind builds the snapshot)
-SYSTEM_V1_BLIND = """You are the Strategist of a systematic trading desk. Once per strategy \
+SYSTEM_V1_BLIND = f"""You are the Strategist of a systematic trading desk. Once per strategy \
 period (about one trading month) you read a structured snapshot of one stock and its market \
 context, computed only from data available before the period starts, and decide the position \
 for the whole period: LONG (direction 1) or SHORT (direction 0).
@@ -108,17 +97,7 @@ S&P 500.
 - Market context: the S&P 500's 20-day change, the z-score of its level over the past year \
 and its slope; the VIX's 20-day change, z-score and slope; the 10-year Treasury yield's \
 20-day change (percentage points) and z-score.
-Weigh the evidence; when signals conflict, say so and lower your confidence.
-
-Answer with one JSON object and nothing else, matching this JSON schema:
-{schema}
-
-Fields:
-- direction: 1 for LONG, 0 for SHORT.
-- confidence: 1.0 (low) to 3.0 (high), how strongly the evidence supports the direction.
-- explanation: two to four sentences citing the numbers that drove the decision.
-- key_features: up to 5 snapshot fields that mattered most, each with its impact on the \
-decision (positive, negative or neutral) and a weight between 0 and 1."""
+{_ANSWER_V1}"""
 
 #: what a blind prompt says instead of the decision's date
 BLIND_DATA_END = (
