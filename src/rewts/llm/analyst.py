@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from rewts.data.timeline import StrategyPeriod
 from rewts.errors import ConfigError
+from rewts.llm.schemas import strict_object
 
 #: the newest headlines kept per window (a month of a heavily covered stock is ~60)
 MAX_HEADLINES = 80
@@ -70,30 +71,24 @@ class NewsAnalysis(BaseModel):
 NEUTRAL = NewsAnalysis(factors=[], overall_sentiment="neutral", confidence=0.0, key_topics=[])
 
 #: sent as the structured-output schema (OpenAI strict mode: every property required)
-ANALYST_JSON_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["factors", "overall_sentiment", "confidence", "key_topics"],
-    "properties": {
+ANALYST_JSON_SCHEMA: dict[str, Any] = strict_object(
+    {
         "factors": {
             "type": "array",
             "maxItems": 3,
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["description", "sentiment", "impact"],
-                "properties": {
+            "items": strict_object(
+                {
                     "description": {"type": "string"},
                     "sentiment": {"type": "integer", "enum": [-1, 0, 1]},
                     "impact": {"type": "integer", "enum": [1, 2, 3]},
-                },
-            },
+                }
+            ),
         },
         "overall_sentiment": {"type": "string", "enum": ["bullish", "neutral", "bearish"]},
         "confidence": {"type": "number", "minimum": 0.0, "maximum": 1.0},
         "key_topics": {"type": "array", "maxItems": 5, "items": {"type": "string"}},
-    },
-}
+    }
+)
 
 ANALYST_SYSTEM_V1 = """You are the News Analyst of a systematic trading desk. You read the news \
 headlines about one company published during one period (about a trading month) and condense \

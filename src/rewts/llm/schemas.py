@@ -44,13 +44,21 @@ class Strategy(BaseModel):
     key_features: list[KeyFeature] = Field(default_factory=list, max_length=12)
 
 
+def strict_object(properties: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-schema object as OpenAI's strict mode wants it: every property required, no extra
+    keys (``required`` is read off ``properties``, so the two cannot drift apart)."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(properties),
+        "properties": properties,
+    }
+
+
 #: JSON schema sent with the request (OpenAI ``response_format`` strict mode: every property
 #: required, no extra keys). Written by hand, because strict mode accepts only a subset.
-STRATEGY_JSON_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["direction", "confidence", "explanation", "key_features"],
-    "properties": {
+STRATEGY_JSON_SCHEMA: dict[str, Any] = strict_object(
+    {
         "direction": {"type": "integer", "enum": [0, 1], "description": "1 = LONG, 0 = SHORT"},
         "confidence": {
             "type": "number",
@@ -61,19 +69,16 @@ STRATEGY_JSON_SCHEMA: dict[str, Any] = {
         "explanation": {"type": "string"},
         "key_features": {
             "type": "array",
-            "items": {
-                "type": "object",
-                "additionalProperties": False,
-                "required": ["feature", "impact", "weight"],
-                "properties": {
+            "items": strict_object(
+                {
                     "feature": {"type": "string"},
                     "impact": {"type": "string", "enum": ["positive", "negative", "neutral"]},
                     "weight": {"type": "number", "minimum": 0.0, "maximum": 1.0},
-                },
-            },
+                }
+            ),
         },
-    },
-}
+    }
+)
 
 _FENCE = re.compile(r"^\s*```(?:json)?\s*(.*?)\s*```\s*$", re.DOTALL)
 

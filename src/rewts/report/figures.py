@@ -142,24 +142,19 @@ def price_trades_signal(result: BacktestResult, ticker: str, agent: str) -> byte
         px = price.reindex(trade_days).to_numpy()
         # actual trades at each close (a drifting weight is not a trade)
         up, down = r.trades > 1e-12, r.trades < -1e-12
-        ax.scatter(
-            trade_days[up],
-            px[up],
-            marker="^",
-            color="#2ca02c",
-            s=28,
-            zorder=3,
-            label=f"{agent_label(agent)} buys",
-        )
-        ax.scatter(
-            trade_days[down],
-            px[down],
-            marker="v",
-            color="#d62728",
-            s=28,
-            zorder=3,
-            label=f"{agent_label(agent)} sells",
-        )
+        for days, marker, color, verb in (
+            (up, "^", "#2ca02c", "buys"),
+            (down, "v", "#d62728", "sells"),
+        ):
+            ax.scatter(
+                trade_days[days],
+                px[days],
+                marker=marker,
+                color=color,
+                s=28,
+                zorder=3,
+                label=f"{agent_label(agent)} {verb}",
+            )
     ax.set_ylabel("close price")
     ax.set_title(f"{ticker}: price, {agent_label(agent)} trades (first run), LLM signal per period")
     ax.legend(loc="upper left", fontsize=8)

@@ -60,6 +60,24 @@ class Response:
     logprobs: list[TokenLogprob] | None = None
     finish_reason: str | None = None
 
+    @classmethod
+    def from_chat_completion(
+        cls,
+        text: str,
+        finish_reason: str | None,
+        usage: Mapping[str, Any],
+        logprobs: list[TokenLogprob] | None = None,
+    ) -> Response:
+        """An answer in the OpenAI chat-completion format (llama.cpp answers in it too): the
+        token counts come from its ``usage`` block, 0 where missing."""
+        return cls(
+            text=text,
+            tokens_in=int(usage.get("prompt_tokens") or 0),
+            tokens_out=int(usage.get("completion_tokens") or 0),
+            logprobs=logprobs,
+            finish_reason=finish_reason,
+        )
+
 
 @runtime_checkable
 class Provider(Protocol):

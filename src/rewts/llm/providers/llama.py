@@ -238,13 +238,7 @@ class LlamaCppProvider:
             raise InvalidOutput("the answer was truncated (finish_reason=length)")
         if not text or not text.strip():
             raise InvalidOutput("the answer is empty")
-        return Response(
-            text=text,
-            tokens_in=int(usage.get("prompt_tokens") or 0),
-            tokens_out=int(usage.get("completion_tokens") or 0),
-            logprobs=None,
-            finish_reason=finish,
-        )
+        return Response.from_chat_completion(text, finish, usage)
 
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None

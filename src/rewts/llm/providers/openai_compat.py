@@ -267,13 +267,7 @@ def parse_completion(body: bytes | str) -> Response:
             ]
         except (KeyError, TypeError, ValueError):
             logprobs = None  # unusable log-probabilities: C = 1, as without them
-    return Response(
-        text=text,
-        tokens_in=int(usage.get("prompt_tokens") or 0),
-        tokens_out=int(usage.get("completion_tokens") or 0),
-        logprobs=logprobs,
-        finish_reason=finish,
-    )
+    return Response.from_chat_completion(text, finish, usage, logprobs)
 
 
 def make_openai_provider(cfg: Config, name: str) -> OpenAICompatProvider:
