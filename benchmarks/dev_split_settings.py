@@ -31,6 +31,7 @@ from rewts.data import timeline_for
 from rewts.data.prepare import Dataset
 from rewts.env.accounting import Rules, simulate
 from rewts.env.evaluation import annualized_sharpe
+from rewts.env.factory import daily_tau
 from rewts.pipeline import ensure_data
 from rewts.training.jobs import GLOBAL_CHUNK, build_population, training_env_config
 from rewts.training.runner import build_jobs
@@ -47,23 +48,36 @@ def _long(q: np.ndarray) -> np.ndarray:
 
 
 def score_ticker(
-    cfg: Config, dataset: Dataset, ticker: str, ic: float, seeds: int
+    cfg: Config, dataset: Dataset, ticker: str, ic: float | None, seeds: int
 ) -> list[dict[str, object]]:
-    """Train ``seeds`` global LLM+RL agents on one ticker's planted tau and score them."""
+    """Train ``seeds`` global LLM+RL agents on one ticker's planted tau and score them;
+    ``ic`` None: RL-only agents (no tau), the comparison for every IC level. Each seed draws
+    its own planted noise, so the mean is over realizations of the signal, not one draw."""
     frame = dataset.frames[ticker]
     prices = frame[cfg.trading_env.price_column].to_numpy(np.float64)
-    planted = planted_strategies(
-        prices,
-        timeline_for(frame, cfg),
-        ic=ic,
-        seed=cfg.seed,
-        ticker=ticker,
-        train_end=cfg.split.train_end,
-    )
+    timeline = timeline_for(frame, cfg)
     one = cfg.model_copy(update={"tickers": [ticker]})
+    if ic is None:
+        one = one.model_copy(
+            update={"rewts": one.rewts.model_copy(update={"llm_guidance": False})}
+        )
+    planted = [
+        planted_strategies(
+            prices,
+            timeline,
+            ic=ic or 0.0,
+            seed=cfg.seed + seed,
+            ticker=ticker,
+            train_end=cfg.split.train_end,
+        )
+        for seed in range(seeds)
+    ]
     jobs = [
         j
-        for j in build_jobs(one, dataset, {ticker: planted}, seeds=list(range(seeds)))
+        for seed in range(seeds)
+        for j in build_jobs(
+            one, dataset, None if ic is None else {ticker: planted[seed]}, seeds=[seed]
+        )
         if j.chunk == GLOBAL_CHUNK
     ]
     lead = jobs[0]
@@ -77,19 +91,22 @@ def score_ticker(
     )
     train = np.arange(lead.start, lead.end + 1)
     tau_col = lead.data.tau_index
-    assert tau_col is not None
-    tau_sign = np.where(lead.data.obs[dev, tau_col] > 0, 1, -1)
+    rules = Rules.from_config(env_cfg)
     rows = []
     for k, job in enumerate(jobs):
+        # what LLM-only holds: sign(tau) of this agent's own planted signal
+        tau_sign = np.where(daily_tau(planted[k], timeline)[dev] > 0, 1, -1)
         flat = population.obs[k, dev].copy()
         flat[:, population.pos_idx[k]] = 0.0
         act = np.where(_long(population.q_values(k, flat)), 1, -1)
-        plus, minus = flat.copy(), flat.copy()
-        plus[:, tau_col], minus[:, tau_col] = 0.5, -0.5
-        uses_tau = _long(population.q_values(k, plus)) & ~_long(population.q_values(k, minus))
+        uses_tau = np.full(len(dev), np.nan)
+        if tau_col is not None:
+            plus, minus = flat.copy(), flat.copy()
+            plus[:, tau_col], minus[:, tau_col] = 0.5, -0.5
+            uses_tau = _long(population.q_values(k, plus)) & ~_long(population.q_values(k, minus))
         rows.append(
             {
-                "ic": ic,
+                "ic": "rl_only" if ic is None else ic,
                 "ticker": ticker,
                 "seed": job.seed,
                 "train": population.score(k, train).sharpe,
@@ -98,11 +115,11 @@ def score_ticker(
                 "long": float(np.mean(act == 1)),
                 "agree": float(np.mean(act == tau_sign)),
                 "tau_sens": float(np.mean(uses_tau)),
+                "llm_only": annualized_sharpe(
+                    simulate(prices[dev[0] : dev[-1] + 1], tau_sign, rules).returns
+                ),
             }
         )
-    llm_only = simulate(prices[dev[0] : dev[-1] + 1], tau_sign, Rules.from_config(env_cfg))
-    for row in rows:
-        row["llm_only"] = annualized_sharpe(llm_only.returns)
     return rows
 
 
@@ -114,22 +131,28 @@ def main() -> None:
     parser.add_argument("--tickers", default="AAPL,AMZN,GOOGL,META,MSFT,TSLA")
     parser.add_argument("--set", dest="sets", action="append", default=[], help="KEY=VALUE")
     parser.add_argument("--out", default=None, help="CSV of the per-agent rows")
+    parser.add_argument(
+        "--rl-only", action="store_true", help="also RL-only agents (no tau), once for all ICs"
+    )
     args = parser.parse_args()
     torch.set_num_threads(1)
     sets = [f"data.csv_dir={args.data_dir}", f"tickers=[{args.tickers}]", *DEV_SPLIT, *args.sets]
     cfg = apply_preset(load_config(None, sets=sets))
     dataset = ensure_data(cfg)
     t0 = time.perf_counter()
+    levels: list[float | None] = [float(x) for x in args.ic.split(",")]
+    if args.rl_only:
+        levels.append(None)
     rows = [
         row
-        for ic in (float(x) for x in args.ic.split(","))
+        for ic in levels
         for ticker in cfg.tickers
         for row in score_ticker(cfg, dataset, ticker, ic, args.seeds)
     ]
     table = pd.DataFrame(rows)
     if args.out:
         table.to_csv(args.out, index=False)
-    summary = table.groupby("ic")[
+    summary = table.astype({"ic": str}).groupby("ic", sort=False)[
         ["train", "valid", "dev", "llm_only", "long", "agree", "tau_sens"]
     ].mean()
     print(f"development split (scored 2016-2017), settings: {' '.join(args.sets) or 'defaults'}")

@@ -75,6 +75,9 @@ class DQNSettings:
     network: str = "mlp"
     #: ``mlp``: dropout after each hidden layer (0: none)
     dropout: float = 0.0
+    #: ``linear``: tau also reaches the Q-values through one weight per action
+    #: (:class:`~rewts.agents.network.QNetwork`); ``none``: only through the MLP
+    tau_head: str = "none"
 
     @classmethod
     def from_config(cls, rewts: RewtsConfig) -> DQNSettings:
@@ -92,6 +95,7 @@ class DQNSettings:
             sticky_actions=rewts.sticky_actions,
             network=rewts.network,
             dropout=rewts.dropout,
+            tau_head=rewts.tau_head,
             epsilon=EpsilonSchedule(
                 kind=rewts.epsilon_schedule,
                 start=rewts.epsilon_start,
@@ -111,6 +115,7 @@ class DQNSettings:
     def from_dict(cls, data: dict[str, Any]) -> DQNSettings:
         data = dict(data)
         data.setdefault("dropout", 0.0)
+        data.setdefault("tau_head", "none")  # checkpoints written before the head existed
         data["hidden_dims"] = tuple(data["hidden_dims"])
         data["epsilon"] = EpsilonSchedule(**data["epsilon"])
         return cls(**data)
@@ -154,16 +159,21 @@ class DDQNAgent:
         *,
         seed: int = 0,
         device: str | torch.device = "cpu",
+        tau_index: int | None = None,
     ) -> None:
+        """``tau_index``: the observation column of tau; with ``settings.tau_head == "linear"``
+        the network gets its undecayed linear path (ignored otherwise, and for RL-only)."""
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
         self.settings = settings or DQNSettings()
+        self.tau_index = tau_index if self.settings.tau_head == "linear" else None
         self.seed = int(seed)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         torch.manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
         dims, kind, drop = self.settings.hidden_dims, self.settings.network, self.settings.dropout
-        self.online = QNetwork(self.obs_dim, self.n_actions, dims, kind, drop).to(self.device)
-        self.target = QNetwork(self.obs_dim, self.n_actions, dims, kind, drop).to(self.device)
+        head = self.tau_index
+        self.online = QNetwork(self.obs_dim, self.n_actions, dims, kind, drop, head).to(self.device)
+        self.target = QNetwork(self.obs_dim, self.n_actions, dims, kind, drop, head).to(self.device)
         self.target.load_state_dict(self.online.state_dict())
         self.target.requires_grad_(False)
         self.target.eval()
@@ -361,6 +371,7 @@ class DDQNAgent:
             "obs_dim": self.obs_dim,
             "n_actions": self.n_actions,
             "seed": self.seed,
+            "tau_index": self.tau_index,
             "settings": self.settings.to_dict(),
             "online": {k: v.cpu() for k, v in self.online.state_dict().items()},
             "target": {k: v.cpu() for k, v in self.target.state_dict().items()},
@@ -390,6 +401,7 @@ class DDQNAgent:
             DQNSettings.from_dict(payload["settings"]),
             seed=payload["seed"],
             device=device,
+            tau_index=payload.get("tau_index"),
         )
         agent.online.load_state_dict(payload["online"])
         agent.target.load_state_dict(payload["target"])

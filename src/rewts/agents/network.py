@@ -3,6 +3,13 @@
 ``mlp``: Linear + ReLU layers (the default), with optional dropout after each. ``tdqn``: Théate & Ernst's layers, each Linear +
 BatchNorm + LeakyReLU + Dropout(0.2); it behaves differently in training and evaluation, so the
 agent acts in eval mode and learns in train mode (as their code does).
+
+``tau_index``: the observation column of the LLM's signal tau. The network then also adds
+``tau * tau_weight[a]`` to each action's Q-value: a linear path for the guidance (the MLP still
+sees tau too). Weight decay, which keeps the MLP from memorizing the market features, acts on
+this weight like on every other, but one weight pays far less for an effect than a path through
+two decayed hidden layers; without the head the decay that stops memorization also erases an
+informative tau (docs/rl.md, "The tau head").
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ class QNetwork(nn.Module):
         hidden_dims: Sequence[int],
         kind: str = "mlp",
         dropout: float = 0.0,
+        tau_index: int | None = None,
     ) -> None:
         super().__init__()
         if kind not in NETWORKS:
@@ -43,6 +51,13 @@ class QNetwork(nn.Module):
             width = hidden
         layers.append(nn.Linear(width, n_actions))
         self.net = nn.Sequential(*layers)
+        self.tau_index = tau_index
+        if tau_index is not None:
+            if not 0 <= tau_index < obs_dim:
+                raise ValueError(f"tau_index {tau_index} is outside the {obs_dim} inputs")
+            # zeros, not a random init: no draw from torch's generator, so the MLP's weights
+            # are the same with or without the head
+            self.tau_weight = nn.Parameter(torch.zeros(n_actions))
 
     @property
     def has_modes(self) -> bool:
@@ -50,4 +65,8 @@ class QNetwork(nn.Module):
         return self.kind == "tdqn" or self.dropout > 0
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return self.net(obs)
+        q = self.net(obs)
+        if self.tau_index is None:
+            return q
+        return q + obs[..., self.tau_index : self.tau_index + 1] * self.tau_weight
+

@@ -66,10 +66,16 @@ def population_supported(
 
 
 class StackedMLP(nn.Module):
-    """K independent MLPs (Linear + ReLU) evaluated as one: input ``(K, B, in)``."""
+    """K independent MLPs (Linear + ReLU) evaluated as one: input ``(K, B, in)``; with their
+    tau heads when they have them (all or none, at one column)."""
 
     def __init__(self, networks: Sequence[QNetwork]) -> None:
         super().__init__()
+        self.tau_index = networks[0].tau_index
+        if self.tau_index is not None:
+            self.tau_weight = nn.Parameter(
+                torch.stack([net.tau_weight.detach()[None, :] for net in networks]).contiguous()
+            )
         layers = [[m for m in net.net if isinstance(m, nn.Linear)] for net in networks]
         self.weights = nn.ParameterList(
             nn.Parameter(torch.stack([ls[i].weight.detach().t() for ls in layers]).contiguous())
@@ -88,16 +94,33 @@ class StackedMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         layers = self.__dict__.get("_layers") or self.__dict__.setdefault("_layers", self.layers())
         last = len(layers) - 1
+        q = x
         for i, (w, b) in enumerate(layers):
-            x = torch.bmm(x, w)  # then the bias in place: baddbmm measured 3x slower on CPU
-            x += b
+            q = torch.bmm(q, w)  # then the bias in place: baddbmm measured 3x slower on CPU
+            q += b
             if i < last:
-                x = F.relu(x, inplace=True)
-        return x
+                q = F.relu(q, inplace=True)
+        if self.tau_index is not None:
+            q += x[:, :, self.tau_index : self.tau_index + 1] * self.tau_weight
+        return q
+
+    def member_q(self, k: int, obs: torch.Tensor) -> torch.Tensor:
+        """Agent ``k``'s Q-values of ``(N, in)`` observations."""
+        q = obs
+        last = len(self.weights) - 1
+        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
+            q = torch.addmm(b[k], q, w[k])
+            if i < last:
+                q = F.relu(q)
+        if self.tau_index is not None:
+            q = q + obs[:, self.tau_index : self.tau_index + 1] * self.tau_weight[k]
+        return q
 
     def member_state(self, k: int) -> dict[str, torch.Tensor]:
         """Agent ``k``'s weights as a :class:`QNetwork` state dict (Linear layers at 0, 2, ...)."""
+        head = {} if self.tau_index is None else {"tau_weight": self.tau_weight[k, 0].detach()}
         return {
+            **{name: value.clone().cpu() for name, value in head.items()},
             **{
                 f"net.{2 * i}.weight": w[k].detach().t().contiguous().cpu()
                 for i, w in enumerate(self.weights)
@@ -147,6 +170,8 @@ class Population:
         first = datas[0]
         if any(not np.array_equal(d.prices, first.prices) for d in datas[1:]):
             raise TrainingError("a population's agents must trade the same prices")
+        if len({d.tau_index for d in datas}) != 1:
+            raise TrainingError("a population's agents must read tau from one column")
         if not (first.first_valid <= start < end < len(first.prices)):
             raise TrainingError(f"rows {start}..{end} are outside the data")
         self.k = len(datas)
@@ -162,11 +187,13 @@ class Population:
         self.rules = Rules.from_config(env_cfg)
         self.targets = action_targets(env_cfg.actions)
         self.n_actions = len(self.targets)
+        self.tau_index = first.tau_index if settings.tau_head == "linear" else None
         networks = []
+        dims = settings.hidden_dims
         for seed in self.seeds:  # the same draws as DDQNAgent.__init__
             torch.manual_seed(seed)
-            networks.append(QNetwork(self.obs_dim, self.n_actions, settings.hidden_dims, "mlp"))
-            QNetwork(self.obs_dim, self.n_actions, settings.hidden_dims, "mlp")  # its target
+            networks.append(QNetwork(self.obs_dim, self.n_actions, dims, tau_index=self.tau_index))
+            QNetwork(self.obs_dim, self.n_actions, dims, tau_index=self.tau_index)  # its target
         self.online = StackedMLP(networks).to(self.device)
         self.target = StackedMLP(networks).to(self.device)
         self.target.requires_grad_(False)
@@ -201,13 +228,7 @@ class Population:
     def q_values(self, k: int, obs: np.ndarray) -> np.ndarray:
         """Agent ``k``'s Q-values of a batch of its observations, ``(N, n_actions)``."""
         x = torch.from_numpy(np.ascontiguousarray(obs, dtype=np.float32)).to(self.device)
-        out = x
-        last = len(self.online.weights) - 1
-        for i, (w, b) in enumerate(zip(self.online.weights, self.online.biases, strict=True)):
-            out = torch.addmm(b[k], out, w[k])
-            if i < last:
-                out = F.relu(out)
-        return out.cpu().numpy()
+        return self.online.member_q(k, x).cpu().numpy()
 
     # ---------------------------------------------------------------- learning
 
@@ -381,7 +402,12 @@ class Population:
     def member(self, k: int) -> DDQNAgent:
         """Agent ``k`` as a plain :class:`DDQNAgent` (what checkpoints and the backtest use)."""
         agent = DDQNAgent(
-            self.obs_dim, self.n_actions, self.settings, seed=self.seeds[k], device="cpu"
+            self.obs_dim,
+            self.n_actions,
+            self.settings,
+            seed=self.seeds[k],
+            device="cpu",
+            tau_index=self.tau_index,
         )
         state = self.online.member_state(k)
         agent.online.load_state_dict(state)

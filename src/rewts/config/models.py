@@ -139,7 +139,11 @@ class RewtsConfig(Section):
     #: are kept; 0 keeps the last episode (no model selection)
     validation_days: int = Field(252, ge=0)
     #: Adam's L2 weight decay (TDQN: 1e-6); usable once the reward is scaled
-    weight_decay: float = Field(0.01, ge=0.0)
+    weight_decay: float = Field(0.03, ge=0.0)
+    #: ``linear``: tau also reaches each action's Q-value through one weight per action (a
+    #: linear path next to the MLP), so the weight decay that stops memorization does not also
+    #: erase an informative signal; ``none``: tau is one more input of the MLP (seed, TDQN)
+    tau_head: Literal["linear", "none"] = "linear"
     #: clip the gradient's global L2 norm at this value (None: no clipping)
     grad_clip: PositiveFloat | None = 10.0
     #: probability of repeating the previous action while exploring (TDQN: 0.1)

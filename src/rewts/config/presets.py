@@ -32,6 +32,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "random_start": True,
             "network": "mlp",
             "validation_days": 0,
+            "tau_head": "none",
         },
         "trading_env": {
             "transaction_cost": 0.0015,
@@ -66,6 +67,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "random_start": True,
             "learning_starts": 32,
             "validation_days": 0,
+            "tau_head": "none",
         },
         "trading_env": {
             "actions": "long_short",

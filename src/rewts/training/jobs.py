@@ -273,6 +273,7 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
             settings,
             seed=job_seed(job.seed, job.ticker, job.chunk),
             device=resolve_device(job.device),
+            tau_index=job.data.tau_index,
         )
         rules = Rules.from_config(env_cfg)
 
