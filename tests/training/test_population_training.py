@@ -89,3 +89,21 @@ def test_a_killed_population_resumes_with_only_the_unfinished_agents(
     after = torch.load(job_folder(jobs[2]) / "model.pt", weights_only=True)["online"]
     for key, value in before.items():
         torch.testing.assert_close(value, after[key], rtol=0, atol=1e-5)
+
+
+def test_agents_reading_tau_from_different_columns_train_apart(cfg, dataset, strategies, tmp_path):
+    """The leak agent has LLM+RL's observation width but no tau: with the tau head they
+    cannot share a population (a quick run once stopped on exactly this)."""
+    from rewts.training.jobs import build_population
+    from rewts.training.variants import leak_dataset
+
+    llm = build_jobs(_with(cfg, tmp_path, "c"), dataset, strategies, seeds=[0])
+    blind = _with(cfg, tmp_path, "c", llm_guidance=False)
+    leak = build_jobs(blind, leak_dataset(dataset, cfg.trading_env.price_column), None, seeds=[0])
+    assert leak[0].data.obs_dim == llm[0].data.obs_dim  # the case this guards
+    assert leak[0].data.tau_index is None and llm[0].data.tau_index is not None
+    jobs = [*llm, *leak]
+    units = plan_units(jobs, 25)
+    for unit in units:
+        assert len({jobs[i].data.tau_index for i in unit}) == 1
+        build_population([jobs[i] for i in unit])  # raises if the columns were mixed

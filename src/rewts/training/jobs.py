@@ -311,10 +311,12 @@ def run_job(job: TrainJob, progress: Any = None) -> JobResult:
 
 def population_key(job: TrainJob) -> str:
     """Jobs with the same key can train as one population: same prices, rows, validation days,
-    observation width, episodes, settings, rules and device (seeds and variants may differ)."""
+    observation width and tau column (the tau head's input; the leak agent has LLM+RL's
+    width but no tau), episodes, settings, rules and device (seeds and variants may differ)."""
     spec = [
         job.ticker, job.chunk, job.start, job.end, job.val_start, job.val_end, job.data.obs_dim,
-        job.episodes, job.settings, job.env_cfg, job.device, job.random_start, job.out_dir,
+        job.data.tau_index, job.episodes, job.settings, job.env_cfg, job.device,
+        job.random_start, job.out_dir,
     ]  # fmt: skip
     return json.dumps(spec, sort_keys=True, default=str)
 
