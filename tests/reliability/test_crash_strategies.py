@@ -48,7 +48,7 @@ SAME = [
 ]
 
 
-def _args(sim: SimServer, tickers: str = TICKERS, rps: int = 60) -> list[str]:
+def _args(sim: SimServer, tickers: str = TICKERS) -> list[str]:
     return [
         "strategies",
         "--source",
@@ -62,7 +62,7 @@ def _args(sim: SimServer, tickers: str = TICKERS, rps: int = 60) -> list[str]:
         "--model",
         "gpt-4o-mini",
         "--rps",
-        str(rps),
+        "60",
         "--no-progress",
         "--set",
         "data.start_date=2019-01-01",
@@ -83,7 +83,16 @@ def _spawn(args: list[str], cwd: Path) -> subprocess.Popen:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=_ctrl_c_default,
     )
+
+
+def _ctrl_c_default() -> None:
+    """In the child, before exec: SIGINT back to its default. A process started in the
+    background by a non-interactive shell (``pytest ... &``, nohup) ignores SIGINT, its
+    children inherit that, and Python then never raises KeyboardInterrupt: the Ctrl-C below
+    would be lost and the run would finish with exit 0."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _entries(db: Path) -> dict[str, str]:
@@ -145,11 +154,7 @@ def test_interrupted_at_random_points_then_rerun_equals_an_uninterrupted_run(tmp
         ]
         for how, amount, sig in plan:
             before = _count(db)
-            # 4 requests a second: a whole run would last about 14 s, and the kill comes after at
-            # most 12 answers, so a poll starved on a loaded machine still lands its signal
-            # mid-run (at 60 a second a run took 1.1 s, at 12 4.4 s, and under load a Ctrl-C
-            # arrived while the finished run was exiting)
-            proc = _spawn(_args(sim, rps=4), work)
+            proc = _spawn(_args(sim), work)
             deadline = time.monotonic() + 60
             if how == "time":
                 time.sleep(amount)
