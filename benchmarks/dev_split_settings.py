@@ -1,18 +1,20 @@
 """Choosing learner settings without the test years: a development split of the training range.
 
-    python benchmarks/dev_split_settings.py                                   # the defaults
-    python benchmarks/dev_split_settings.py --set rewts.weight_decay=0 --ic 0,0.2,0.4
+    python benchmarks/dev_split_settings.py --ic 0,0.4,0.6 --rl-only              # the defaults
+    python benchmarks/dev_split_settings.py --set rewts.tau_head=none --ic 0,0.4,0.6
 
 Global LLM+RL agents are trained on 2012-2015 (its last 252 days are the usual validation
 range) with a planted tau of known information coefficient (``rewts.backtest.calibration``) and
 scored on 2016-2017, inside the real training range: the 2018-2019 test years are never read,
-so a setting chosen here is not chosen on the test period. Per IC level it prints, as means over
-tickers and seeds: Sharpe on training, validation and development days, LLM-only's development
-Sharpe (``sign(tau)`` held), and what the greedy policy does on development days: the share of
-days it is long, its agreement with ``sign(tau)``, and its *tau sensitivity* (the share of days
-on which it goes long with tau = +0.5 and short with tau = -0.5, everything else equal: how
-much the agent actually uses the signal). About 3-5 minutes on 2 cores for six stocks, four
-seeds and three IC levels.
+so a setting chosen here is not chosen on the test period. Each seed draws its own planted
+noise, so a mean is over realizations of the signal, not over one draw; ``--rl-only`` adds
+RL-only agents (no tau) under the same settings. Per IC level it prints, as means over tickers
+and seeds: Sharpe on training, validation and development days, LLM-only's development Sharpe
+(``sign(tau)`` held), and what the greedy policy does on development days: the share of days it
+is long, its agreement with ``sign(tau)``, and its *tau sensitivity* (the share of days on which
+it goes long with tau = +0.5 and short with tau = -0.5, everything else equal: how much the
+agent actually uses the signal). About 4-6 minutes on 2 cores for six stocks, four seeds and
+three IC levels.
 """
 
 from __future__ import annotations
