@@ -162,7 +162,7 @@ class DDQNAgent:
         tau_index: int | None = None,
     ) -> None:
         """``tau_index``: the observation column of tau; with ``settings.tau_head == "linear"``
-        the network gets its undecayed linear path (ignored otherwise, and for RL-only)."""
+        the network adds its linear tau head (ignored otherwise; RL-only has no tau)."""
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
         self.settings = settings or DQNSettings()
         self.tau_index = tau_index if self.settings.tau_head == "linear" else None

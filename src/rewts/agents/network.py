@@ -9,7 +9,7 @@ agent acts in eval mode and learns in train mode (as their code does).
 sees tau too). Weight decay, which keeps the MLP from memorizing the market features, acts on
 this weight like on every other, but one weight pays far less for an effect than a path through
 two decayed hidden layers; without the head the decay that stops memorization also erases an
-informative tau (docs/rl.md, "The tau head").
+informative tau (docs/rl.md, "Defaults that learn").
 """
 
 from __future__ import annotations
@@ -69,4 +69,3 @@ class QNetwork(nn.Module):
         if self.tau_index is None:
             return q
         return q + obs[..., self.tau_index : self.tau_index + 1] * self.tau_weight
-
