@@ -107,6 +107,9 @@ class FakeSource:
             members.append(Member("global", None))
         return members
 
+    def tau_q_values(self, ticker, variant, seed, member, rows, tau):
+        return None  # the fake's Q-values do not come from observations
+
     def q_values(self, ticker, variant, seed, member, rows):
         self.calls.append((ticker, variant, seed, member.label, rows[0], rows[-1]))
         close = self.data.frames[ticker]["close"].to_numpy()

@@ -20,7 +20,14 @@ import numpy as np
 import pandas as pd
 
 from rewts.backtest import baselines
-from rewts.backtest.agents import AGENT_VARIANT, AgentSource, Member, Variant
+from rewts.backtest.agents import (
+    AGENT_VARIANT,
+    TAU_PROBE,
+    AgentSource,
+    Member,
+    Variant,
+    tau_sensitivity,
+)
 from rewts.backtest.portfolio import evaluate
 from rewts.backtest.result import AgentRun, BacktestResult, agent_label
 from rewts.config import Config
@@ -203,6 +210,12 @@ class TickerBacktest:
                 min_move=switch_cost(self.cfg.trading_env.transaction_cost),
             ),
         }
+        assert self.source is not None
+        src = self.source
+        plus = src.tau_q_values(self.ticker, variant, seed, member, self.rows, TAU_PROBE)
+        minus = src.tau_q_values(self.ticker, variant, seed, member, self.rows, -TAU_PROBE)
+        if plus is not None and minus is not None:
+            out["test_tau_sensitivity"] = tau_sensitivity(plus, minus, src.action_positions)
         for name, days in (("train", member.trained_on), ("validation", member.validated_on)):
             if days is not None:
                 out[f"{name}_sharpe"], out[f"{name}_accuracy"] = self._range_score(
