@@ -89,8 +89,8 @@ def test_run_skips_unchanged_stages_and_resumes(workdir):
     fit = {row["agent"]: row for row in first["paper_tables"]["generalization"]}
     assert "Sharpe train" in fit["RL-only"] and "Acc. test" in fit["RL-only"]
     # how much LLM+RL acts on tau is measured; RL-only reads no tau, so it has none
-    assert 0.0 <= fit["LLM+RL"]["Tau sens. test"] <= 1.0
-    assert fit["RL-only"].get("Tau sens. test") is None
+    assert 0.0 <= fit["LLM+RL"]["Tau decided test"] <= 1.0
+    assert fit["RL-only"].get("Tau decided test") is None
     assert set(first["paper_tables"]["sharpe"]) == {"AAPL", "Mean"}
     assert "NOT an LLM" in first["log"]
     assert first["strategies"]["provider"] == "heuristic" and first["strategies"]["api_calls"] == 0

@@ -75,24 +75,27 @@ class AgentSource(Protocol):
         ...
 
     def tau_q_values(
-        self, ticker: str, variant: Variant, seed: int, member: Member, rows: np.ndarray, tau: float
+        self,
+        ticker: str,
+        variant: Variant,
+        seed: int,
+        member: Member,
+        rows: np.ndarray,
+        tau: float | None,
     ) -> np.ndarray | None:
-        """Q-values ``(len(rows), n_actions)`` with the book flat and tau set to ``tau`` on every
-        row (everything else as observed); None when the variant reads no tau."""
+        """Q-values ``(len(rows), n_actions)`` with the book flat and tau as observed (None) or
+        set to ``tau`` on every row, everything else as observed; None when the variant reads
+        no tau."""
         ...
 
 
-#: the tau an agent is probed with, each sign (a medium-strength signal: |tau| <= 1)
-TAU_PROBE = 0.5
-
-
-def tau_sensitivity(q_plus: np.ndarray, q_minus: np.ndarray, action_positions: np.ndarray) -> float:
-    """Share of days on which the greedy position with tau = +TAU_PROBE is above the one with
-    tau = -TAU_PROBE, everything else equal: how much an agent acts on its signal (0: never,
-    whatever tau says; 1: it follows tau's sign every day)."""
-    if len(q_plus) == 0:
+def tau_decided(q_observed: np.ndarray, q_without: np.ndarray, action_positions: np.ndarray) -> float:
+    """Share of days on which tau decided the position: the greedy position with the day's tau
+    differs from the one with tau = 0, everything else equal (0: the agent never acts on its
+    signal; 1: every day's position is the signal's doing)."""
+    if len(q_observed) == 0:
         return float("nan")
     positions = np.asarray(action_positions, dtype=np.float64)
-    up = positions[np.argmax(q_plus, axis=1)]
-    down = positions[np.argmax(q_minus, axis=1)]
-    return float(np.mean(up > down))
+    with_tau = positions[np.argmax(q_observed, axis=1)]
+    without = positions[np.argmax(q_without, axis=1)]
+    return float(np.mean(with_tau != without))

@@ -22,11 +22,10 @@ import pandas as pd
 from rewts.backtest import baselines
 from rewts.backtest.agents import (
     AGENT_VARIANT,
-    TAU_PROBE,
     AgentSource,
     Member,
     Variant,
-    tau_sensitivity,
+    tau_decided,
 )
 from rewts.backtest.portfolio import evaluate
 from rewts.backtest.result import AgentRun, BacktestResult, agent_label
@@ -212,10 +211,10 @@ class TickerBacktest:
         }
         assert self.source is not None
         src = self.source
-        plus = src.tau_q_values(self.ticker, variant, seed, member, self.rows, TAU_PROBE)
-        minus = src.tau_q_values(self.ticker, variant, seed, member, self.rows, -TAU_PROBE)
-        if plus is not None and minus is not None:
-            out["test_tau_sensitivity"] = tau_sensitivity(plus, minus, src.action_positions)
+        observed = src.tau_q_values(self.ticker, variant, seed, member, self.rows, None)
+        without = src.tau_q_values(self.ticker, variant, seed, member, self.rows, 0.0)
+        if observed is not None and without is not None:
+            out["test_tau_decided"] = tau_decided(observed, without, src.action_positions)
         for name, days in (("train", member.trained_on), ("validation", member.validated_on)):
             if days is not None:
                 out[f"{name}_sharpe"], out[f"{name}_accuracy"] = self._range_score(

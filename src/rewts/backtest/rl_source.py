@@ -224,12 +224,19 @@ class RLAgentSource:
         ).astype(np.float64)
 
     def tau_q_values(
-        self, ticker: str, variant: Variant, seed: int, member: Member, rows: np.ndarray, tau: float
+        self,
+        ticker: str,
+        variant: Variant,
+        seed: int,
+        member: Member,
+        rows: np.ndarray,
+        tau: float | None,
     ) -> np.ndarray | None:
         data = self._env_data(ticker, variant)
         if data.tau_index is None:
             return None
         agent = next(a for m, a in self._load(ticker, variant, seed) if m.label == member.label)
         obs = data.observations(0.0, np.asarray(rows))
-        obs[:, data.tau_index] = tau
+        if tau is not None:
+            obs[:, data.tau_index] = tau
         return agent.greedy_q(obs).astype(np.float64)

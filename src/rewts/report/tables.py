@@ -101,8 +101,8 @@ FIT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("train_accuracy", "Acc. train"),
     ("validation_accuracy", "Acc. valid."),
     ("test_accuracy", "Acc. test"),
-    # how much the agent acts on tau (backtest.agents.tau_sensitivity): n/a without tau
-    ("test_tau_sensitivity", "Tau sens. test"),
+    # the share of test days whose position tau decided (backtest.agents.tau_decided)
+    ("test_tau_decided", "Tau decided test"),
 )
 
 
