@@ -20,15 +20,7 @@ from rewts.env import TradingEnv, build_env_data
 from rewts.env.synthetic import SYNTHETIC_FEATURES, synthetic_frame
 from rewts.errors import TrainingError
 
-TINY = DQNSettings(
-    hidden_dims=(32, 32),
-    gamma=0.0,
-    learning_rate=1e-3,
-    batch_size=32,
-    learning_starts=64,
-    target_update_freq=50,
-    epsilon=EpsilonSchedule(decay=0.6, minimum=0.02),
-)
+from .helpers import TINY, hit_rate
 
 
 @pytest.fixture(autouse=True)
@@ -46,23 +38,13 @@ def _env(pattern: str = "alternating", seed: int = 0) -> TradingEnv:
     return TradingEnv(data, cfg, start=10, end=200)
 
 
-def _hit_rate(env: TradingEnv, policy) -> float:
-    obs, _ = env.reset()
-    hits, done = [], False
-    while not done:
-        obs, _, terminated, truncated, info = env.step(policy(obs))
-        hits.append(info["return"] > 0)
-        done = terminated or truncated
-    return float(np.mean(hits))
-
-
 def test_learns_an_alternating_market_far_better_than_random() -> None:
     env = _env()
     agent = DDQNAgent(env.observation_space.shape[0], 2, TINY, seed=1)
     curves = agent.learn(env, 8)
-    greedy = _hit_rate(env, lambda o: agent.act(o))
+    greedy = hit_rate(env, lambda o: agent.act(o))
     rng = np.random.default_rng(0)
-    random_rate = np.mean([_hit_rate(env, lambda o: int(rng.integers(2))) for _ in range(3)])
+    random_rate = np.mean([hit_rate(env, lambda o: int(rng.integers(2))) for _ in range(3)])
     assert greedy >= 0.95, curves
     assert random_rate < 0.65
     assert curves["sharpe"].iloc[-1] > curves["sharpe"].iloc[0]
@@ -222,7 +204,7 @@ def test_learns_to_follow_a_tau_that_reveals_the_next_move() -> None:
     env = TradingEnv(data, cfg, start=10, end=200)
     agent = DDQNAgent(env.observation_space.shape[0], 2, TINY, seed=0)
     agent.learn(env, 8)
-    assert _hit_rate(env, lambda o: agent.act(o)) >= 0.85  # random: ~0.5
+    assert hit_rate(env, lambda o: agent.act(o)) >= 0.85  # random: ~0.5
 
 
 def test_tdqn_network_acts_in_eval_mode_and_learns() -> None:
@@ -235,4 +217,4 @@ def test_tdqn_network_acts_in_eval_mode_and_learns() -> None:
     np.testing.assert_array_equal(agent.greedy_q(obs), agent.greedy_q(obs))  # no dropout noise
     agent.learn(env, 8)
     assert agent.online.training  # learning happens in train mode
-    assert _hit_rate(env, lambda o: agent.act(o)) >= 0.9
+    assert hit_rate(env, lambda o: agent.act(o)) >= 0.9

@@ -13,24 +13,14 @@ import torch
 from rewts.agents import DDQNAgent, DQNSettings
 from rewts.agents.network import QNetwork
 from rewts.agents.population import Population
-from rewts.agents.schedules import EpsilonSchedule
 from rewts.config.models import TradingEnvConfig
 from rewts.env import TradingEnv, build_env_data
 from rewts.env.synthetic import SYNTHETIC_FEATURES, synthetic_frame
 from rewts.errors import TrainingError
 
+from .helpers import TINY, hit_rate
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-TINY = DQNSettings(
-    hidden_dims=(32, 32),
-    gamma=0.0,
-    learning_rate=1e-3,
-    batch_size=32,
-    learning_starts=64,
-    target_update_freq=50,
-    epsilon=EpsilonSchedule(decay=0.6, minimum=0.02),
-)
-
 
 def test_the_head_adds_tau_times_its_weight_to_the_mlp() -> None:
     net = QNetwork(6, 2, (8,), tau_index=4)
@@ -67,16 +57,6 @@ def _noisy_tau_env() -> tuple[TradingEnv, int]:
     return TradingEnv(data, cfg, start=10, end=200), data.tau_index
 
 
-def _hit_rate(env: TradingEnv, agent: DDQNAgent) -> float:
-    obs, _ = env.reset()
-    hits, done = [], False
-    while not done:
-        obs, _, terminated, truncated, info = env.step(agent.act(obs))
-        hits.append(info["return"] > 0)
-        done = terminated or truncated
-    return float(np.mean(hits))
-
-
 def test_with_heavy_weight_decay_only_the_head_keeps_an_informative_tau() -> None:
     """Decay 0.1 (on every weight, the head's too) flattens the MLP, and an agent without the
     head falls to a coin's hit rate; with the head it still follows tau (0.8 is the most tau
@@ -87,7 +67,7 @@ def test_with_heavy_weight_decay_only_the_head_keeps_an_informative_tau() -> Non
         settings = replace(TINY, weight_decay=0.1, tau_head=head)
         agent = DDQNAgent(env.observation_space.shape[0], 2, settings, seed=0, tau_index=tau_index)
         agent.learn(env, 8)
-        hits[head] = _hit_rate(env, agent)
+        hits[head] = hit_rate(env, agent.act)
     assert hits["linear"] >= 0.75, hits
     assert hits["none"] <= 0.6, hits
 

@@ -106,6 +106,10 @@ class DQNSettings:
             ),
         )
 
+    def head_column(self, tau_index: int | None) -> int | None:
+        """The observation column the tau head reads: tau's, when the head is on."""
+        return tau_index if self.tau_head == "linear" else None
+
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["hidden_dims"] = list(self.hidden_dims)
@@ -165,7 +169,7 @@ class DDQNAgent:
         the network adds its linear tau head (ignored otherwise; RL-only has no tau)."""
         self.obs_dim, self.n_actions = int(obs_dim), int(n_actions)
         self.settings = settings or DQNSettings()
-        self.tau_index = tau_index if self.settings.tau_head == "linear" else None
+        self.tau_index = self.settings.head_column(tau_index)
         self.seed = int(seed)
         self.device = device if isinstance(device, torch.device) else resolve_device(device)
         torch.manual_seed(self.seed)

@@ -187,7 +187,7 @@ class Population:
         self.rules = Rules.from_config(env_cfg)
         self.targets = action_targets(env_cfg.actions)
         self.n_actions = len(self.targets)
-        self.tau_index = first.tau_index if settings.tau_head == "linear" else None
+        self.tau_index = settings.head_column(first.tau_index)
         networks = []
         dims = settings.hidden_dims
         for seed in self.seeds:  # the same draws as DDQNAgent.__init__

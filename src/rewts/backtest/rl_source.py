@@ -209,7 +209,7 @@ class RLAgentSource:
     def q_values(
         self, ticker: str, variant: Variant, seed: int, member: Member, rows: np.ndarray
     ) -> np.ndarray:
-        agent = next(a for m, a in self._load(ticker, variant, seed) if m.label == member.label)
+        agent = self.checkpoint(ticker, variant, seed, member)
         data = self._env_data(ticker, variant)
         rows = np.asarray(rows)
         if rows.min() < data.first_valid:
@@ -235,7 +235,7 @@ class RLAgentSource:
         data = self._env_data(ticker, variant)
         if data.tau_index is None:
             return None
-        agent = next(a for m, a in self._load(ticker, variant, seed) if m.label == member.label)
+        agent = self.checkpoint(ticker, variant, seed, member)
         obs = data.observations(0.0, np.asarray(rows))
         if tau is not None:
             obs[:, data.tau_index] = tau
