@@ -21,9 +21,12 @@ RefreshOpt = Annotated[
 def data_command(args: CommandArgs, refresh: RefreshOpt = False) -> None:
     """Load prices (CSV folder, Yahoo Finance or synthetic), compute features, write Parquet."""
     cfg = args.load()
-    from rewts.data import prepare_data  # imported here: keeps `rewts --help` fast
+    from rewts import pipeline  # imported here: keeps `rewts --help` fast
 
-    dataset = prepare_data(cfg, refresh=refresh, reporter=say)
+    ctx = pipeline.Context(cfg, say=say, refresh_data=refresh)
+    pipeline.DATA.ensure(ctx)
+    dataset = ctx.dataset
+    assert dataset is not None  # the data stage always hands its dataset on
     where = f" in {dataset.path}" if dataset.path else ""
     state = "loaded (unchanged)" if dataset.report.from_store else "built"
     table = Table(title=f"processed dataset{where}: {state}", title_justify="left")

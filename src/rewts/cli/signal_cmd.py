@@ -56,18 +56,15 @@ def signal_command(args: CommandArgs, asof: AsofOpt = None, json_out: JsonOpt = 
     """
     day = _asof(asof)
     cfg = args.load()
-    from rewts.backtest import needs_strategies
-    from rewts.pipeline import ensure_data, ensure_strategies
+    from rewts import pipeline
     from rewts.signal import compute_signal
 
-    dataset = ensure_data(cfg)
-    strategies = None
-    if needs_strategies(cfg):
-        # the display says which strategist it was (no log warning in the way)
-        strategies = ensure_strategies(
-            cfg, dataset, write=False, events=lambda _event: None
-        ).strategies
-    report = compute_signal(cfg, dataset, strategies, asof=day, events=lambda _event: None)
+    # a read-only pass: the tables come from the stage's store when it is fresh, else they
+    # are generated (cache hits cost nothing) and handed on without being stored; no display
+    # (the signal's output names the strategist: no log warning in the way)
+    ctx = pipeline.Context(cfg, read_only=True, events=lambda _event: None)
+    pipeline.run_stages(ctx, (pipeline.DATA, pipeline.STRATEGIES))
+    report = compute_signal(cfg, ctx.dataset, ctx.tables, asof=day, events=lambda _event: None)
     if json_out:
         typer.echo(json.dumps(report.to_dict(), indent=2, default=str))
         return

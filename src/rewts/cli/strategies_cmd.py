@@ -5,7 +5,6 @@ FILE`` writes the stored ones in the format ``import`` reads."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Annotated
 
@@ -80,37 +79,25 @@ def strategies_command(
             yes=args.yes,
         )
 
-    from rewts.llm import generate_strategies
+    from rewts import pipeline
     from rewts.llm.providers import make_provider, resolve_provider_name
-    from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
-    from rewts.pipeline import records as stages
     from rewts.ui.progress import make_display
 
     if resolve_provider_name(cfg) == "import":
         _import(cfg, Path(cfg.llm.import_path or ""))
         return
     # a missing key or unknown provider stops here, before any data work
-    llm = make_provider(cfg)
-    dataset = ensure_data(cfg)
-    display = make_display(live=args.show_progress)
-    folder = Path(cfg.llm.output_dir)
-    stages.drop_records(folder, ["strategies"])
-    t0 = time.perf_counter()
+    run = pipeline.Context(cfg, provider=make_provider(cfg), json_copies=json_files)
+    pipeline.run_stages(run, (pipeline.DATA,))
+    display = run.events = make_display(live=args.show_progress)
     try:
-        result = generate_strategies(
-            cfg, dataset, events=display, provider=llm, write_json=json_files
-        )
+        # generated every time (cache hits cost nothing), whether the agents read it or not;
+        # the stage writes the record `rewts run` writes: `rewts status` sees the tables fresh
+        pipeline.STRATEGIES.ensure(run, force=True, required=True)
     finally:
         display.close()
-    # the same stage record `rewts run` writes: `rewts status` sees these tables as fresh
-    record_strategies(
-        cfg,
-        strategies_inputs_now(cfg, dataset),
-        result.strategies,
-        result,
-        resolve_provider_name(cfg),
-        time.perf_counter() - t0,
-    )
+    result = run.generated
+    assert result is not None  # the stage was built, not reused
     display.summary(result.summary)
     if json_summary is not None:
         from rewts.fileio import write_text_atomic
@@ -123,35 +110,23 @@ def strategies_command(
 
 def _import(cfg: Config, path: Path) -> None:
     """The strategies stage from a file: check every row, then write tables and record."""
-    from rewts.llm.importer import import_strategies
-    from rewts.pipeline import ensure_data, record_strategies, strategies_inputs_now
-    from rewts.pipeline import records as stages
+    from rewts import pipeline
+    from rewts.pipeline import records
 
-    dataset = ensure_data(cfg)
+    run = pipeline.Context(cfg)
+    pipeline.run_stages(run, (pipeline.DATA,))
     folder = Path(cfg.llm.output_dir)
-    t0 = time.perf_counter()
-    # every row is checked before anything is written or any record is dropped
-    result = import_strategies(cfg, dataset, path=path, write=False)
-    stages.drop_records(folder, ["strategies"])
-    from rewts.llm.generate import write_strategies
-
-    write_strategies(result.strategies, folder)
-    record_strategies(
-        cfg,
-        strategies_inputs_now(cfg, dataset),
-        result.strategies,
-        result,
-        "import",
-        time.perf_counter() - t0,
-    )
-    for ticker, table in result.strategies.items():
+    # every row is checked before anything is written or the stage's record is replaced
+    pipeline.STRATEGIES.ensure(run, force=True, required=True)
+    assert run.tables is not None
+    for ticker, table in run.tables.items():
         given = int((table["status"] == "imported").sum())
         absent = len(table) - given
         line = f"{ticker}: {given} of {len(table)} periods imported"
         if absent:
             line += f", {absent} not in the file (tau 0 there: no signal)"
         out_console.print(line, highlight=False)
-    digest = stages.file_hash(path) or ""
+    digest = records.file_hash(path) or ""
     out_console.print(
         f"strategies imported from {path} (SHA-256 {digest[:12]}...) into {folder}; later "
         f"stages use them with --provider import --set llm.import_path={path} (or "

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ from rewts.cli.options import COMMON, DATA, LLM, OWN, CommandArgs, EpisodesOpt, 
 from rewts.errors import TrainingError
 
 if TYPE_CHECKING:
-    from rewts.config import Config
+    from rewts.pipeline import Context
     from rewts.training import TrainingResult
 
 NoLLMOpt = Annotated[
@@ -42,34 +42,45 @@ def train_command(
             "rewts.n_jobs": jobs,
         }
     )
-    from rewts.pipeline import ensure_data
+    from rewts import pipeline
     from rewts.training import train_all
     from rewts.ui.training import make_training_display
 
-    dataset = ensure_data(cfg)
-    strategies = None
+    ctx = pipeline.Context(cfg, say=args.say)
+    pipeline.run_stages(ctx, (pipeline.DATA,))
+    assert ctx.dataset is not None  # the data stage always hands its dataset on
     if cfg.rewts.llm_guidance:
-        strategies = _strategies(cfg, dataset, args.show_progress)
+        _strategies(ctx, args.show_progress)
+    # the one variant asked for (rewts.llm_guidance), not the backtest's agents: no train
+    # record, so `rewts run` reuses these checkpoints agent by agent and trains the rest
     result = train_all(
         cfg,
-        dataset,
-        strategies,
+        ctx.dataset,
+        ctx.tables,
         events=make_training_display(live=args.show_progress),
         include_global=cfg.rewts.train_global,
     )
     _print_summary(result, cfg.rewts.checkpoint_dir, cfg.executor)
 
 
-def _strategies(cfg: Config, dataset: Any, progress: bool) -> Any:
-    """The strategies stage's output (cache hits cost nothing); a clear error if unavailable."""
+def _strategies(ctx: Context, progress: bool) -> None:
+    """The strategies stage, whatever the backtest's agents need (reused when fresh; cache
+    hits cost nothing); a clear error if it is unavailable."""
     try:
+        from rewts import pipeline
         from rewts.llm.providers import resolve_provider_name
-        from rewts.pipeline import ensure_strategies
-        from rewts.ui.progress import shown
+        from rewts.ui.progress import make_display
 
-        if progress and resolve_provider_name(cfg) != "import":  # a display for generation
-            return shown(lambda events: ensure_strategies(cfg, dataset, events=events)).strategies
-        return ensure_strategies(cfg, dataset).strategies
+        display = None
+        if progress and resolve_provider_name(ctx.cfg) != "import":  # a display for generation
+            display = ctx.events = make_display(live=progress)
+        try:
+            pipeline.STRATEGIES.ensure(ctx, required=True)
+        finally:
+            if display is not None:
+                display.close()
+        if display is not None and ctx.generated is not None:
+            display.summary(ctx.generated.summary)
     except ImportError as exc:
         raise TrainingError(
             f"the strategy stage is not available ({exc}); train the RL-only baseline with --no-llm"

@@ -3,11 +3,14 @@
 One :class:`~rewts.pipeline.base.Stage` object per stage (``data_stage``,
 ``strategies_stage``, ``train_stage``, ``backtest_stage``), each with ``inputs()``, ``check()``
 and ``run()``; :data:`STAGE_LIST` puts them in order for ``rewts run``
-(:func:`run_pipeline`), ``rewts status`` (:func:`pipeline_status`) and the stage commands.
-The records that make a rerun skip an unchanged stage are in :mod:`rewts.pipeline.records`.
+(:func:`run_pipeline`), ``rewts status`` (:func:`pipeline_status`), and the stage commands
+walk the same objects (``rewts backtest`` the first three, then its own two; ``rewts data``,
+``strategies``, ``train`` and ``signal`` the stages they need, ``Stage.ensure(required=True)``
+for one the config's agents would not need). The records that make a rerun skip an unchanged
+stage are in :mod:`rewts.pipeline.records`.
 
-``ensure_data`` and ``ensure_strategies`` return a stage's output without records (what
-``rewts signal`` and the benchmarks read), so every stage command works in an empty folder.
+``ensure_data`` and ``ensure_strategies`` return a stage's output without records (what the
+benchmarks and ``rewts calibrate`` read).
 """
 
 from __future__ import annotations

@@ -94,6 +94,8 @@ class _ResultStage(Stage):
     record next to it."""
 
     def folder(self, ctx: Context) -> Path:
+        if ctx.run_dir is None:
+            raise ValueError(f"the {self.name} stage needs a results folder (Context.run_dir)")
         return Path(ctx.run_dir)
 
     def where(self, ctx: Context) -> Path:
@@ -132,7 +134,7 @@ class BacktestStage(_ResultStage):
         from rewts.backtest import backtest_all
         from rewts.report import write_report
 
-        cfg, run_dir = ctx.cfg, Path(ctx.run_dir)
+        cfg, run_dir = ctx.cfg, self.folder(ctx)
         drop_records(run_dir, [self.name, REPORT.name])
         # the train stage before trained (or deliberately did not train) every member
         bt_cfg = cfg.model_copy(

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from rewts.backtest.result import BacktestResult
     from rewts.config import Config
     from rewts.data import Dataset
+    from rewts.llm.generate import GenerationResult
+    from rewts.llm.providers import Provider
     from rewts.training.events import Events
 
 Say = Callable[[str], None]
@@ -61,7 +63,8 @@ class Context:
     tell the user, and what each stage handed on to the next."""
 
     cfg: Config
-    run_dir: Path
+    #: where the backtest and the report write (a stage command without them needs none)
+    run_dir: Path | None = None
     html: bool = True
     #: receive training's events (:mod:`rewts.training.events`; a display); None: silent
     train_events: Events = None
@@ -70,9 +73,18 @@ class Context:
     say: Say = _quiet
     on_stage: Callable[[StageOutcome], None] = field(default=lambda _outcome: None)
     refresh_data: bool = False
+    #: a pass that stores no strategy tables and no records (``rewts signal``): the stages
+    #: hand on what they would build; caches (the processed data, the LLM cache) still fill
+    read_only: bool = False
+    #: the strategies stage also writes each table as JSON (``rewts strategies --json``)
+    json_copies: bool = False
+    #: a provider made already (``rewts strategies`` checks the key before any data work)
+    provider: Provider | None = None
     dataset: Dataset | None = None
     #: the strategy tables (None when no requested agent reads them)
     tables: dict[str, pd.DataFrame] | None = None
+    #: what generating (or importing) the strategies returned when it ran in this pass
+    generated: GenerationResult | None = None
     #: the backtest's results when it ran in this pass (the report is drawn from them)
     result: BacktestResult | None = None
     #: stage -> hash of its output (None: not needed, or not fresh in a status)
@@ -157,10 +169,13 @@ class Stage:
         outcome. Called after ``ctx.start``."""
         raise NotImplementedError
 
-    def ensure(self, ctx: Context, *, force: bool = False) -> StageOutcome:
+    def ensure(
+        self, ctx: Context, *, force: bool = False, required: bool = False
+    ) -> StageOutcome:
         """The run's step: not needed, reused (``skipped``) or built (``done``);
-        ``force`` builds even a fresh output."""
-        why = self.not_needed(ctx)
+        ``force`` builds even a fresh output; ``required`` builds or reuses it even when no
+        requested agent needs it (a stage command asked for it)."""
+        why = None if required else self.not_needed(ctx)
         if why is not None:
             ctx.outputs[self.name] = None
             ctx.details[self.name] = None

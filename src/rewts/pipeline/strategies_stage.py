@@ -33,9 +33,13 @@ _SUMMARY_KEYS = (
 )  # fmt: skip
 
 
-def ensure_strategies(cfg: Config, dataset: Dataset | None = None, **kwargs: Any) -> Any:
+def ensure_strategies(
+    cfg: Config, dataset: Dataset | None = None, *, write: bool = True, **kwargs: Any
+) -> Any:
     """Strategies for every ticker and period (cache hits cost nothing); with
-    ``llm.provider: import`` read from ``llm.import_path`` instead of generated."""
+    ``llm.provider: import`` read from ``llm.import_path`` instead of generated. ``write``
+    stores the tables in ``llm.output_dir`` (without a stage record); ``kwargs`` go to
+    :func:`rewts.llm.generate_strategies`."""
     from rewts.llm import generate_strategies
     from rewts.llm.providers import resolve_provider_name
 
@@ -46,8 +50,8 @@ def ensure_strategies(cfg: Config, dataset: Dataset | None = None, **kwargs: Any
     if resolve_provider_name(cfg) == "import":
         from rewts.llm.importer import import_strategies
 
-        return import_strategies(cfg, dataset, write=kwargs.get("write", True))
-    return generate_strategies(cfg, dataset, **kwargs)
+        return import_strategies(cfg, dataset, write=write)
+    return generate_strategies(cfg, dataset, write=write, **kwargs)
 
 
 def news_hash(cfg: Config) -> str | None:
@@ -160,7 +164,11 @@ class StrategiesStage(Stage):
         return StageOutcome(self.name, "skipped", check.why, 0.0, details)
 
     def run(self, ctx: Context, check: Check) -> StageOutcome:
+        """Generate (or import) every table, then replace the stored ones and their record:
+        a failed generation or a bad import file leaves both as they were. A read-only pass
+        (``rewts signal``) hands the tables on and stores nothing."""
         from rewts.llm.providers import BANNER, resolve_provider_name
+        from rewts.llm.tables import write_strategies
 
         cfg = ctx.cfg
         provider = resolve_provider_name(cfg)
@@ -170,12 +178,18 @@ class StrategiesStage(Stage):
             if provider == "heuristic":
                 ctx.say(BANNER)
             events = lambda _event: None  # noqa: E731
-        drop_records(self.folder(ctx), [self.name])
-        generated = ensure_strategies(cfg, ctx.dataset, events=events)
-        # handed on as made (they are what was just written: not read back from disk)
+        options: dict[str, Any] = {} if ctx.provider is None else {"provider": ctx.provider}
+        generated = ensure_strategies(cfg, ctx.dataset, events=events, write=False, **options)
+        # handed on as made (they are what is written next: not read back from disk)
         tables = generated.strategies
+        ctx.tables, ctx.generated = tables, generated
         seconds = ctx.elapsed()
+        if ctx.read_only:
+            ctx.outputs[self.name] = strategies_hash(tables)
+            return StageOutcome(self.name, "done", check.why, seconds, {"stored": False})
+        folder = self.folder(ctx)
+        drop_records(folder, [self.name])
+        write_strategies(tables, folder, json_too=ctx.json_copies)
         output, details = record_strategies(cfg, check.inputs, tables, generated, provider, seconds)
-        ctx.tables = tables
         ctx.outputs[self.name] = output
         return StageOutcome(self.name, "done", check.why, seconds, details)
