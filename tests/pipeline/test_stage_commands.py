@@ -40,6 +40,8 @@ def test_each_stage_command_leaves_what_run_and_status_reuse(workdir: Path) -> N
     states = status(*SMALL)
     assert states["strategies"]["state"] == "fresh", states["strategies"]
     invoke("train", *STAGE_FLAGS, "--set", f"backtest.agents=[{AGENTS}]")
+    train = status(*SMALL)["train"]
+    assert train["state"] == "missing" and "not recorded yet" in train["why"], train
     result = runner.invoke(app, ["run", *STAGE_FLAGS, *SMALL, "--json"])
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

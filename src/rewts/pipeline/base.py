@@ -159,6 +159,10 @@ class Stage:
         """What ``rewts status`` shows of a record."""
         return {}
 
+    def missing_why(self, ctx: Context) -> str:
+        """What ``rewts status`` says of a stage without a record."""
+        return "not built yet"
+
     def reuse(self, ctx: Context, check: Check) -> StageOutcome:
         """Hand the stored output on (the stage is fresh); the ``skipped`` outcome."""
         ctx.outputs[self.name] = self.output_of(check)
@@ -201,7 +205,7 @@ class Stage:
             ctx.outputs[self.name] = self.output_of(check)
             state = StageState(self.name, "fresh", check.why, where)
         elif record is None:
-            return StageState(self.name, "missing", "not built yet", where)
+            return StageState(self.name, "missing", self.missing_why(ctx), where)
         else:
             why = check.why if upstream_ok else "an earlier stage is stale or missing"
             state = StageState(self.name, "stale", why, where)

@@ -97,6 +97,13 @@ class TrainStage(Stage):
     def status_details(self, record: StageRecord) -> dict[str, Any]:
         return {"agents": len(record.details.get("checkpoints", []))}
 
+    def missing_why(self, ctx: Context) -> str:
+        """``rewts train`` trains without a record: say that its checkpoints will be used."""
+        found = len(trained_members(ctx.cfg))
+        if not found:
+            return super().missing_why(ctx)
+        return f"not recorded yet: a run reuses those of the {found} checkpoint(s) found that match"
+
     def reuse(self, ctx: Context, check: Check) -> StageOutcome:
         ctx.outputs[self.name] = self.output_of(check)
         if check.record is None:  # train_missing is false
