@@ -153,10 +153,8 @@ def sortino_ratio(
 ) -> float:
     """Annualized mean excess return over :func:`downside_risk`; NaN with no down day."""
     excess = _excess_returns(returns, risk_free_rate, periods_per_year)
-    if excess is None:
-        return float("nan")
     risk = downside_risk(returns, risk_free_rate, periods_per_year)
-    if risk == 0.0:
+    if excess is None or risk == 0.0:
         return float("nan")
     return float(np.mean(excess) * periods_per_year / risk)
 
