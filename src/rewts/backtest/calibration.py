@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from rewts.config import Config
+from rewts.config.models import DEFAULT_BACKTEST_AGENTS
 from rewts.data.timeline import Timeline
 from rewts.errors import BacktestError
 from rewts.metrics import paired_ttest
@@ -33,16 +34,9 @@ from rewts.training.events import Events
 
 #: the IC levels of the issue that asked for this experiment
 DEFAULT_IC_LEVELS: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2, 0.4)
-#: agents a calibration compares (RL-only never reads tau: trained once for every IC level)
-DEFAULT_AGENTS: tuple[str, ...] = (
-    "buy_and_hold",
-    "llm_only",
-    "rl_only",
-    "llm_rl",
-    "rewts",
-    "placebo_const",
-    "placebo_shuffled",
-)
+#: agents a calibration compares: the backtest's, but the leak check (the planted signal at IC 1
+#: is the future already); RL-only never reads tau: trained once for every IC level
+DEFAULT_AGENTS: tuple[str, ...] = tuple(a for a in DEFAULT_BACKTEST_AGENTS if a != "leak_sanity")
 LABEL = "CALIBRATION (planted signal built from future returns; not an LLM, not a result)"
 
 

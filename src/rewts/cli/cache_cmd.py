@@ -69,7 +69,7 @@ def cache_command(
                 confirm_destructive(f"delete all {n} entries from {path}", yes=args.yes)
             out_console.print(f"removed {store.clear()} entries from {path}")
         elif action == "prune":
-            n = store.count_prunable(older_than=days, prompt_version=prompt_version)
+            n = store.prune(older_than=days, prompt_version=prompt_version, dry_run=True)
             if n:
                 confirm_destructive(f"delete {n} of {len(store)} entries from {path}", yes=args.yes)
             n = store.prune(older_than=days, prompt_version=prompt_version)

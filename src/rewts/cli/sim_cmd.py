@@ -11,7 +11,7 @@ import ipaddress
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -35,6 +35,12 @@ def is_loopback(host: str) -> bool:
     except OSError:
         return False
     return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
+
+
+def _rate(help: str) -> Any:
+    """A fault-injection flag: the share of requests (0 to 1) that meet the fault. Its flag is
+    the parameter's name (``error_rate`` -> ``--error-rate``), the SimConfig field it sets."""
+    return typer.Option(help=help)
 
 
 @app.command("sim")
@@ -70,25 +76,12 @@ def sim_command(
     no_retry_after: Annotated[
         bool, typer.Option("--no-retry-after", help="429s without Retry-After / RetryInfo.")
     ] = False,
-    error_rate: Annotated[
-        float, typer.Option("--error-rate", help="Share of injected 500/502/503.")
-    ] = 0.0,
-    malformed_rate: Annotated[
-        float, typer.Option("--malformed-rate", help="Share of 200s with invalid JSON.")
-    ] = 0.0,
-    truncated_rate: Annotated[
-        float, typer.Option("--truncated-rate", help="Share of 200s cut off (finish length).")
-    ] = 0.0,
-    garbage_rate: Annotated[
-        float,
-        typer.Option("--garbage-rate", help="Share of 200s whose body is cut off (not JSON)."),
-    ] = 0.0,
-    hang_rate: Annotated[
-        float, typer.Option("--hang-rate", help="Share of requests never answered.")
-    ] = 0.0,
-    drop_rate: Annotated[
-        float, typer.Option("--drop-rate", help="Share of connections closed without an answer.")
-    ] = 0.0,
+    error_rate: Annotated[float, _rate("Share of injected 500/502/503.")] = 0.0,
+    malformed_rate: Annotated[float, _rate("Share of 200s with invalid JSON.")] = 0.0,
+    truncated_rate: Annotated[float, _rate("Share of 200s cut off (finish length).")] = 0.0,
+    garbage_rate: Annotated[float, _rate("Share of 200s whose body is cut off (not JSON).")] = 0.0,
+    hang_rate: Annotated[float, _rate("Share of requests never answered.")] = 0.0,
+    drop_rate: Annotated[float, _rate("Share of connections closed without an answer.")] = 0.0,
     api_key_env: Annotated[
         str | None,
         optional("--api-key-env", help="Accept only the key in this environment variable."),

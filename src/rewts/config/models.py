@@ -239,6 +239,17 @@ BacktestAgent = Literal[
     "placebo_shuffled",
     "leak_sanity",
 ]
+#: the agents a backtest runs unless ``backtest.agents`` says otherwise
+DEFAULT_BACKTEST_AGENTS: tuple[BacktestAgent, ...] = (
+    "buy_and_hold",
+    "llm_only",
+    "rl_only",
+    "llm_rl",
+    "rewts",
+    "placebo_const",
+    "placebo_shuffled",
+    "leak_sanity",
+)
 
 
 class BacktestConfig(Section):
@@ -251,17 +262,7 @@ class BacktestConfig(Section):
     output_dir: Path = Path("results")
     #: agents run side by side (placebos and the leak check each need their own training)
     agents: list[BacktestAgent] = Field(
-        default_factory=lambda: [
-            "buy_and_hold",
-            "llm_only",
-            "rl_only",
-            "llm_rl",
-            "rewts",
-            "placebo_const",
-            "placebo_shuffled",
-            "leak_sanity",
-        ],
-        min_length=1,
+        default_factory=lambda: list(DEFAULT_BACKTEST_AGENTS), min_length=1
     )
     #: QP solver of the ReWTS weights: clarabel (accurate interior point) or osqp (warm-started)
     qp_solver: Literal["clarabel", "osqp"] = "clarabel"

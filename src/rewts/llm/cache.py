@@ -404,7 +404,7 @@ class StrategyCache:
     def _prune_filter(
         older_than: dt.timedelta | None, prompt_version: str | None
     ) -> tuple[str, list[str]]:
-        """The WHERE clause of a prune (shared by the count shown before deleting)."""
+        """The WHERE clause of a prune and its parameters."""
         if older_than is None and prompt_version is None:
             raise ConfigError("cache prune needs --older-than DAYS and/or --prompt-version V")
         where, params = [], []
@@ -424,20 +424,19 @@ class StrategyCache:
         return " AND ".join(where), params
 
     @_sqlite_errors
-    def count_prunable(
-        self, *, older_than: dt.timedelta | None = None, prompt_version: str | None = None
-    ) -> int:
-        """How many entries :meth:`prune` with the same arguments would delete."""
-        where, params = self._prune_filter(older_than, prompt_version)
-        row = self._conn().execute(f"SELECT COUNT(*) FROM strategies WHERE {where}", params)
-        return int(row.fetchone()[0])
-
-    @_sqlite_errors
     def prune(
-        self, *, older_than: dt.timedelta | None = None, prompt_version: str | None = None
+        self,
+        *,
+        older_than: dt.timedelta | None = None,
+        prompt_version: str | None = None,
+        dry_run: bool = False,
     ) -> int:
-        """Delete entries older than ``older_than`` and/or of one ``prompt_version``."""
+        """Delete entries older than ``older_than`` and/or of one ``prompt_version``; returns
+        how many (``dry_run``: only count them, deleting nothing)."""
         where, params = self._prune_filter(older_than, prompt_version)
+        if dry_run:
+            row = self._conn().execute(f"SELECT COUNT(*) FROM strategies WHERE {where}", params)
+            return int(row.fetchone()[0])
         cur = self._conn().execute(f"DELETE FROM strategies WHERE {where}", params)
         return int(cur.rowcount)
 

@@ -39,6 +39,7 @@ from rewts.llm.generate import (
     write_strategies,
 )
 from rewts.llm.schemas import strength, tau
+from rewts.llm.tables import STRATEGY_COLUMNS
 
 #: the provider name imported rows carry
 PROVIDER = "import"
@@ -396,21 +397,7 @@ def import_strategies(
 
 
 #: the columns ``export`` writes, in order (``date`` is the period's first trading day)
-EXPORT_COLUMNS = (
-    "ticker",
-    "date",
-    "end",
-    "inputs_end",
-    "direction",
-    "confidence",
-    "entropy",
-    "strength",
-    "tau",
-    "explanation",
-    "key_features",
-    "model",
-    "provider",
-)
+EXPORT_COLUMNS = ("ticker", "date", *STRATEGY_COLUMNS, "model", "provider")
 
 
 def export_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:

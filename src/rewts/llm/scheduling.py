@@ -4,6 +4,7 @@ limiter, and the result a task gets from an identical request sent once for both
 from __future__ import annotations
 
 import collections
+import dataclasses
 import heapq
 import itertools
 from collections.abc import Hashable, Mapping
@@ -64,14 +65,4 @@ def shared_copy(result: TaskResult, task_id: Hashable, status: Status) -> TaskRe
     once): its own id and ``status``; a failure is copied without the answer's fields."""
     if result.status != "ok" and result.status != "cached":
         return TaskResult(task_id, result.status, key=result.key, error=result.error)
-    return TaskResult(
-        task_id,
-        status,
-        key=result.key,
-        strategy=result.strategy,
-        entropy=result.entropy,
-        response_text=result.response_text,
-        tokens_in=result.tokens_in,
-        tokens_out=result.tokens_out,
-        latency_s=result.latency_s,
-    )
+    return dataclasses.replace(result, id=task_id, status=status, attempts=0)  # it sent nothing

@@ -27,11 +27,9 @@ from rewts.llm.providers import Provider
 from rewts.llm.providers.heuristic import heuristic_strategy
 from rewts.llm.schemas import strength, tau
 
-#: columns of every per-ticker strategy table, in order
-COLUMNS = [
-    "ticker",
-    "period",
-    "start",
+#: a strategy's own columns, the same in a stored table and an exported one: where its period
+#: and its inputs end, the answer, and the signal derived from it
+STRATEGY_COLUMNS = [
     "end",
     "inputs_end",
     "direction",
@@ -41,6 +39,13 @@ COLUMNS = [
     "tau",
     "explanation",
     "key_features",
+]
+#: columns of every per-ticker strategy table, in order
+COLUMNS = [
+    "ticker",
+    "period",
+    "start",
+    *STRATEGY_COLUMNS,
     "status",
     "fallback",
     "provider",

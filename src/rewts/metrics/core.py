@@ -114,14 +114,23 @@ def annual_volatility(returns: ArrayLike, periods_per_year: int = 252) -> float:
     return float(np.std(r, ddof=1) * np.sqrt(periods_per_year))
 
 
+def _excess_returns(
+    returns: ArrayLike, risk_free_rate: float, periods_per_year: int
+) -> np.ndarray | None:
+    """The returns above the daily risk-free rate; None for fewer than two (no ratio then)."""
+    r = as_returns(returns)
+    if r.size < 2:
+        return None
+    return r - daily_risk_free(risk_free_rate, periods_per_year)
+
+
 def sharpe_ratio(
     returns: ArrayLike, risk_free_rate: float = 0.0, periods_per_year: int = 252
 ) -> float:
     """``sqrt(P) * mean(r - rf_d) / std(r - rf_d, ddof=1)``; NaN for a constant series."""
-    r = as_returns(returns)
-    if r.size < 2:
+    excess = _excess_returns(returns, risk_free_rate, periods_per_year)
+    if excess is None:
         return float("nan")
-    excess = r - daily_risk_free(risk_free_rate, periods_per_year)
     std = np.std(excess, ddof=1)
     if std == 0.0 or not np.isfinite(std):
         return float("nan")
@@ -143,13 +152,10 @@ def sortino_ratio(
     returns: ArrayLike, risk_free_rate: float = 0.0, periods_per_year: int = 252
 ) -> float:
     """Annualized mean excess return over :func:`downside_risk`; NaN with no down day."""
-    r = as_returns(returns)
-    if r.size < 2:
+    excess = _excess_returns(returns, risk_free_rate, periods_per_year)
+    risk = downside_risk(returns, risk_free_rate, periods_per_year)
+    if excess is None or risk == 0.0:
         return float("nan")
-    risk = downside_risk(r, risk_free_rate, periods_per_year)
-    if risk == 0.0:
-        return float("nan")
-    excess = r - daily_risk_free(risk_free_rate, periods_per_year)
     return float(np.mean(excess) * periods_per_year / risk)
 
 
