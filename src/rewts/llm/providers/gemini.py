@@ -59,7 +59,7 @@ from rewts.llm.providers.gemini_errors import (
     error_details,
     is_key_invalid,
 )
-from rewts.redaction import url_without_secrets
+from rewts.llm.providers.remote import RemoteProvider
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,10 @@ def thinking_settings(model: str, budget: int | None) -> dict[str, Any] | None:
     return None
 
 
-class GeminiProvider:
+class GeminiProvider(RemoteProvider):
     """``generateContent`` with a JSON schema, thinking off, optional log-probabilities."""
 
-    name = "gemini"
-    local = False
+    default_url = DEFAULT_BASE_URL
     #: the daily quotas reset at midnight Pacific: ``rpd`` counts this day
     quota_tz = QUOTA_TZ
 
@@ -141,16 +140,18 @@ class GeminiProvider:
         from google import genai
         from google.genai import types
 
-        self.model = model
-        self.base_url = base_url
+        super().__init__(
+            name="gemini",
+            model=model,
+            base_url=base_url,
+            api_key=api_key,
+            structured="json_schema" if structured == "auto" else structured,
+            top_logprobs=top_logprobs,
+        )
         self.key_source = key_source
         self.thinking_budget = thinking_budget
-        self.top_logprobs = top_logprobs
-        #: json_schema (send the schema) or json_object (JSON, no schema: llm.structured_output)
-        self.structured = "json_schema" if structured == "auto" else structured
         #: models that refused log-probabilities in this run (asked again without them)
         self.no_logprobs: set[str] = set()
-        self._key = api_key
         self._types = types
         self.client = genai.Client(
             api_key=api_key,
@@ -160,19 +161,6 @@ class GeminiProvider:
                 retry_options=types.HttpRetryOptions(attempts=1),
             ),
         )
-
-    def __repr__(self) -> str:  # never show the key
-        return f"GeminiProvider(model={self.model!r}, base_url={self.public_url!r})"
-
-    @property
-    def public_url(self) -> str | None:
-        """The base URL as it may be stored or shown (no user:password, no query)."""
-        return url_without_secrets(self.base_url) if self.base_url else None
-
-    @property
-    def identity(self) -> str:
-        """Cache key and provider column: the endpoint without any secret in its URL."""
-        return f"gemini@{self.public_url or DEFAULT_BASE_URL}"
 
     @property
     def env_var(self) -> str:
@@ -279,9 +267,6 @@ class GeminiProvider:
         if isinstance(exc, ValueError):  # a malformed body (JSON or pydantic) the SDK rejected
             return InvalidOutput(f"malformed response ({type(exc).__name__})")
         return ServerError(f"{type(exc).__name__}")
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
 
     def batch(self) -> BatchBackend:
         """Gemini Batch Mode (``llm.batch``), through this adapter's requests and errors."""

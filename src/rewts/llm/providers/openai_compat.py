@@ -37,7 +37,7 @@ from rewts.llm.providers.base import (
     Timeout,
     TokenLogprob,
 )
-from rewts.redaction import url_without_secrets
+from rewts.llm.providers.remote import RemoteProvider
 
 StructuredOutput = Literal["json_schema", "json_object", "off"]
 
@@ -109,10 +109,10 @@ def _is_quota(exc: openai.APIStatusError) -> bool:
     return "insufficient_quota" in text or "per day" in text or "daily" in text
 
 
-class OpenAICompatProvider:
+class OpenAICompatProvider(RemoteProvider):
     """Chat completions with structured output and (optionally) log-probabilities."""
 
-    local = False
+    default_url = "https://api.openai.com/v1"
 
     def __init__(
         self,
@@ -126,35 +126,18 @@ class OpenAICompatProvider:
         structured: StructuredOutput = "json_schema",
         top_logprobs: int = 5,
     ) -> None:
-        self.name = name
-        self.model = model
-        self.base_url = base_url
+        super().__init__(
+            name=name,
+            model=model,
+            base_url=base_url,
+            api_key=api_key or "not-needed",
+            structured=structured,
+            top_logprobs=top_logprobs,
+        )
         self.env_var = env_var
-        self.structured = structured
-        self.top_logprobs = top_logprobs
-        self._key = api_key or "not-needed"
         self.client = openai.AsyncOpenAI(
             base_url=base_url, api_key=self._key, max_retries=0, timeout=timeout_s
         )
-
-    def __repr__(self) -> str:  # never show the key
-        return (
-            f"OpenAICompatProvider({self.name!r}, model={self.model!r}, "
-            f"base_url={self.public_url!r})"
-        )
-
-    @property
-    def public_url(self) -> str | None:
-        """The base URL as it may be stored or shown (no user:password, no query)."""
-        return url_without_secrets(self.base_url) if self.base_url else None
-
-    @property
-    def identity(self) -> str:
-        """Cache key and provider column: the endpoint without any secret in its URL."""
-        return f"{self.name}@{self.public_url or 'https://api.openai.com/v1'}"
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._key, "***") if self._key else text
 
     def request_body(self, request: Request) -> dict[str, Any]:
         """The chat-completions arguments for ``request`` (the Batch API sends the same body)."""
