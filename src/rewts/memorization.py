@@ -18,10 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Unpack
 
 import numpy as np
 import pandas as pd
@@ -32,8 +32,7 @@ from rewts.metrics import paired_ttest, summarize
 if TYPE_CHECKING:
     from rewts.backtest.result import BacktestResult
     from rewts.config import Config
-    from rewts.pipeline import RunSummary, StageOutcome
-    from rewts.training.events import Events
+    from rewts.pipeline import Feedback, RunSummary
 
 #: agents the comparison backtests on each side (the ones the LLM's strategies drive), and
 #: Buy & Hold as the yardstick of an "edge"
@@ -264,14 +263,7 @@ def arm_config(cfg: Config, arm: str, root: Path) -> Config:
 
 
 def run_compare(
-    cfg: Config,
-    out_dir: Path,
-    *,
-    html: bool = True,
-    train_events: Events = None,
-    events: Callable[[Any], None] | None = None,
-    say: Callable[[str], None] | None = None,
-    on_stage: Callable[[StageOutcome], None] | None = None,
+    cfg: Config, out_dir: Path, *, html: bool = True, **feedback: Unpack[Feedback]
 ) -> CompareResult:
     """Run the pipeline twice on the same data and periods, named then blind (each skips
     what is unchanged, like ``rewts run``), and compare them. Writes
@@ -285,19 +277,12 @@ def run_compare(
     work = out_dir / "work"
     summaries: dict[str, RunSummary] = {}
     results: dict[str, BacktestResult] = {}
+    say = feedback.get("say")
     for arm in ("named", "blind"):
         if say is not None:
             say(f"rewts compare: {arm} prompts")
         arm_cfg = arm_config(cfg, arm, work)
-        summaries[arm] = run_pipeline(
-            arm_cfg,
-            run_dir=out_dir / arm,
-            html=html,
-            train_events=train_events,
-            events=events,
-            say=say,
-            on_stage=on_stage,
-        )
+        summaries[arm] = run_pipeline(arm_cfg, run_dir=out_dir / arm, html=html, **feedback)
         tables = load_strategies(arm_cfg) or {}
         signals = {t: df[["start", "end", "direction", "tau"]] for t, df in tables.items()}
         results[arm] = load_runs(out_dir / arm, signals)

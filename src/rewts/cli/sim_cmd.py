@@ -38,8 +38,9 @@ def is_loopback(host: str) -> bool:
 
 
 def _rate(help: str) -> Any:
-    """A fault-injection flag: the share of requests (0 to 1) that meet the fault. Its flag is
-    the parameter's name (``error_rate`` -> ``--error-rate``), the SimConfig field it sets."""
+    """A fault-injection flag: the share of requests (0 to 1) that meet the fault (named, like
+    every value flag here, after its parameter: ``error_rate`` -> ``--error-rate``; a bool
+    flag names itself, or typer would add a ``--no-`` twin)."""
     return typer.Option(help=help)
 
 
@@ -48,31 +49,18 @@ def _rate(help: str) -> Any:
 def sim_command(
     args: CommandArgs,
     host: Annotated[
-        str,
-        typer.Option("--host", help="Address to listen on (loopback only unless --allow-remote)."),
+        str, typer.Option(help="Address to listen on (loopback only unless --allow-remote).")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", help="Port (0 = any free port).")] = 8000,
-    latency: Annotated[
-        float, typer.Option("--latency", help="Mean answer latency in seconds.")
-    ] = 0.5,
-    latency_dist: Annotated[
-        str, typer.Option("--latency-dist", help="fixed or lognormal.")
-    ] = "fixed",
-    latency_sigma: Annotated[
-        float, typer.Option("--latency-sigma", help="Sigma of the lognormal latency.")
-    ] = 0.5,
-    rpm: Annotated[
-        int | None,
-        optional("--rpm", help="Requests per minute before 429."),
-    ] = None,
+    port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 8000,
+    latency: Annotated[float, typer.Option(help="Mean answer latency in seconds.")] = 0.5,
+    latency_dist: Annotated[str, typer.Option(help="fixed or lognormal.")] = "fixed",
+    latency_sigma: Annotated[float, typer.Option(help="Sigma of the lognormal latency.")] = 0.5,
+    rpm: Annotated[int | None, optional("--rpm", help="Requests per minute before 429.")] = None,
     tpm: Annotated[int | None, optional("--tpm", help="Tokens per minute before 429.")] = None,
     rpd: Annotated[
-        int | None,
-        optional("--rpd", help="Requests per day before the quota 429."),
+        int | None, optional("--rpd", help="Requests per day before the quota 429.")
     ] = None,
-    window: Annotated[
-        float, typer.Option("--window", help="Length of the rpm/tpm window in seconds.")
-    ] = 60.0,
+    window: Annotated[float, typer.Option(help="Length of the rpm/tpm window in seconds.")] = 60.0,
     no_retry_after: Annotated[
         bool, typer.Option("--no-retry-after", help="429s without Retry-After / RetryInfo.")
     ] = False,
@@ -90,9 +78,9 @@ def sim_command(
         str | None,
         optional("--models", help="Comma-separated models to accept (others 404)."),
     ] = None,
-    seed: Annotated[int, typer.Option("--seed", help="Seed for answers, faults and latency.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for answers, faults and latency.")] = 0,
     batch_delay: Annotated[
-        float, typer.Option("--batch-delay", help="Seconds until a Gemini batch job succeeds.")
+        float, typer.Option(help="Seconds until a Gemini batch job succeeds.")
     ] = 10.0,
     allow_remote: Annotated[
         bool, typer.Option("--allow-remote", help="Allow a non-loopback --host.")

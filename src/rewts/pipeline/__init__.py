@@ -24,7 +24,7 @@ from rewts.pipeline.backtest_stage import (
     run_notes,
     with_cutoff_split,
 )
-from rewts.pipeline.base import Context, Say, Stage, StageOutcome, StageState
+from rewts.pipeline.base import Context, Feedback, Say, Stage, StageOutcome, StageState
 from rewts.pipeline.data_stage import ensure_data
 from rewts.pipeline.records import STAGES
 from rewts.pipeline.run import (
@@ -56,6 +56,7 @@ __all__ = [
     "STRATEGIES",
     "TRAIN",
     "Context",
+    "Feedback",
     "RunSummary",
     "Say",
     "Stage",

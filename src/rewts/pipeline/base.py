@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypedDict
 
 from rewts.pipeline.records import Check, StageRecord, check_record, read_record
 
@@ -55,6 +55,20 @@ class StageState:
     where: str = ""
     finished: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+
+
+class Feedback(TypedDict, total=False):
+    """How a pass tells the user what happens (each part optional: silent without it); what
+    ``run_pipeline`` and ``run_compare`` hand to their :class:`Context`."""
+
+    #: receive training's events (:mod:`rewts.training.events`; a display)
+    train_events: Events
+    #: receives the strategy engine's events (a display)
+    events: Callable[[Any], None] | None
+    #: one line per thing worth telling the user (data source chosen, heuristic strategist)
+    say: Say
+    #: each stage's start (status ``running``) and outcome
+    on_stage: Callable[[StageOutcome], None]
 
 
 @dataclass

@@ -13,20 +13,18 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from rewts.pipeline.backtest_stage import BACKTEST, REPORT
-from rewts.pipeline.base import Context, Say, Stage, StageOutcome, StageState
+from rewts.pipeline.base import Context, Feedback, Stage, StageOutcome, StageState
 from rewts.pipeline.data_stage import DataStage
 from rewts.pipeline.strategies_stage import StrategiesStage
 from rewts.pipeline.train_stage import TrainStage
 
 if TYPE_CHECKING:
     from rewts.config import Config
-    from rewts.training.events import Events
 
 DATA = DataStage()
 STRATEGIES = StrategiesStage()
@@ -94,29 +92,18 @@ def run_pipeline(
     *,
     run_dir: Path,
     html: bool = True,
-    train_events: Events = None,
-    events: Callable[[Any], None] | None = None,
-    say: Say | None = None,
-    on_stage: Callable[[StageOutcome], None] | None = None,
     refresh_data: bool = False,
+    **feedback: Unpack[Feedback],
 ) -> RunSummary:
     """Run every stage whose output is missing or stale, skip the others, and summarize.
 
     ``refresh_data`` rebuilds the dataset from its source even when it is up to date; later
-    stages still rerun only if the data came out different.
-
-    ``train_events`` receive training's events (:mod:`rewts.training.events`; a display);
-    ``events`` receives the strategy engine's events (a display); ``say`` one line per
-    thing worth telling the user (data source chosen, heuristic strategist, ...);
-    ``on_stage`` each stage's start (status ``running``) and outcome.
+    stages still rerun only if the data came out different. ``feedback`` is how the run
+    tells the user (:class:`~rewts.pipeline.base.Feedback`: training's and the strategy
+    engine's events, lines, each stage's start and outcome).
     """
     t0 = time.perf_counter()
-    ctx = Context(cfg, Path(run_dir), html=html, train_events=train_events, events=events)
-    if say is not None:
-        ctx.say = say
-    if on_stage is not None:
-        ctx.on_stage = on_stage
-    ctx.refresh_data = refresh_data
+    ctx = Context(cfg, Path(run_dir), html=html, refresh_data=refresh_data, **feedback)
     run_stages(ctx)
     metrics_json = Path(run_dir) / "metrics.json"
     report = Path(run_dir) / "report.html"
