@@ -49,7 +49,6 @@ from rewts.llm.monitor import (
     BatchSubmitted,
     RunFinished,
     RunStarted,
-    RunStats,
     TaskFinished,
 )
 from rewts.llm.providers.base import (
@@ -70,8 +69,7 @@ from rewts.llm.schemas import Strategy, answer_entropy, parse_answer, parse_stra
 from rewts.llm.tasks import (
     Task,
     TaskResult,
-    check_graph,
-    request_key,
+    TaskRunner,
     result_from_cache,
     store_answer,
     user_error,
@@ -102,7 +100,7 @@ def _is_logprobs_refusal(exc: ProviderError) -> bool:
 # ------------------------------------------------------------------------------ runner
 
 
-class BatchRunner:
+class BatchRunner(TaskRunner):
     """Runs tasks through a provider's batch API; the engine's interface and result objects."""
 
     def __init__(
@@ -119,32 +117,17 @@ class BatchRunner:
         parse: Callable[[str], Strategy] = parse_strategy,
         store: JobStore | None = None,
     ) -> None:
-        self.provider = provider
+        super().__init__(provider, prompt_version, events)
         self.backend = backend if backend is not None else batch_backend(provider)
         self.cache = cache if cache is not None and is_cacheable(provider) else None
         #: jobs not yet collected (resumed by the next run); None without a cache
         self.store = store if store is not None else store_for(self.cache)
-        self.prompt_version = prompt_version
         self.poll_s = poll_s
         self.max_wait_s = max_wait_s
         self.retries = retries
         self.parse = parse
-        self.stats = RunStats()
-        self._subscribers = [events] if events is not None else []
-        self._provider_id = getattr(provider, "identity", provider.name)
         self._io: concurrent.futures.ThreadPoolExecutor | None = None
         self._wave = 0
-
-    def subscribe(self, callback: Callable[[Any], None]) -> None:
-        self._subscribers.append(callback)
-
-    def key_for(self, request: Request) -> str:
-        # the engine's own key: batch and non-batch runs share every cache entry
-        return request_key(self._provider_id, self.prompt_version, request)
-
-    def _emit(self, event: Any) -> None:
-        for callback in self._subscribers:
-            callback(event)
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         assert self._io is not None
@@ -155,10 +138,8 @@ class BatchRunner:
     async def run(self, tasks: Sequence[Task]) -> dict[Hashable, TaskResult]:
         """Every task answered (from the cache or a batch job), failed, or stopped."""
         loop = asyncio.get_running_loop()
-        by_id = check_graph(tasks)
+        by_id = self._begin(tasks, loop.time())
         stats = self.stats
-        stats.total = len(tasks)
-        stats.started_at = loop.time()
         self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rewts-batch")
         results: dict[Hashable, TaskResult] = {}
         reason = "done"
@@ -344,7 +325,7 @@ class BatchRunner:
             for i, task in enumerate(tasks)
         ]
         if self.cache is not None:  # committed before any task counts as done, as the engine
-            cache, first, pid, version = self.cache, tasks[0], self._provider_id, self.prompt_version
+            cache, first, pid, version = self.cache, tasks[0], self._provider_id, self._prompt_version
             await self._in_thread(
                 lambda: store_answer(cache, key, pid, version, first, request, answered[0])
             )

@@ -38,7 +38,6 @@ from rewts.llm.monitor import (
     RequestRetried,
     RunFinished,
     RunStarted,
-    RunStats,
     TaskFinished,
 )
 from rewts.llm.providers.base import (
@@ -60,8 +59,7 @@ from rewts.llm.schemas import Strategy, answer_entropy, parse_answer, parse_stra
 from rewts.llm.tasks import (
     Task,
     TaskResult,
-    check_graph,
-    request_key,
+    TaskRunner,
     result_from_cache,
     store_answer,
     user_error,
@@ -93,7 +91,7 @@ class _Unreachable(ProviderError):
     fatal = True
 
 
-class Engine:
+class Engine(TaskRunner):
     """Runs tasks against one provider. Create one per run."""
 
     def __init__(
@@ -107,14 +105,12 @@ class Engine:
         monitor: RequestMonitor | None = None,
         parse: Callable[[str], Strategy] = parse_strategy,
     ) -> None:
-        self.provider = provider
+        self.settings = settings or EngineSettings()
+        super().__init__(provider, self.settings.prompt_version, events)
         self.limiter = limiter
         self.cache = cache
-        self.settings = settings or EngineSettings()
-        self._subscribers = [events] if events is not None else []
         self.monitor = monitor or RequestMonitor(limit_rpm=getattr(limiter, "limit_rpm", None))
         self.parse = parse
-        self.stats = RunStats()
         self._rng = random.Random(self.settings.jitter_seed)
         self._latency_ewma: float | None = None
         self._fatal: BaseException | None = None
@@ -124,15 +120,8 @@ class Engine:
         self._inflight_keys: dict[str, asyncio.Future[TaskResult]] = {}
         self._answered: dict[str, TaskResult] = {}
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
-        self._provider_id = getattr(provider, "identity", provider.name)
 
     # ------------------------------------------------------------------ public
-
-    def subscribe(self, callback: Callable[[Any], None]) -> None:
-        self._subscribers.append(callback)
-
-    def key_for(self, request: Request) -> str:
-        return request_key(self._provider_id, self.settings.prompt_version, request)
 
     @property
     def concurrency_limit(self) -> int:
@@ -155,10 +144,8 @@ class Engine:
     async def run(self, tasks: Sequence[Task]) -> dict[Hashable, TaskResult]:
         """Run every task; returns results by task id, or raises a :mod:`rewts.errors` error."""
         loop = asyncio.get_running_loop()
-        by_id = check_graph(tasks)
+        by_id = self._begin(tasks, loop.time())
         stats = self.stats
-        stats.total = len(tasks)
-        stats.started_at = loop.time()
         use_cache = self.cache is not None and is_cacheable(self.provider)
         self._writer = (
             concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="rewts-cache")
@@ -477,10 +464,6 @@ class Engine:
     def _stop_for_quota(self, exc: QuotaExhausted) -> None:
         if self._quota is None:
             self._quota = exc
-
-    def _emit(self, event: Any) -> None:
-        for callback in self._subscribers:
-            callback(event)
 
     def _user_error(self, exc: BaseException) -> BaseException:
         """Translate a fatal provider error into the rewts error tree (naming what to fix)."""

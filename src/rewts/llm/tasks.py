@@ -4,7 +4,8 @@ The engine (one call at a time, :mod:`rewts.llm.engine`) and the batch runner (o
 per wave, :mod:`rewts.llm.batch`) run the same :class:`Task` graph. They share, from here, the
 cache key of a request (so a batch run and an ordinary run hit the same cache entries), the way
 an answer is committed to the cache, and the translation of a fatal provider error into the
-rewts error tree, so the two can never drift apart.
+rewts error tree, so the two can never drift apart; :class:`TaskRunner` holds what they share
+as objects (the subscribers of their events, the run's counters, the key function).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel
 
 from rewts.errors import AuthenticationError, LLMError
 from rewts.llm.cache import StrategyCache, cache_key
+from rewts.llm.monitor import RunStats
 from rewts.llm.providers.base import AuthFailed, BadRequest, NotFound, Provider, Request
 from rewts.llm.schemas import Strategy
 
@@ -207,3 +209,36 @@ __all__ = [
     "store_answer",
     "user_error",
 ]
+
+
+class TaskRunner:
+    """What the engine and the batch runner share as objects: the provider, the subscribers
+    of their events, the run's counters and the cache key of a request."""
+
+    def __init__(
+        self, provider: Provider, prompt_version: str, events: Callable[[Any], None] | None
+    ) -> None:
+        self.provider = provider
+        self.stats = RunStats()
+        self._prompt_version = prompt_version
+        self._subscribers = [events] if events is not None else []
+        #: the provider's endpoint (no secret) in every cache key
+        self._provider_id: str = getattr(provider, "identity", provider.name)
+
+    def subscribe(self, callback: Callable[[Any], None]) -> None:
+        self._subscribers.append(callback)
+
+    def key_for(self, request: Request) -> str:
+        # one key for both runners: batch and non-batch runs share every cache entry
+        return request_key(self._provider_id, self._prompt_version, request)
+
+    def _emit(self, event: Any) -> None:
+        for callback in self._subscribers:
+            callback(event)
+
+    def _begin(self, tasks: Sequence[Task], now: float) -> dict[Hashable, Task]:
+        """Check the task graph and start the counters; the tasks by id."""
+        by_id = check_graph(tasks)
+        self.stats.total = len(tasks)
+        self.stats.started_at = now
+        return by_id
