@@ -60,9 +60,7 @@ def score_ticker(
     timeline = timeline_for(frame, cfg)
     one = cfg.model_copy(update={"tickers": [ticker]})
     if ic is None:
-        one = one.model_copy(
-            update={"rewts": one.rewts.model_copy(update={"llm_guidance": False})}
-        )
+        one = one.model_copy(update={"rewts": one.rewts.model_copy(update={"llm_guidance": False})})
     planted = [
         planted_strategies(
             prices,
@@ -154,9 +152,13 @@ def main() -> None:
     table = pd.DataFrame(rows)
     if args.out:
         table.to_csv(args.out, index=False)
-    summary = table.astype({"ic": str}).groupby("ic", sort=False)[
-        ["train", "valid", "dev", "llm_only", "long", "agree", "tau_sens"]
-    ].mean()
+    summary = (
+        table.astype({"ic": str})
+        .groupby("ic", sort=False)[
+            ["train", "valid", "dev", "llm_only", "long", "agree", "tau_sens"]
+        ]
+        .mean()
+    )
     print(f"development split (scored 2016-2017), settings: {' '.join(args.sets) or 'defaults'}")
     print(summary.round(3).to_string())
     print(f"{len(table)} agents in {time.perf_counter() - t0:.0f} s")

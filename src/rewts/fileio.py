@@ -44,9 +44,7 @@ def _describe(exc: OSError) -> str:
     return exc.strerror or type(exc).__name__
 
 
-def _open_regular(
-    path: Path, *, limit: int, error: type[RewtsError], what: str
-) -> tuple[int, int]:
+def _open_regular(path: Path, *, limit: int, error: type[RewtsError], what: str) -> tuple[int, int]:
     """An open descriptor on ``path`` and its size, after checking it is a regular file."""
     label = f"{what}{path}" if what else str(path)
     try:

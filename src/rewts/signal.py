@@ -300,13 +300,13 @@ def ticker_signal(
     if strategies is not None:
         current = timeline.period_of(nxt)
         assert current is not None  # D+1 is in the test period, after the warm-up
-        table, row, origin = _current_strategy(cfg, ticker, window, strategies, current.index, events)
+        table, row, origin = _current_strategy(
+            cfg, ticker, window, strategies, current.index, events
+        )
         out.strategy = {"source": origin, **(row or {"period": current.index, "tau": 0.0})}
     else:
         reads_tau = [
-            a
-            for a in agents
-            if a == "llm_only" or AGENT_VARIANT.get(a) in ("llm", "placebo_const")
+            a for a in agents if a == "llm_only" or AGENT_VARIANT.get(a) in ("llm", "placebo_const")
         ]
         for agent in reads_tau:
             out.skipped[agent] = "no strategies"

@@ -160,7 +160,9 @@ def test_tdqn_preset_sets_the_published_values() -> None:
     )
     assert seed.rewts.hidden_dims == [256, 256, 128] and seed.rewts.validation_days == 0
     assert (seed.trading_env.features, seed.trading_env.reward_scale) == ("full", "none")
-    assert seed.trading_env.max_drawdown_limit == 0.15 and seed.backtest.single_agent == "last_chunk"
+    assert (
+        seed.trading_env.max_drawdown_limit == 0.15 and seed.backtest.single_agent == "last_chunk"
+    )
 
 
 def test_usable_by_stable_baselines3() -> None:

@@ -22,6 +22,7 @@ from .helpers import TINY, hit_rate
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
 def test_the_head_adds_tau_times_its_weight_to_the_mlp() -> None:
     net = QNetwork(6, 2, (8,), tau_index=4)
     with torch.no_grad():

@@ -73,7 +73,9 @@ def test_no_look_ahead_row_t_only_reads_rows_before_t(feature_set):
     moved = frame.copy()
     numeric = moved.select_dtypes("number").columns
     moved.loc[moved.index[d:], numeric] = moved.loc[moved.index[d:], numeric] * 1.7
-    after = build_env_data("X", moved, ALL, window=10, train_range=(0, 200), feature_set=feature_set)
+    after = build_env_data(
+        "X", moved, ALL, window=10, train_range=(0, 200), feature_set=feature_set
+    )
     np.testing.assert_array_equal(base.obs[: d + 1], after.obs[: d + 1])
     assert not np.array_equal(base.obs[d + 1], after.obs[d + 1])
 

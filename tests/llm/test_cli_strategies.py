@@ -82,7 +82,9 @@ def test_cache_commands(workdir):
     assert r.exit_code == 0 and len(pd.read_parquet(workdir / "x.parquet")) == 3
     r = runner.invoke(app, ["cache", "export", "--cache", str(path), "-o", "x.json"])
     assert r.exit_code == 0 and len(json.loads((workdir / "x.json").read_text())) == 3
-    r = runner.invoke(app, ["cache", "prune", "--cache", str(path), "--prompt-version", "v0", "--yes"])
+    r = runner.invoke(
+        app, ["cache", "prune", "--cache", str(path), "--prompt-version", "v0", "--yes"]
+    )
     assert r.exit_code == 0 and "removed 1" in r.output
     r = runner.invoke(app, ["cache", "prune", "--cache", str(path)])
     assert r.exit_code == 2 and "--older-than" in r.output

@@ -236,7 +236,15 @@ def test_the_documented_example_imports_on_the_real_data(workdir, shared_data):
     example = Path(__file__).resolve().parents[2] / "docs" / "examples" / "strategies.csv"
     result = runner.invoke(
         app,
-        ["strategies", "import", str(example), "--profile", "quick", "--data-dir", str(shared_data)],
+        [
+            "strategies",
+            "import",
+            str(example),
+            "--profile",
+            "quick",
+            "--data-dir",
+            str(shared_data),
+        ],
     )
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())

@@ -118,9 +118,7 @@ def test_sentinel_key_never_written_printed_or_logged(provider, tmp_path, monkey
     _assert_clean(blob, key)
 
 
-def test_a_key_inside_the_base_url_is_never_stored_printed_or_logged(
-    tmp_path, monkeypatch, caplog
-):
+def test_a_key_inside_the_base_url_is_never_stored_printed_or_logged(tmp_path, monkeypatch, caplog):
     """``--base-url http://user:KEY@host/v1``: the connection uses it; the cache's provider
     column, ``cache stats``, ``cache export``, the stage records, the summary and the DEBUG
     request logs show the URL without it."""

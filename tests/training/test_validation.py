@@ -43,7 +43,9 @@ def test_validation_zero_turns_selection_off_and_short_ranges_hold_out_less():
 
 def test_jobs_never_validate_past_the_training_range(cfg: Config, dataset) -> None:
     cfg = cfg.model_copy(
-        update={"rewts": cfg.rewts.model_copy(update={"llm_guidance": False, "validation_days": 40})}
+        update={
+            "rewts": cfg.rewts.model_copy(update={"llm_guidance": False, "validation_days": 40})
+        }
     )
     jobs = build_jobs(cfg, dataset, None)
     for job in jobs:

@@ -89,7 +89,9 @@ class AgentSource(Protocol):
         ...
 
 
-def tau_decided(q_observed: np.ndarray, q_without: np.ndarray, action_positions: np.ndarray) -> float:
+def tau_decided(
+    q_observed: np.ndarray, q_without: np.ndarray, action_positions: np.ndarray
+) -> float:
     """Share of days on which tau decided the position: the greedy position with the day's tau
     differs from the one with tau = 0, everything else equal (0: the agent never acts on its
     signal; 1: every day's position is the signal's doing)."""

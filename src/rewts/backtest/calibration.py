@@ -170,9 +170,7 @@ def run_calibration(
                 ),
             }
         )
-        result = backtest_all(
-            run_cfg, dataset, planted, name="calibration", events=events, say=say
-        )
+        result = backtest_all(run_cfg, dataset, planted, name="calibration", events=events, say=say)
         for r in result.runs:
             rows.append(
                 {"ticker": r.ticker, "ic": ic, "agent": r.agent, "seed": r.seed, **r.metrics}

@@ -122,8 +122,7 @@ class _StrictLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     None,
                     None,
-                    f"duplicate key {key!r} (first at line {first.start_mark.line + 1}); "
-                    "keep one",
+                    f"duplicate key {key!r} (first at line {first.start_mark.line + 1}); keep one",
                     key_node.start_mark,
                 )
             seen[key] = key_node

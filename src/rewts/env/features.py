@@ -205,10 +205,14 @@ def feature_set_columns(
 ) -> list[str]:
     """The frame columns a feature set reads after its price block (indicators, then extras)."""
     if feature_set not in FEATURE_SETS:
-        raise DataError(f"unknown feature set {feature_set!r}: use one of {', '.join(FEATURE_SETS)}")
+        raise DataError(
+            f"unknown feature set {feature_set!r}: use one of {', '.join(FEATURE_SETS)}"
+        )
     if feature_set == "full":
         return list(dict.fromkeys([*feature_columns, *extra_columns]))
-    chosen = [c for c in COMPACT_INDICATORS if c in feature_columns] if feature_set == "compact" else []
+    chosen = (
+        [c for c in COMPACT_INDICATORS if c in feature_columns] if feature_set == "compact" else []
+    )
     return list(dict.fromkeys([*chosen, *extra_columns]))
 
 

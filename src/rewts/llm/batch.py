@@ -325,7 +325,12 @@ class BatchRunner(TaskRunner):
             for i, task in enumerate(tasks)
         ]
         if self.cache is not None:  # committed before any task counts as done, as the engine
-            cache, first, pid, version = self.cache, tasks[0], self._provider_id, self._prompt_version
+            cache, first, pid, version = (
+                self.cache,
+                tasks[0],
+                self._provider_id,
+                self._prompt_version,
+            )
             await self._in_thread(
                 lambda: store_answer(cache, key, pid, version, first, request, answered[0])
             )

@@ -439,7 +439,9 @@ class Engine(TaskRunner):
         cache, prompt_version = self.cache, self.settings.prompt_version
         await asyncio.get_running_loop().run_in_executor(
             self._writer,
-            lambda: store_answer(cache, key, self._provider_id, prompt_version, task, request, result),
+            lambda: store_answer(
+                cache, key, self._provider_id, prompt_version, task, request, result
+            ),
         )
 
     # ----------------------------------------------------------------- helpers
@@ -468,7 +470,9 @@ class Engine(TaskRunner):
     def _user_error(self, exc: BaseException) -> BaseException:
         """Translate a fatal provider error into the rewts error tree (naming what to fix)."""
         if isinstance(exc, _Unreachable):
-            where = url_without_secrets(getattr(self.provider, "base_url", None) or self._provider_id)
+            where = url_without_secrets(
+                getattr(self.provider, "base_url", None) or self._provider_id
+            )
             return LLMError(
                 f"{self.provider.name}: cannot reach {where} ({exc}); every attempt failed to "
                 "connect: check llm.base_url (--base-url), that the server is running, and the "

@@ -188,9 +188,7 @@ def write_strategies(
         out_dir.mkdir(parents=True, mode=0o700, exist_ok=True)  # user-only, like its files
         for ticker, df in strategies.items():
             # user-only (atomic_write's default mode)
-            atomic_write(
-                out_dir / f"{ticker}.parquet", partial(df.to_parquet, index=False)
-            )
+            atomic_write(out_dir / f"{ticker}.parquet", partial(df.to_parquet, index=False))
             if json_too:
                 to_json = partial(df.to_json, orient="records", date_format="iso", indent=1)
                 atomic_write(out_dir / f"{ticker}.json", to_json)

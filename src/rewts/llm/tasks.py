@@ -27,7 +27,6 @@ from rewts.llm.schemas import Strategy
 Status = Literal["ok", "cached", "failed", "stopped"]
 
 
-
 @dataclass(slots=True)
 class Task:
     """One LLM call to make. Either ``request`` is given, or ``build`` makes it from the
@@ -65,7 +64,6 @@ class TaskResult:
     latency_s: float | None = None
     attempts: int = 0
     error: str | None = None
-
 
 
 # ------------------------------------------------------------------- functions

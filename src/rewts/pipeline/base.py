@@ -187,9 +187,7 @@ class Stage:
         outcome. Called after ``ctx.start``."""
         raise NotImplementedError
 
-    def ensure(
-        self, ctx: Context, *, force: bool = False, required: bool = False
-    ) -> StageOutcome:
+    def ensure(self, ctx: Context, *, force: bool = False, required: bool = False) -> StageOutcome:
         """The run's step: not needed, reused (``skipped``) or built (``done``);
         ``force`` builds even a fresh output; ``required`` builds or reuses it even when no
         requested agent needs it (a stage command asked for it)."""

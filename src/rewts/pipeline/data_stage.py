@@ -88,9 +88,7 @@ class DataStage(Stage):
         state, ctx.outputs[self.name] = self._inspect(ctx)
         return state
 
-    def ensure(
-        self, ctx: Context, *, force: bool = False, required: bool = False
-    ) -> StageOutcome:
+    def ensure(self, ctx: Context, *, force: bool = False, required: bool = False) -> StageOutcome:
         """Always through :func:`rewts.data.prepare_data`, which loads a fresh store and
         rebuilds a stale one (``force`` or ``ctx.refresh_data``: rebuild regardless); every
         pass needs the data (``required`` changes nothing)."""

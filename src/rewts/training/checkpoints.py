@@ -74,8 +74,7 @@ def _load(folder: Path, device: str) -> LoadedAgent:
     problem = model_problem(folder, meta)
     if problem is not None:
         raise UnreadableCheckpoint(
-            f"{folder / MODEL_FILE} {problem}: rerun `rewts train` (it retrains that "
-            "checkpoint)"
+            f"{folder / MODEL_FILE} {problem}: rerun `rewts train` (it retrains that checkpoint)"
         )
     try:
         agent, _ = DDQNAgent.load(folder / MODEL_FILE, device=device)
