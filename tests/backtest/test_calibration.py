@@ -66,7 +66,8 @@ def test_the_scale_comes_from_the_training_periods_only():
     np.testing.assert_array_equal(base.tau[before], moved.tau[before])
 
 
-def test_calibration_runs_end_to_end_apart_from_the_real_agents(tmp_path):
+def tiny_calibration(tmp_path) -> tuple[Config, Dataset]:
+    """One synthetic ticker, two chunks of two episodes: a calibration in seconds."""
     frame = synthetic_frame(420, seed=2, start="2012-01-02")
     dataset = Dataset(
         frames={"AAA": frame},
@@ -98,6 +99,11 @@ def test_calibration_runs_end_to_end_apart_from_the_real_agents(tmp_path):
         },
         trading_env={"window": 5},
     )
+    return cfg, dataset
+
+
+def test_calibration_runs_end_to_end_apart_from_the_real_agents(tmp_path):
+    cfg, dataset = tiny_calibration(tmp_path)
     result = run_calibration(
         cfg, dataset, ic_levels=[0.0, 1.0], runs=2, agents=["llm_only", "llm_rl", "rl_only"]
     )
@@ -123,3 +129,23 @@ def test_calibration_runs_end_to_end_apart_from_the_real_agents(tmp_path):
     assert int(vs_llm.n_pairs.iloc[0]) == 2  # LLM-only's one run paired with each seed
     summary = result.summary()
     assert {"ic", "agent", "mean", "std", "count"} <= set(summary.columns)
+
+
+def test_a_draw_per_seed_gives_each_seed_its_own_signal(tmp_path):
+    cfg, dataset = tiny_calibration(tmp_path)
+    result = run_calibration(
+        cfg, dataset, ic_levels=[0.5], runs=2, agents=["llm_only", "llm_rl"], draw_per_seed=True
+    )
+    realized = result.realized.sort_values("draw")
+    # two draws of the noise, seeded by the agents' seeds: two different signals
+    assert realized.draw.tolist() == [0, 1]
+    assert realized.realized_ic_test.nunique() == 2
+    runs = result.runs
+    # LLM-only follows each seed's own signal: one run per seed now, paired seed by seed
+    assert sorted(runs[runs.agent == "llm_only"].seed) == [0, 1]
+    assert runs[runs.agent == "llm_only"].sharpe.nunique() == 2
+    vs_llm = result.tests[result.tests.b == "llm_only"]
+    assert int(vs_llm.n_pairs.iloc[0]) == 2
+    # apart from the shared-draw checkpoints of the same level
+    assert (tmp_path / "ck" / "calibration" / "ic0.5-draws" / "AAA").is_dir()
+    assert not (tmp_path / "ck" / "calibration" / "ic0.5").exists()

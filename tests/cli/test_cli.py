@@ -91,3 +91,27 @@ def test_calibrate_runs_end_to_end_and_labels_its_files(workdir):
     # the calibration's agents never land where the real agents live
     assert (workdir / "checkpoints" / "calibration").is_dir()
     assert not (workdir / "checkpoints" / "AAPL").exists()
+
+
+def test_calibrate_passes_draw_per_seed_on_and_says_so_in_its_files(workdir, monkeypatch):
+    import pandas as pd
+
+    from rewts.backtest import calibration
+
+    seen = {}
+
+    def fake_run(cfg, dataset, **kwargs):
+        seen.update(kwargs)
+        runs = pd.DataFrame(
+            {"ticker": ["AAPL"] * 2, "ic": [0.5] * 2, "agent": ["llm_only"] * 2, "seed": [0, 1]}
+        ).assign(sharpe=[0.1, 0.2])
+        realized = pd.DataFrame({"ticker": ["AAPL"], "ic": [0.5], "realized_ic_test": [0.4]})
+        return calibration.CalibrationResult(runs, realized, pd.DataFrame())
+
+    monkeypatch.setattr(calibration, "run_calibration", fake_run)
+    out = workdir / "cal"
+    args = ["calibrate", "--source", "synthetic", "--tickers", "AAPL", "--ic", "0.5"]
+    result = runner.invoke(app, [*args, "--draw-per-seed", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    assert seen["draw_per_seed"] is True
+    assert "--draw-per-seed" in (out / "README.txt").read_text()

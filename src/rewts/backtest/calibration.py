@@ -8,8 +8,9 @@ after its last) divided by the standard deviation of the training periods' retur
 noise is standard normal, drawn per (seed, ticker, IC). Then ``tau = clip(s / 2, -1, 1)``, so
 that LLM-only trades ``sign(s)`` and the agents see a graded strength. IC 0 is a signal with no
 information (LLM+RL must then match RL-only); IC 1 is the future itself (the leak check's end of
-the scale). The noise is one seeded draw per (ticker, IC); the agents' seeds vary over the
-runs. This deliberately looks into the future: it is a calibration of the learners on real
+the scale). By default the noise is one seeded draw per (ticker, IC) and the agents' seeds vary
+over the runs; ``draw_per_seed`` draws it anew for every seed, so that the paired tests also
+vary the signal's noise. This deliberately looks into the future: it is a calibration of the learners on real
 prices, labelled as such everywhere, and its results are never mixed with real results.
 """
 
@@ -138,17 +139,22 @@ def run_calibration(
     ic_levels: Sequence[float] = DEFAULT_IC_LEVELS,
     runs: int = 5,
     agents: Sequence[str] = DEFAULT_AGENTS,
+    draw_per_seed: bool = False,
     events: Events = None,
     say: Callable[[str], None] | None = None,
 ) -> CalibrationResult:
     """Backtest ``agents`` with planted tau at every IC level, ``runs`` agent seeds each.
 
-    Per IC level and ticker the planted signal is one seeded draw (``cfg.seed``), the signal
-    every agent of that level sees; the runs vary the agents' seeds (``cfg.seed + run``), so
-    that LLM+RL and LLM-only are compared on the same signal and one backtest trains every
-    seed as one population. Checkpoints of each level live in their own folder
-    (``<checkpoint_dir>/calibration/ic<IC>``), never replacing the real agents'; RL-only and
-    Buy & Hold never read tau and run once for all levels.
+    By default, per IC level and ticker the planted signal is one seeded draw (``cfg.seed``),
+    the signal every agent of that level sees; the runs vary the agents' seeds
+    (``cfg.seed + run``), so that LLM+RL and LLM-only are compared on the same signal and one
+    backtest trains every seed as one population. The paired tests are then conditional on
+    that one draw. ``draw_per_seed`` draws the signal anew for every seed (its noise seeded by
+    the agents' seed), so each seed's agents and LLM-only see their own draw; each seed is
+    then its own backtest (no population across seeds: slower). Checkpoints of each level live
+    in their own folder (``<checkpoint_dir>/calibration/ic<IC>``, ``ic<IC>-draws`` per seed),
+    never replacing the real agents'; RL-only and Buy & Hold never read tau and run once for
+    all levels.
     """
     from rewts.backtest.runner import backtest_all
     from rewts.data import timeline_for
@@ -161,12 +167,15 @@ def run_calibration(
     realized: list[dict[str, Any]] = []
     test_days = (cfg.split.test_start, cfg.split.test_end)
 
-    def run(folder: str, which: list[str], ic: float | None, planted: Any) -> None:
+    def run(
+        folder: str, which: list[str], ic: float | None, planted: Any, seeds: list[int]
+    ) -> None:
         run_cfg = cfg.model_copy(
             update={
+                "seed": seeds[0],
                 "rewts": cfg.rewts.model_copy(update={"checkpoint_dir": base / folder}),
                 "backtest": cfg.backtest.model_copy(
-                    update={"runs": runs, "agents": which, "train_missing": True}
+                    update={"runs": len(seeds), "agents": which, "train_missing": True}
                 ),
             }
         )
@@ -176,28 +185,42 @@ def run_calibration(
                 {"ticker": r.ticker, "ic": ic, "agent": r.agent, "seed": r.seed, **r.metrics}
             )
 
+    seeds = [cfg.seed + r for r in range(runs)]
     if fixed_agents:
         say(f"{LABEL}: {', '.join(fixed_agents)} ({runs} seeds; they never read tau)")
-        run("rl", fixed_agents, None, None)
+        run("rl", fixed_agents, None, None, seeds)
+    # the seeds that share one draw of the planted noise (its seed: the group's first)
+    groups = [[s] for s in seeds] if draw_per_seed else [seeds]
     for ic in ic_levels:
-        planted = {}
-        for ticker in cfg.tickers:
-            frame = dataset.frames[ticker]
-            timeline = timeline_for(frame, cfg)
-            prices = frame[cfg.trading_env.price_column].to_numpy(np.float64)
-            planted[ticker] = planted_strategies(
-                prices, timeline, ic=ic, seed=cfg.seed, ticker=ticker, train_end=cfg.split.train_end
-            )
-            realized.append(
-                {
-                    "ticker": ticker,
-                    "ic": ic,
-                    "realized_ic_test": realized_ic(planted[ticker], prices, timeline, test_days),
-                }
-            )
-        if tau_agents:
-            say(f"{LABEL}: IC {ic:g} ({runs} seeds)")
-            run(f"ic{ic:g}", tau_agents, ic, planted)
+        for group in groups:
+            planted = {}
+            for ticker in cfg.tickers:
+                frame = dataset.frames[ticker]
+                timeline = timeline_for(frame, cfg)
+                prices = frame[cfg.trading_env.price_column].to_numpy(np.float64)
+                planted[ticker] = planted_strategies(
+                    prices,
+                    timeline,
+                    ic=ic,
+                    seed=group[0],
+                    ticker=ticker,
+                    train_end=cfg.split.train_end,
+                )
+                realized.append(
+                    {
+                        "ticker": ticker,
+                        "ic": ic,
+                        "draw": group[0],
+                        "realized_ic_test": realized_ic(
+                            planted[ticker], prices, timeline, test_days
+                        ),
+                    }
+                )
+            if tau_agents:
+                which = f"seed {group[0]}, its own draw" if draw_per_seed else f"{runs} seeds"
+                say(f"{LABEL}: IC {ic:g} ({which})")
+                folder = f"ic{ic:g}-draws" if draw_per_seed else f"ic{ic:g}"
+                run(folder, tau_agents, ic, planted, group)
     table = pd.DataFrame(rows)
     # the IC-free agents belong to every level
     free = table[table["ic"].isna()]

@@ -44,6 +44,14 @@ OutOpt = Annotated[
         help="Folder of the calibration's files (default: backtest.output_dir/calibration-<time>).",
     ),
 ]
+DrawPerSeedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--draw-per-seed",
+        help="Draw the planted noise anew for every seed (the paired tests then vary the "
+        "signal too; slower: each seed trains apart) instead of one draw per ticker and IC.",
+    ),
+]
 
 
 def _levels(text: str) -> list[float]:
@@ -65,6 +73,7 @@ def calibrate_command(
     agents: AgentsOpt = None,
     episodes: EpisodesOpt = None,
     out: OutOpt = None,
+    draw_per_seed: DrawPerSeedOpt = False,
 ) -> None:
     """Replace tau by a planted signal of known IC (built from each period's future return) on
     real prices, and compare LLM-only, LLM+RL, RL-only, ReWTS and the placebos per IC level.
@@ -97,6 +106,7 @@ def calibrate_command(
         ic_levels=levels,
         runs=seeds,
         agents=chosen,
+        draw_per_seed=draw_per_seed,
         events=args.training_display(),
         say=args.say,
     )
@@ -111,7 +121,8 @@ def calibrate_command(
         atomic_write(folder / name, partial(frame.to_csv, index=False), mode=0o666)
     write_text_atomic(
         folder / "README.txt",
-        f"{LABEL}\n\ncommand: rewts calibrate --ic {ic} --seeds {seeds}\ntickers: "
+        f"{LABEL}\n\ncommand: rewts calibrate --ic {ic} --seeds {seeds}"
+        f"{' --draw-per-seed' if draw_per_seed else ''}\ntickers: "
         f"{', '.join(cfg.tickers)}\n",
         mode=0o666,
     )
