@@ -196,19 +196,6 @@ def user_error(
     return exc
 
 
-__all__ = [
-    "Status",
-    "Task",
-    "TaskResult",
-    "cache_settings",
-    "check_graph",
-    "request_key",
-    "result_from_cache",
-    "store_answer",
-    "user_error",
-]
-
-
 class TaskRunner:
     """What the engine and the batch runner share as objects: the provider, the subscribers
     of their events, the run's counters and the cache key of a request."""
@@ -240,3 +227,17 @@ class TaskRunner:
         self.stats.total = len(tasks)
         self.stats.started_at = now
         return by_id
+
+
+__all__ = [
+    "Status",
+    "Task",
+    "TaskResult",
+    "TaskRunner",
+    "cache_settings",
+    "check_graph",
+    "request_key",
+    "result_from_cache",
+    "store_answer",
+    "user_error",
+]
