@@ -80,8 +80,11 @@ class TickerSignal:
     ticker: str
     asof: str
     next_day: str
-    #: False when ``asof`` is the data's last day: the next weekday stands in for it
+    #: False when ``asof`` is the data's last day: the exchange calendar dates the next day
     next_day_in_data: bool
+    #: where ``next_day`` comes from: ``data``, or ``calendar <name>`` (the next session of
+    #: the exchange ``data.calendar`` names)
+    next_day_from: str
     strategy: dict[str, Any] | None
     agents: list[AgentSignal] = field(default_factory=list)
     ensemble: list[EnsembleWeights] = field(default_factory=list)
@@ -144,15 +147,31 @@ def as_of_day(cfg: Config, ticker: str, frame: pd.DataFrame, asof: dt.date | Non
     return pos
 
 
-def cut_frame(frame: pd.DataFrame, pos: int) -> tuple[pd.DataFrame, bool]:
+def next_session(day: pd.Timestamp, calendar: str) -> pd.Timestamp:
+    """The exchange's first session after ``day``, its weekends and holidays skipped (the
+    ``exchange_calendars`` calendar ``calendar``, ``data.calendar``)."""
+    import exchange_calendars
+
+    try:
+        sessions = exchange_calendars.get_calendar(
+            calendar, start=day - pd.Timedelta(days=7), end=day + pd.Timedelta(days=31)
+        )
+        return pd.Timestamp(sessions.date_to_session(day + pd.Timedelta(days=1), "next"))
+    except ValueError as exc:  # the library's errors (a day out of its range) are ValueErrors
+        raise SignalError(
+            f"data.calendar = {calendar}: cannot date the session after {day.date()}: {exc}"
+        ) from None
+
+
+def cut_frame(frame: pd.DataFrame, pos: int, calendar: str) -> tuple[pd.DataFrame, bool]:
     """Rows up to ``pos`` plus a placeholder for the next trading day (a copy of row ``pos``
-    under the next day's date: the calendar's when the data go on, else the next weekday).
-    Returns the frame and whether the next day's date came from the data."""
+    under the next day's date: the data's when they go on, else the exchange calendar's next
+    session). Returns the frame and whether the next day's date came from the data."""
     known = pos + 1 < len(frame)
-    day = frame.index[pos + 1] if known else frame.index[pos] + pd.offsets.BDay(1)
+    day = frame.index[pos + 1] if known else next_session(pd.Timestamp(frame.index[pos]), calendar)
     nxt = frame.iloc[[pos]].copy()
     nxt.index = pd.DatetimeIndex([day], name=frame.index.name)
-    return pd.concat([frame.iloc[: pos + 1], nxt]), bool(known)
+    return pd.concat([frame.iloc[: pos + 1], nxt]), known
 
 
 # -------------------------------------------------------------------------- strategy
@@ -280,7 +299,7 @@ def ticker_signal(
     if frame is None:
         raise DataError(f"no processed data for {ticker}; run `rewts data` first")
     pos = as_of_day(cfg, ticker, frame, asof)
-    cut, known = cut_frame(frame, pos)
+    cut, known = cut_frame(frame, pos, cfg.data.calendar)
     window = _Window({ticker: cut}, tuple(dataset.feature_columns))
     timeline = timeline_for(cut, cfg)
     nxt = timeline.dates[-1]
@@ -289,6 +308,7 @@ def ticker_signal(
         asof=timeline.dates[-2].date().isoformat(),
         next_day=nxt.date().isoformat(),
         next_day_in_data=known,
+        next_day_from="data" if known else f"calendar {cfg.data.calendar}",
         strategy=None,
     )
     wanted = list(cfg.backtest.agents)

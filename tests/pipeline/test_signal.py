@@ -171,6 +171,50 @@ def test_a_period_without_a_strategy_yet_is_generated_from_the_data_before_it(in
     assert llm_only["position"] == np.sign(strategy["tau"])
 
 
+def test_the_day_after_the_data_is_the_exchange_s_next_session(in_run):
+    """The data end on Thursday 2018-03-29, before Good Friday: the positions are for Monday
+    2018-04-02, New York's next session (a weekday count would date them the 30th, a
+    holiday); London, closed on Easter Monday too, trades next on the Tuesday."""
+    from rewts.pipeline import ensure_data, ensure_strategies
+    from rewts.signal import compute_signal
+
+    cfg = tiny_config("llm_only")
+    dataset = ensure_data(cfg)
+    cut = dataset.frames["AAPL"].loc[:"2018-03-29"]
+    short = dataclasses.replace(dataset, frames={"AAPL": cut})
+    stored = ensure_strategies(cfg, short, write=False).strategies
+    (ticker,) = compute_signal(cfg, short, stored).to_dict()["tickers"]
+    assert ticker["asof"] == "2018-03-29"
+    assert (ticker["next_day"], ticker["next_day_from"]) == ("2018-04-02", "calendar XNYS")
+    london = cfg.model_copy(update={"data": cfg.data.model_copy(update={"calendar": "XLON"})})
+    (ticker,) = compute_signal(london, short, stored).to_dict()["tickers"]
+    assert (ticker["next_day"], ticker["next_day_from"]) == ("2018-04-03", "calendar XLON")
+
+
+@pytest.mark.parametrize(
+    ("day", "calendar", "after"),
+    [
+        ("2020-12-31", "XNYS", "2021-01-04"),  # New Year's Day, then a weekend
+        ("2019-07-03", "XNYS", "2019-07-05"),  # Independence Day
+        ("2018-12-24", "XLON", "2018-12-27"),  # Christmas and Boxing Day
+        ("2019-06-14", "XNYS", "2019-06-17"),  # an ordinary weekend
+    ],
+)
+def test_next_session_skips_the_exchange_s_holidays(day, calendar, after):
+    from rewts.signal import next_session
+
+    assert next_session(pd.Timestamp(day), calendar) == pd.Timestamp(after)
+
+
+def test_an_unknown_exchange_calendar_is_a_config_error_naming_the_key():
+    from rewts.config import load_config
+    from rewts.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.calendar = 'NYSX'.*did you mean XNYS"):
+        load_config(None, sets=["data.calendar=NYSX"])
+    assert load_config(None, sets=["data.calendar=XLON"]).data.calendar == "XLON"
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

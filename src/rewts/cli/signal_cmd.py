@@ -73,7 +73,7 @@ def signal_command(args: CommandArgs, asof: AsofOpt = None, json_out: JsonOpt = 
 
 
 def _print_ticker(t: TickerSignal) -> None:
-    estimated = "" if t.next_day_in_data else " (estimated: the next weekday)"
+    estimated = "" if t.next_day_in_data else f" (after the data: {t.next_day_from})"
     out_console.print(
         f"[bold]{t.ticker}[/]: data up to {t.asof}; positions for {t.next_day}{estimated}",
         highlight=False,

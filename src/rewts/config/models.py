@@ -10,6 +10,7 @@ section lives in :mod:`rewts.config.llm`, the shared types in :mod:`rewts.config
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -87,6 +88,26 @@ class DataConfig(Section):
     warmup_days: PositiveInt = 200
     #: seed of the synthetic generator
     synthetic_seed: int = 7
+    #: the exchange's trading calendar (an ``exchange_calendars`` name: XNYS New York, XLON
+    #: London, XTKS Tokyo, ...): it dates the session after the data's last day (rewts signal)
+    calendar: str = "XNYS"
+
+    @field_validator("calendar")
+    @classmethod
+    def _known_calendar(cls, name: str) -> str:
+        if name == "XNYS":  # the default needs no look-up (importing the library takes 0.5 s)
+            return name
+        import exchange_calendars
+
+        names = exchange_calendars.get_calendar_names(include_aliases=True)
+        if name not in names:
+            close = difflib.get_close_matches(name.upper(), names, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(
+                f"unknown exchange calendar {name!r} (an exchange_calendars name such as "
+                f"XNYS, XLON, XTKS){hint}"
+            )
+        return name
 
     @model_validator(mode="after")
     def _dates_ordered(self) -> DataConfig:
