@@ -167,7 +167,7 @@ def cut_frame(frame: pd.DataFrame, pos: int, calendar: str) -> tuple[pd.DataFram
     """Rows up to ``pos`` plus a placeholder for the next trading day (a copy of row ``pos``
     under the next day's date: the data's when they go on, else the exchange calendar's next
     session). Returns the frame and whether the next day's date came from the data."""
-    known = pos + 1 < len(frame)
+    known = bool(pos + 1 < len(frame))  # a plain bool for the JSON output, not numpy's
     day = frame.index[pos + 1] if known else next_session(pd.Timestamp(frame.index[pos]), calendar)
     nxt = frame.iloc[[pos]].copy()
     nxt.index = pd.DatetimeIndex([day], name=frame.index.name)
